@@ -1,0 +1,90 @@
+"""Model artifacts: tensors (safetensors) plus a JSON config, never pickled modules.
+
+Layout of one artifact file: safetensors with the config JSON stored in its
+metadata under "config". Loading therefore runs no code from the file, and the
+sha256 of the whole file is checked before a byte of it is parsed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+
+class ArtifactError(Exception):
+    """The artifact is missing, tampered with, or not an artifact."""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    tensors: dict[str, torch.Tensor]
+    config: dict[str, Any]
+
+
+def artifact_bytes(tensors: dict[str, torch.Tensor], config: dict[str, Any]) -> bytes:
+    contiguous = {name: t.detach().contiguous().cpu() for name, t in tensors.items()}
+    return st_save(contiguous, metadata={"config": json.dumps(config, sort_keys=True)})
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def save_artifact(path: Path, tensors: dict[str, torch.Tensor], config: dict[str, Any]) -> str:
+    """Write atomically and durably; return the sha256 of the file.
+
+    1. Serialize to bytes in memory (tensors + config metadata).
+    2. Write to a temporary file in the same directory and fsync it.
+    3. Rename over the destination (atomic on POSIX) and fsync the directory,
+       so a crash leaves either the old file or the complete new one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = artifact_bytes(tensors, config)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return sha256_bytes(data)
+
+
+def load_artifact(path: Path, expected_sha256: str | None) -> Artifact:
+    """Read, verify the checksum (when given), then parse the tensors."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ArtifactError(f"{path}: cannot read ({exc.strerror})") from exc
+    if expected_sha256 is not None and sha256_bytes(data) != expected_sha256:
+        raise ArtifactError(f"{path}: sha256 mismatch, refusing to load")
+    return parse_artifact(data, source=str(path))
+
+
+def parse_artifact(data: bytes, source: str = "<bytes>") -> Artifact:
+    try:
+        tensors = st_load(data)
+        header_len = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8 : 8 + header_len])
+        config = json.loads(header.get("__metadata__", {}).get("config", "{}"))
+    except Exception as exc:  # safetensors raises several types for garbage input
+        raise ArtifactError(f"{source}: not a safetensors artifact") from exc
+    return Artifact(tensors=tensors, config=config)
