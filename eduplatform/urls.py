@@ -1,7 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+from analytics.api import XapiStatementsView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/v1/", include("analytics.api_urls")),
+    path("xapi/statements", XapiStatementsView.as_view(), name="xapi-statements"),
     path("", include("analytics.urls")),
 ]

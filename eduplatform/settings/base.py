@@ -164,3 +164,7 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "kv"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+
+# Identity home of learner ids sent to the events API: an API learner_id "42"
+# is the same learner as an xAPI actor with account {homePage: this, name: "42"}.
+PLATFORM_ACCOUNT_HOMEPAGE = env_str("PLATFORM_ACCOUNT_HOMEPAGE", "https://eduplatform.local")

@@ -1,0 +1,80 @@
+"""JSON ingestion endpoints: thin wrappers around validation + one service call."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import permissions, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from analytics.models import Course, EventSource
+from analytics.services import events_ingest
+from analytics.validation import ValidationFailure, validate_api_events
+from analytics.xapi import parse_statements
+
+XAPI_VERSION = "1.0.3"
+
+
+class CanIngestEvents(permissions.BasePermission):
+    message = "This token may not write events."
+
+    def has_permission(self, request: Request, view: object) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and user.has_perm("analytics.add_learningevent"))
+
+
+class EventsView(APIView):
+    permission_classes = [CanIngestEvents]
+
+    @extend_schema(
+        request={"application/json": {"type": "array", "items": {"type": "object"}}},
+        responses={
+            201: OpenApiResponse(description="Stored (duplicates skipped)"),
+            400: OpenApiResponse(description="Per-item field errors; nothing stored"),
+        },
+        summary="Ingest a batch of up to 5,000 learning events",
+    )
+    def post(self, request: Request) -> Response:
+        try:
+            events = validate_api_events(
+                request.data,
+                max_batch=settings.EVENTS_MAX_BATCH,
+                account_homepage=settings.PLATFORM_ACCOUNT_HOMEPAGE,
+            )
+            result = events_ingest(events=events, source=EventSource.API)
+        except ValidationFailure as failure:
+            return Response(failure.as_response(), status=status.HTTP_400_BAD_REQUEST)
+        return Response(
+            {"received": result.received, "created": result.created, "duplicates": result.duplicates},
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class XapiStatementsView(APIView):
+    permission_classes = [CanIngestEvents]
+
+    @extend_schema(
+        request={"application/json": {"type": "object"}},
+        responses={
+            200: OpenApiResponse(description="Array of statement ids"),
+            400: OpenApiResponse(description="Invalid statements; nothing stored"),
+        },
+        summary="Store xAPI 1.0.3 statements (one or a list)",
+    )
+    def post(self, request: Request) -> Response:
+        known_iris = set(
+            Course.objects.exclude(iri__isnull=True).values_list("iri", flat=True)
+        )
+        try:
+            events = parse_statements(
+                request.data, max_batch=settings.EVENTS_MAX_BATCH, known_course_iris=known_iris
+            )
+            result = events_ingest(events=events, source=EventSource.XAPI)
+        except ValidationFailure as failure:
+            response = Response(failure.as_response(), status=status.HTTP_400_BAD_REQUEST)
+        else:
+            response = Response(result.event_ids, status=status.HTTP_200_OK)
+        response["X-Experience-API-Version"] = XAPI_VERSION
+        return response

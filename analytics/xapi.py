@@ -1,0 +1,222 @@
+"""xAPI 1.0.3 statements -> NormalizedEvent.
+
+Supported: actor as an Agent identified by `mbox` or `account`; verb IRI;
+object an Activity (its IRI is a ContentItem's external id, or the course's
+own IRI); context.contextActivities parent/grouping naming the course IRI;
+timestamp; result.score (scaled or raw), result.duration (ISO 8601),
+result.completion. Statement ids are UUIDs; missing ones are assigned, as the
+LRS does in the specification.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from django.utils import timezone
+
+from analytics.validation import NormalizedEvent, ValidationFailure, parse_timestamp
+
+_DURATION = re.compile(
+    r"^P(?:(?P<days>\d+(?:\.\d+)?)D)?"
+    r"(?:T(?:(?P<hours>\d+(?:\.\d+)?)H)?(?:(?P<minutes>\d+(?:\.\d+)?)M)?"
+    r"(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
+)
+_IRI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:\S+$")
+_MBOX = re.compile(r"^mailto:[^@\s]+@[^@\s]+$")
+
+
+def parse_duration(value: str) -> float | None:
+    """ISO 8601 duration (the subset xAPI uses) in seconds, or None if malformed."""
+    match = _DURATION.match(value)
+    if not match or value in ("P", "PT") or value.endswith("T"):
+        return None
+    parts = {k: float(v) for k, v in match.groupdict().items() if v is not None}
+    return (
+        parts.get("days", 0) * 86400
+        + parts.get("hours", 0) * 3600
+        + parts.get("minutes", 0) * 60
+        + parts.get("seconds", 0)
+    )
+
+
+def _last_segment(iri: str) -> str:
+    return re.split(r"[/#:]", iri.rstrip("/"))[-1] or iri
+
+
+def _lang_string(value: Any) -> str:
+    if isinstance(value, dict) and value:
+        return str(value.get("en-US") or value.get("en") or next(iter(value.values())))
+    return ""
+
+
+def _agent(actor: Any, errors: dict[str, list[str]]) -> tuple[str, str, str, str] | None:
+    """(namespace, identifier, email, name) of the actor."""
+    if not isinstance(actor, dict):
+        errors.setdefault("actor", []).append("Must be an Agent object.")
+        return None
+    if actor.get("objectType", "Agent") != "Agent":
+        errors.setdefault("actor", []).append("Only Agent actors are supported.")
+        return None
+    name = actor.get("name") if isinstance(actor.get("name"), str) else ""
+    mbox = actor.get("mbox")
+    account = actor.get("account")
+    if (mbox is None) == (account is None):
+        errors.setdefault("actor", []).append("Exactly one of mbox or account is required.")
+        return None
+    if mbox is not None:
+        if not isinstance(mbox, str) or not _MBOX.match(mbox):
+            errors.setdefault("actor.mbox", []).append("Must be a mailto: IRI.")
+            return None
+        email = mbox[len("mailto:") :].lower()
+        return "mbox", email, email, name
+    if (
+        not isinstance(account, dict)
+        or not isinstance(account.get("homePage"), str)
+        or not _IRI.match(account["homePage"])
+        or not isinstance(account.get("name"), str)
+        or not account["name"]
+    ):
+        errors.setdefault("actor.account", []).append("Needs homePage (IRL) and name.")
+        return None
+    return "account", f"{account['homePage']}|{account['name']}", "", name
+
+
+def _context_course_iris(statement: dict[str, Any]) -> list[str]:
+    context = statement.get("context")
+    if not isinstance(context, dict):
+        return []
+    activities = context.get("contextActivities")
+    if not isinstance(activities, dict):
+        return []
+    iris: list[str] = []
+    for key in ("parent", "grouping"):
+        value = activities.get(key)
+        entries = value if isinstance(value, list) else [value] if isinstance(value, dict) else []
+        iris.extend(e["id"] for e in entries if isinstance(e, dict) and isinstance(e.get("id"), str))
+    return iris
+
+
+def parse_statements(
+    payload: Any, *, max_batch: int, known_course_iris: set[str]
+) -> list[NormalizedEvent]:
+    """Validate statements (one or a list) and map each to an event; raise ValidationFailure."""
+    statements = payload if isinstance(payload, list) else [payload]
+    if not statements:
+        raise ValidationFailure(message="No statements.")
+    if len(statements) > max_batch:
+        raise ValidationFailure(message=f"At most {max_batch} statements per request.")
+    events: list[NormalizedEvent] = []
+    all_errors: list[dict[str, list[str]] | None] = []
+    seen: set[str] = set()
+    for statement in statements:
+        errors: dict[str, list[str]] = {}
+        if not isinstance(statement, dict):
+            all_errors.append({"non_field_errors": ["A statement must be a JSON object."]})
+            continue
+        statement_id = statement.get("id")
+        if statement_id is None:
+            statement_id = str(uuid.uuid4())
+        else:
+            try:
+                statement_id = str(uuid.UUID(str(statement_id)))
+            except ValueError:
+                errors.setdefault("id", []).append("Must be a UUID.")
+        if isinstance(statement_id, str) and statement_id in seen:
+            errors.setdefault("id", []).append("Repeated statement id in this batch.")
+        seen.add(str(statement_id))
+        agent = _agent(statement.get("actor"), errors)
+        verb = statement.get("verb")
+        verb_id = verb.get("id") if isinstance(verb, dict) else None
+        if not isinstance(verb_id, str) or not _IRI.match(verb_id):
+            errors.setdefault("verb.id", []).append("Required IRI.")
+        obj = statement.get("object")
+        object_id = obj.get("id") if isinstance(obj, dict) else None
+        if not isinstance(obj, dict) or obj.get("objectType", "Activity") != "Activity":
+            errors.setdefault("object", []).append("Must be an Activity.")
+        elif not isinstance(object_id, str) or not _IRI.match(object_id):
+            errors.setdefault("object.id", []).append("Required IRI.")
+        occurred = timezone.now()
+        if "timestamp" in statement:
+            occurred = parse_timestamp(statement["timestamp"], errors, "timestamp") or occurred
+        score = duration = None
+        result = statement.get("result", {})
+        if not isinstance(result, dict):
+            errors.setdefault("result", []).append("Must be an object.")
+            result = {}
+        score_obj = result.get("score")
+        if score_obj is not None:
+            score = _score(score_obj, errors)
+        if "duration" in result:
+            duration = (
+                parse_duration(result["duration"]) if isinstance(result["duration"], str) else None
+            )
+            if duration is None:
+                errors.setdefault("result.duration", []).append("Must be an ISO 8601 duration.")
+        if "completion" in result and not isinstance(result["completion"], bool):
+            errors.setdefault("result.completion", []).append("Must be a boolean.")
+        course_iri = next((i for i in _context_course_iris(statement) if i in known_course_iris), None)
+        if course_iri is None and isinstance(object_id, str) and object_id in known_course_iris:
+            course_iri = object_id
+        if course_iri is None and not errors:
+            errors.setdefault("context.contextActivities", []).append(
+                "Name the course's activity IRI as parent or grouping."
+            )
+        if errors:
+            all_errors.append(errors)
+            continue
+        all_errors.append(None)
+        assert agent is not None and isinstance(verb_id, str) and isinstance(object_id, str)
+        definition = obj.get("definition") if isinstance(obj, dict) else None
+        definition = definition if isinstance(definition, dict) else {}
+        activity_type = definition.get("type")
+        events.append(
+            NormalizedEvent(
+                client_event_id=str(statement_id),
+                learner_namespace=agent[0],
+                learner_identifier=agent[1],
+                learner_email=agent[2],
+                learner_name=agent[3],
+                verb=_last_segment(verb_id)[:40],
+                occurred_at=occurred,
+                course_iri=course_iri,
+                item_external_id=None if object_id == course_iri else object_id,
+                new_item_type=(
+                    _last_segment(activity_type) if isinstance(activity_type, str) else "activity"
+                ),
+                new_item_title=_lang_string(definition.get("name")),
+                duration_seconds=duration,
+                score=score,
+            )
+        )
+    if any(all_errors):
+        raise ValidationFailure(errors=all_errors, message="invalid statements")
+    return events
+
+
+def _score(score: Any, errors: dict[str, list[str]]) -> float | None:
+    if not isinstance(score, dict):
+        errors.setdefault("result.score", []).append("Must be an object.")
+        return None
+    for key in ("scaled", "raw", "min", "max"):
+        value = score.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            errors.setdefault(f"result.score.{key}", []).append("Must be a number.")
+            return None
+    scaled = score.get("scaled")
+    if scaled is not None:
+        if not -1 <= scaled <= 1:
+            errors.setdefault("result.score.scaled", []).append("Must be between -1 and 1.")
+            return None
+        return float(scaled) * 100
+    raw = score.get("raw")
+    if raw is None:
+        return None
+    low, high = score.get("min"), score.get("max")
+    if low is not None and high is not None:
+        if not low <= raw <= high:
+            errors.setdefault("result.score.raw", []).append("Must lie between min and max.")
+            return None
+        return 100 * (raw - low) / (high - low) if high > low else float(raw)
+    return float(raw)

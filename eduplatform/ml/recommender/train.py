@@ -1,0 +1,229 @@
+"""Training: replay the course runs at past days and learn to rank what came next.
+
+For every run and every cutoff day `t = as_of - offset` (offsets in
+`cutoff_offsets`), the inputs are computed from clicks before `t` exactly as at
+serving time, and the targets are the items each learner opened for the first
+time in `[t, min(t + label_horizon, as_of))`. The loss is a full softmax
+cross-entropy over the run's candidates (items the learner had not opened
+before `t`), averaged over each learner's targets. Seeded; deterministic on CPU
+for a fixed thread count.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from eduplatform.ml.recommender.features import (
+    N_LEARNER_FEATURES,
+    N_PAIR_FEATURES,
+    covisit_neighbours,
+    follow_neighbours,
+    item_features,
+    learner_batch,
+    n_item_features,
+    pair_features,
+)
+from eduplatform.ml.recommender.interactions import pair_table
+from eduplatform.ml.recommender.model import ScoringNet
+from eduplatform.ml.recommender.runs import CourseRun
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    half_life_days: float = 14.0
+    follow_window: int = 14
+    neighbours: int = 50
+    cutoff_offsets: tuple[int, ...] = (7, 14, 21, 28, 35, 42)
+    label_horizon: int = 28
+    min_cutoff_day: int = 7
+    max_learners_per_cutoff: int = 800
+    hidden: int = 64
+    hidden2: int = 32
+    emb_dim: int = 16
+    epochs: int = 4
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 1e-5
+    emb_weight_decay: float = 1e-4
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["cutoff_offsets"] = list(self.cutoff_offsets)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+        if "cutoff_offsets" in known:
+            known["cutoff_offsets"] = tuple(known["cutoff_offsets"])
+        return cls(**known)
+
+
+@dataclass
+class Snapshot:
+    """A run seen at day t: the model inputs shared by its learners, plus targets."""
+
+    run: CourseRun
+    t: int
+    item_x: torch.Tensor
+    item_type: torch.Tensor
+    center: torch.Tensor
+    center_known: torch.Tensor
+    covisit: tuple[torch.Tensor, torch.Tensor]
+    follows: tuple[torch.Tensor, torch.Tensor]
+    pairs: object
+    offsets: np.ndarray
+    learners: np.ndarray  # rows with at least one target
+    targets: dict = field(default_factory=dict)  # learner row -> item rows
+
+
+def snapshot(run: CourseRun, t: int, config: TrainConfig, n_types: int) -> Snapshot | None:
+    raw = run.raw
+    if raw is None or run.follow_all is None:
+        raise ValueError("training needs runs built with keep_raw=True")
+    pairs_t = pair_table(
+        raw.learner, raw.item, raw.day, raw.clicks, run.n_items, t, config.half_life_days
+    ).compact()
+    if len(pairs_t) == 0:
+        return None
+    active = np.zeros(run.n_learners, dtype=bool)
+    active[pairs_t.learner] = True
+    end = min(t + config.label_horizon, run.as_of)
+    p = run.pairs
+    sel = (p.first_day >= t) & (p.first_day < end) & active[p.learner]
+    if not sel.any():
+        return None
+    lrn, itm = p.learner[sel], p.item[sel]
+    learners, starts = np.unique(lrn, return_index=True)
+    bounds = np.r_[starts, len(lrn)]
+    targets = {int(u): itm[bounds[k] : bounds[k + 1]] for k, u in enumerate(learners)}
+    center, known = run.timeline.center(t)
+    cov = covisit_neighbours(pairs_t, run.n_learners, run.n_items, t, config.neighbours)
+    fol = follow_neighbours(run.follow_all, pairs_t, run.n_items, t, config.neighbours)
+    return Snapshot(
+        run=run,
+        t=t,
+        item_x=torch.from_numpy(
+            item_features(run.timeline, t, run.item_type, run.week_from, n_types)
+        ),
+        item_type=torch.from_numpy(run.item_type),
+        center=torch.from_numpy(center.astype(np.float32)),
+        center_known=torch.from_numpy(known),
+        covisit=(torch.from_numpy(cov.idx), torch.from_numpy(cov.val)),
+        follows=(torch.from_numpy(fol.idx), torch.from_numpy(fol.val)),
+        pairs=pairs_t,
+        offsets=np.searchsorted(pairs_t.learner, np.arange(run.n_learners + 1)),
+        learners=learners,
+        targets=targets,
+    )
+
+
+def batch_inputs(s: Snapshot, learners: np.ndarray, n_types: int):
+    lb = learner_batch(s.pairs, learners, s.run.n_items, s.t, s.offsets)
+    px = pair_features(
+        lb, s.covisit, s.follows, s.item_type, n_types, s.center, s.center_known
+    )
+    target = torch.zeros(len(learners), s.run.n_items, dtype=torch.bool)
+    for b, u in enumerate(learners):
+        target[b, torch.from_numpy(s.targets[int(u)])] = True
+    return lb, px, target
+
+
+def ranking_loss(scores: torch.Tensor, visited: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Softmax cross-entropy over the candidates, averaged over each learner's targets."""
+    scores = scores.masked_fill(visited, float("-inf"))
+    logp = torch.log_softmax(scores, dim=1)
+    per = torch.where(target, logp, torch.zeros_like(logp)).sum(1) / target.sum(1).clamp_min(1)
+    return -per.mean()
+
+
+def cutoffs(run: CourseRun, config: TrainConfig) -> list[int]:
+    return [
+        run.as_of - o
+        for o in config.cutoff_offsets
+        if run.as_of - o >= config.min_cutoff_day
+    ]
+
+
+def train_net(
+    runs: list[CourseRun], n_types: int, config: TrainConfig, log=None
+) -> tuple[ScoringNet, dict]:
+    """Fit the scoring network on past-day replays of `runs`; returns (net, stats)."""
+    started = time.perf_counter()
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    n_items_total = sum(r.n_items for r in runs)
+    net = ScoringNet(
+        n_item_features(n_types),
+        N_LEARNER_FEATURES,
+        N_PAIR_FEATURES,
+        n_items_total,
+        hidden=config.hidden,
+        hidden2=config.hidden2,
+        emb_dim=config.emb_dim,
+    )
+    snaps = []
+    for run in runs:
+        for t in cutoffs(run, config):
+            s = snapshot(run, t, config, n_types)
+            if s is not None:
+                snaps.append(s)
+    batches = []
+    for si, s in enumerate(snaps):
+        learners = s.learners
+        if config.max_learners_per_cutoff and len(learners) > config.max_learners_per_cutoff:
+            learners = np.sort(
+                rng.choice(learners, config.max_learners_per_cutoff, replace=False)
+            )
+        order = rng.permutation(len(learners))
+        for start in range(0, len(learners), config.batch_size):
+            batches.append((si, learners[np.sort(order[start : start + config.batch_size])]))
+    cache: dict[int, tuple] = {}
+    prep_s = time.perf_counter() - started
+    emb_params = [p for n, p in net.named_parameters() if "emb" in n]
+    other = [p for n, p in net.named_parameters() if "emb" not in n]
+    groups = [{"params": other, "weight_decay": config.weight_decay}]
+    if emb_params:
+        groups.append({"params": emb_params, "weight_decay": config.emb_weight_decay})
+    opt = torch.optim.AdamW(groups, lr=config.lr)
+    total_steps = max(config.epochs * len(batches), 1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=config.lr, total_steps=total_steps, pct_start=0.1
+    )
+    losses = []
+    net.train()
+    for epoch in range(config.epochs):
+        perm = rng.permutation(len(batches))
+        total = 0.0
+        for bi in perm:
+            si, learners = batches[bi]
+            s = snaps[si]
+            if bi not in cache:
+                cache[bi] = batch_inputs(s, learners, n_types)
+            lb, px, target = cache[bi]
+            rows = torch.from_numpy(s.run.emb_rows)
+            scores = net(net.item_hidden(s.item_x), lb.learner_x, px, rows, lb.weight)
+            loss = ranking_loss(scores, lb.visited, target)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss)
+        losses.append(total / max(len(batches), 1))
+        if log:
+            log(f"epoch {epoch + 1}: loss {losses[-1]:.4f} ({time.perf_counter() - started:.1f}s)")
+    net.eval()
+    stats = {
+        "snapshots": len(snaps),
+        "batches": len(batches),
+        "examples": int(sum(len(b[1]) for b in batches)),
+        "prepare_seconds": round(prep_s, 2),
+        "train_seconds": round(time.perf_counter() - started, 2),
+        "losses": [round(x, 5) for x in losses],
+    }
+    return net, stats
