@@ -10,9 +10,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics.models import Course, EventSource
+from analytics.selectors import item_courses_by_iri
 from analytics.services import events_ingest
 from analytics.validation import ValidationFailure, validate_api_events
-from analytics.xapi import parse_statements
+from analytics.xapi import object_ids, parse_statements
 
 XAPI_VERSION = "1.0.3"
 
@@ -47,7 +48,11 @@ class EventsView(APIView):
         except ValidationFailure as failure:
             return Response(failure.as_response(), status=status.HTTP_400_BAD_REQUEST)
         return Response(
-            {"received": result.received, "created": result.created, "duplicates": result.duplicates},
+            {
+                "received": result.received,
+                "created": result.created,
+                "duplicates": result.duplicates,
+            },
             status=status.HTTP_201_CREATED,
         )
 
@@ -64,12 +69,13 @@ class XapiStatementsView(APIView):
         summary="Store xAPI 1.0.3 statements (one or a list)",
     )
     def post(self, request: Request) -> Response:
-        known_iris = set(
-            Course.objects.exclude(iri__isnull=True).values_list("iri", flat=True)
-        )
+        known_iris = set(Course.objects.exclude(iri__isnull=True).values_list("iri", flat=True))
         try:
             events = parse_statements(
-                request.data, max_batch=settings.EVENTS_MAX_BATCH, known_course_iris=known_iris
+                request.data,
+                max_batch=settings.EVENTS_MAX_BATCH,
+                known_course_iris=known_iris,
+                item_course_iris=item_courses_by_iri(object_ids(request.data)),
             )
             result = events_ingest(events=events, source=EventSource.XAPI)
         except ValidationFailure as failure:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute  # noqa: F401  (registers pa.compute)
+import pyarrow.compute
 import pyarrow.csv as pa_csv
 from django.db import connection, transaction
 
@@ -88,8 +88,9 @@ def tables_import(
         key=lambda f: f["code_module"].str.cat(f["code_presentation"], sep="_").astype(str)
     )
     already = set(
-        ImportRun.objects.filter(source=spec.source, course__code__in=list(courses["key"]))
-        .values_list("course__code", flat=True)
+        ImportRun.objects.filter(
+            source=spec.source, course__code__in=list(courses["key"])
+        ).values_list("course__code", flat=True)
     )
     summary = ImportSummary(skipped=sorted(already))
     courses = courses[~courses["key"].isin(already)]
@@ -173,7 +174,9 @@ def _week(value: float) -> int | None:
     return None if pd.isna(value) else int(value)
 
 
-def _items_create(vle: pd.DataFrame, course_ids: dict[str, int]) -> dict[tuple[int, int], tuple[int, str]]:
+def _items_create(
+    vle: pd.DataFrame, course_ids: dict[str, int]
+) -> dict[tuple[int, int], tuple[int, str]]:
     """(course pk, site id) -> (item pk, activity type)."""
     existing = {
         (c, int(ext)): (pk, kind)
@@ -255,7 +258,9 @@ def _enrollments_create(
             registered_on=_day_to_date(courses[r.key].start_date, r.date_registration),
             unregistered_on=_day_to_date(courses[r.key].start_date, r.date_unregistration),
             final_result=_text(r.final_result),
-            num_prev_attempts=int(r.num_of_prev_attempts) if not pd.isna(r.num_of_prev_attempts) else 0,
+            num_prev_attempts=int(r.num_of_prev_attempts)
+            if not pd.isna(r.num_of_prev_attempts)
+            else 0,
             studied_credits=int(r.studied_credits) if not pd.isna(r.studied_credits) else None,
         )
         for r in enrol.itertuples(index=False)
@@ -342,7 +347,9 @@ def _events_copy(
         }
     )
     events = events.set_column(
-        4, "occurred_at", pa.compute.binary_join_element_wise(events["occurred_at"], " 12:00:00+00", "")
+        4,
+        "occurred_at",
+        pa.compute.binary_join_element_wise(events["occurred_at"], " 12:00:00+00", ""),
     )
     rollup = (
         pd.DataFrame(
@@ -378,7 +385,9 @@ def _bulk_write(table: str, data: pa.Table) -> None:
     if connection.vendor == "postgresql":
         sink = pa.BufferOutputStream()
         pa_csv.write_csv(
-            data, sink, write_options=pa_csv.WriteOptions(include_header=False, quoting_style="needed")
+            data,
+            sink,
+            write_options=pa_csv.WriteOptions(include_header=False, quoting_style="needed"),
         )
         payload = memoryview(sink.getvalue())
         with connection.cursor() as cursor:

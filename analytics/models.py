@@ -154,7 +154,9 @@ class LearningEvent(models.Model):
     learner = models.ForeignKey(
         Learner, on_delete=models.CASCADE, db_index=False, db_constraint=False
     )
-    course = models.ForeignKey(Course, on_delete=models.CASCADE, db_index=False, db_constraint=False)
+    course = models.ForeignKey(
+        Course, on_delete=models.CASCADE, db_index=False, db_constraint=False
+    )
     item = models.ForeignKey(
         ContentItem,
         on_delete=models.CASCADE,
@@ -169,7 +171,8 @@ class LearningEvent(models.Model):
     duration_seconds = models.FloatField(null=True, blank=True)
     score = models.FloatField(null=True, blank=True)
     source = models.CharField(max_length=8, choices=EventSource.choices)
-    client_event_id = models.CharField(max_length=64, null=True, blank=True)
+    # NULL (not "") for "no id": the partial unique index skips NULLs.
+    client_event_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     ingested_at = models.DateTimeField(db_default=Now())
 
     class Meta:
@@ -178,7 +181,9 @@ class LearningEvent(models.Model):
         # so block ranges are tight, and BRIN costs almost nothing on COPY where
         # a second B-tree doubled the import time.
         indexes = [
-            models.Index(fields=["learner", "course", "occurred_at"], name="event_learner_time_idx"),
+            models.Index(
+                fields=["learner", "course", "occurred_at"], name="event_learner_time_idx"
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -193,7 +198,9 @@ class DailyActivity(models.Model):
     """Rollup: one row per learner x course x day x activity type."""
 
     id = models.BigAutoField(primary_key=True)
-    course = models.ForeignKey(Course, on_delete=models.CASCADE, db_index=False, db_constraint=False)
+    course = models.ForeignKey(
+        Course, on_delete=models.CASCADE, db_index=False, db_constraint=False
+    )
     learner = models.ForeignKey(
         Learner, on_delete=models.CASCADE, db_index=False, db_constraint=False
     )

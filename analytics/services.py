@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError, connection, transaction
 
-from analytics.models import ContentItem, Course, Enrollment, LearningEvent, Learner
+from analytics.models import ContentItem, Course, Enrollment, Learner, LearningEvent
 from analytics.validation import NormalizedEvent, ValidationFailure
 from eduplatform.privacy import pseudonymise
 
@@ -154,7 +154,9 @@ def _courses_for(events: list[NormalizedEvent]) -> tuple[dict[str, Course], dict
     return by_code, by_iri  # type: ignore[return-value]
 
 
-def _items_for(resolved: list[tuple[NormalizedEvent, Course]]) -> dict[tuple[int, str], ContentItem]:
+def _items_for(
+    resolved: list[tuple[NormalizedEvent, Course]],
+) -> dict[tuple[int, str], ContentItem]:
     wanted = defaultdict(set)
     for event, course in resolved:
         if event.item_external_id is not None:
@@ -281,4 +283,3 @@ def _date_sql(column: str) -> str:
     if connection.vendor == "postgresql":
         return f"(({column}) AT TIME ZONE 'UTC')::date"
     return f"date({column})"
-

@@ -45,7 +45,7 @@ class NormalizedEvent:
 
 @dataclass
 class ValidationFailure(Exception):
-    """Per-item field errors: errors[i] is a dict of field -> messages, or None if item i is fine."""
+    """Per-item field errors: errors[i] maps field -> messages, or is None if item i is fine."""
 
     errors: list[dict[str, list[str]] | None] = field(default_factory=list)
     message: str = "invalid events"

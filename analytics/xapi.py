@@ -94,14 +94,37 @@ def _context_course_iris(statement: dict[str, Any]) -> list[str]:
     for key in ("parent", "grouping"):
         value = activities.get(key)
         entries = value if isinstance(value, list) else [value] if isinstance(value, dict) else []
-        iris.extend(e["id"] for e in entries if isinstance(e, dict) and isinstance(e.get("id"), str))
+        iris.extend(
+            e["id"] for e in entries if isinstance(e, dict) and isinstance(e.get("id"), str)
+        )
     return iris
 
 
+def object_ids(payload: Any) -> set[str]:
+    """Activity ids named by the statements (to look their courses up in one query)."""
+    statements = payload if isinstance(payload, list) else [payload]
+    return {
+        s["object"]["id"]
+        for s in statements
+        if isinstance(s, dict)
+        and isinstance(s.get("object"), dict)
+        and isinstance(s["object"].get("id"), str)
+    }
+
+
 def parse_statements(
-    payload: Any, *, max_batch: int, known_course_iris: set[str]
+    payload: Any,
+    *,
+    max_batch: int,
+    known_course_iris: set[str],
+    item_course_iris: dict[str, str] | None = None,
 ) -> list[NormalizedEvent]:
-    """Validate statements (one or a list) and map each to an event; raise ValidationFailure."""
+    """Validate statements (one or a list) and map each to an event; raise ValidationFailure.
+
+    The course is the context's parent/grouping activity that is a known course
+    IRI, else the course of the already known activity (`item_course_iris`).
+    """
+    item_course_iris = item_course_iris or {}
     statements = payload if isinstance(payload, list) else [payload]
     if not statements:
         raise ValidationFailure(message="No statements.")
@@ -156,9 +179,14 @@ def parse_statements(
                 errors.setdefault("result.duration", []).append("Must be an ISO 8601 duration.")
         if "completion" in result and not isinstance(result["completion"], bool):
             errors.setdefault("result.completion", []).append("Must be a boolean.")
-        course_iri = next((i for i in _context_course_iris(statement) if i in known_course_iris), None)
-        if course_iri is None and isinstance(object_id, str) and object_id in known_course_iris:
-            course_iri = object_id
+        course_iri = next(
+            (i for i in _context_course_iris(statement) if i in known_course_iris), None
+        )
+        if course_iri is None and isinstance(object_id, str):
+            if object_id in known_course_iris:
+                course_iri = object_id
+            else:
+                course_iri = item_course_iris.get(object_id)
         if course_iri is None and not errors:
             errors.setdefault("context.contextActivities", []).append(
                 "Name the course's activity IRI as parent or grouping."

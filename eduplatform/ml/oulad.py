@@ -53,10 +53,17 @@ REQUIRED_COLUMNS: dict[str, list[str]] = {
         "date_unregistration",
     ],
     "studentAssessment": ["id_assessment", "id_student", "date_submitted", "is_banked", "score"],
-    "studentVle": ["code_module", "code_presentation", "id_student", "id_site", "date", "sum_click"],
+    "studentVle": [
+        "code_module",
+        "code_presentation",
+        "id_student",
+        "id_site",
+        "date",
+        "sum_click",
+    ],
 }
 
-_VLE_FILE = re.compile(r"studentVle_([A-Z]+)_(\d{4}[BJ])\.csv(\.gz)?$")
+_VLE_FILE = re.compile(r"studentVle_([A-Z0-9]+)_(\d{4}[A-Z])\.csv(\.gz)?$")
 
 
 class OuladFormatError(ValueError):
@@ -67,9 +74,7 @@ def course_key(module: str, presentation: str) -> str:
     return f"{module}_{presentation}"
 
 
-def _read(
-    path: Path, table: str, dtype: dict | None = None, engine: str = "c"
-) -> pd.DataFrame:
+def _read(path: Path, table: str, dtype: dict | None = None, engine: str = "c") -> pd.DataFrame:
     if not path.exists():
         raise OuladFormatError(f"{path}: file not found")
     try:
@@ -93,8 +98,9 @@ def _require_numeric(frame: pd.DataFrame, path: Path, columns: list[str], nullab
         bad = values.isna() & (frame[column].notna() if nullable else True)
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0]) + 2  # 1-based plus header
+            got = frame[column].iloc[row - 2]
             raise OuladFormatError(
-                f"{path}: line {row}: column {column} must be a number, got {frame[column].iloc[row - 2]!r}"
+                f"{path}: line {row}: column {column} must be a number, got {got!r}"
             )
         frame[column] = values
 
@@ -120,7 +126,9 @@ def vle_files(folder: Path) -> list[tuple[str, Path]]:
     if not found and single.exists():
         found.append(("*", single))
     if not found:
-        raise OuladFormatError(f"{folder}: no studentVle.csv nor studentVle/studentVle_<M>_<P>.csv.gz")
+        raise OuladFormatError(
+            f"{folder}: no studentVle.csv nor studentVle/studentVle_<M>_<P>.csv.gz"
+        )
     return found
 
 
@@ -135,7 +143,9 @@ def iter_student_vle(folder: Path, course_ids: set[str] | None = None) -> Iterat
             dtype={"code_module": "string", "code_presentation": "string"},
             engine="pyarrow",
         )
-        _require_numeric(frame, path, ["id_student", "id_site", "date", "sum_click"], nullable=False)
+        _require_numeric(
+            frame, path, ["id_student", "id_site", "date", "sum_click"], nullable=False
+        )
         keys = frame["code_module"].str.cat(frame["code_presentation"], sep="_")
         for course_id, part in frame.groupby(keys, sort=True):
             if course_ids is not None and course_id not in course_ids:
@@ -310,7 +320,9 @@ def load_oulad(
     item_activity = (
         pd.concat(parts, ignore_index=True)
         if parts
-        else pd.DataFrame({"course_id": [], "learner_id": [], "item_id": [], "day": [], "clicks": []})
+        else pd.DataFrame(
+            {"course_id": [], "learner_id": [], "item_id": [], "day": [], "clicks": []}
+        )
     )
     if max_students is not None:
         submissions = submissions[submissions["learner_id"].isin(set(enrolments["learner_id"]))]

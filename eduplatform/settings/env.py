@@ -84,7 +84,7 @@ _ENGINES = {
 
 
 def parse_database_url(name: str, url: str) -> dict[str, object]:
-    """Turn ``postgres://user:pass@host:port/db?opt=v`` or ``sqlite:///path`` into a DATABASES entry."""
+    """``postgres://user:pass@host:port/db?opt=v`` or ``sqlite:///path`` -> DATABASES entry."""
     parsed = urlparse(url)
     engine = _ENGINES.get(parsed.scheme)
     if engine is None:

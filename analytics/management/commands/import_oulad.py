@@ -17,9 +17,13 @@ class Command(BaseCommand):
     help = "Import the Open University Learning Analytics Dataset (CC BY 4.0) from DIR."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("dir", help="OULAD folder (seven tables; studentVle.csv or studentVle/*.csv.gz)")
+        parser.add_argument(
+            "dir", help="OULAD folder (seven tables; studentVle.csv or studentVle/*.csv.gz)"
+        )
         parser.add_argument("--presentations", default="", help="comma-separated, e.g. 2013J,2014B")
-        parser.add_argument("--max-students", type=int, default=None, help="first N learners per run")
+        parser.add_argument(
+            "--max-students", type=int, default=None, help="first N learners per run"
+        )
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -28,7 +32,11 @@ class Command(BaseCommand):
             raise CommandError("--max-students must be at least 1")
         started = time.perf_counter()
         bar = tqdm(
-            unit="rows", unit_scale=True, file=sys.stderr, disable=options["no_progress"], leave=False
+            unit="rows",
+            unit_scale=True,
+            file=sys.stderr,
+            disable=options["no_progress"],
+            leave=False,
         )
 
         def progress(stage: str, rows: int) -> None:
@@ -37,7 +45,9 @@ class Command(BaseCommand):
 
         try:
             spec = oulad_spec(options["dir"], presentations or None)
-            summary = tables_import(spec=spec, max_students=options["max_students"], progress=progress)
+            summary = tables_import(
+                spec=spec, max_students=options["max_students"], progress=progress
+            )
         except (OuladFormatError, ValueError) as exc:
             raise CommandError(str(exc).splitlines()[0]) from exc
         finally:

@@ -1,0 +1,30 @@
+"""Finish `make demo`: an admin login (printed once) and first model versions where possible."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management import call_command, get_commands
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Create (or reset) the demo admin login and train the models once."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        user_model = get_user_model()
+        password = secrets.token_urlsafe(12)
+        user, _ = user_model.objects.get_or_create(username="admin", defaults={"is_staff": True})
+        user.is_staff = user.is_superuser = True
+        user.set_password(password)
+        user.save()
+        if "retrain" in get_commands():
+            for kind in ("churn", "recommender"):
+                call_command("retrain", kind, "--wait", stdout=self.stdout)
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo ready: open http://127.0.0.1:8000/ and log in as admin / {password}"
+            )
+        )

@@ -1,0 +1,155 @@
+import datetime as dt
+
+import pytest
+from django.contrib.auth.models import Permission
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from analytics.models import DailyActivity, Enrollment, Learner, LearningEvent
+from tests.factories import ContentItemFactory, CourseFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+URL = "/api/v1/events"
+
+
+@pytest.fixture
+def client_with_token() -> APIClient:
+    user = UserFactory(username="ingest")
+    user.user_permissions.add(Permission.objects.get(codename="add_learningevent"))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return client
+
+
+@pytest.fixture
+def course():
+    course = CourseFactory(code="WEB_2026J")
+    ContentItemFactory(course=course, external_id="video-1", activity_type="video")
+    ContentItemFactory(course=course, external_id="quiz-1", activity_type="quiz")
+    return course
+
+
+def event(n: int, **overrides):
+    body = {
+        "client_event_id": f"evt-{n}",
+        "learner_id": f"user-{n % 3}",
+        "course": "WEB_2026J",
+        "item": "video-1",
+        "verb": "played",
+        "occurred_at": "2026-10-05T10:00:00+02:00",
+        "count": 2,
+        "duration_seconds": 120,
+    }
+    body.update(overrides)
+    return body
+
+
+def test_valid_batch_is_stored_with_rollup(client_with_token, course):
+    batch = [event(n) for n in range(6)] + [event(6, item="quiz-1", verb="answered", score=80)]
+    response = client_with_token.post(URL, batch, format="json")
+    assert response.status_code == 201
+    assert response.json() == {"received": 7, "created": 7, "duplicates": 0}
+    assert LearningEvent.objects.count() == 7
+    assert Learner.objects.count() == 3
+    assert Enrollment.objects.filter(course=course).count() == 3
+    video = DailyActivity.objects.filter(activity_type="video")
+    assert sum(r.clicks for r in video) == 12
+    assert sum(r.events for r in video) == 6
+    assert sum(r.active_seconds for r in video) == 720
+    # 10:00+02:00 is 08:00 UTC on the same calendar day.
+    assert {r.date for r in video} == {dt.date(2026, 10, 5)}
+
+
+def test_repeated_client_ids_are_not_counted_twice(client_with_token, course):
+    batch = [event(n) for n in range(4)]
+    assert client_with_token.post(URL, batch, format="json").status_code == 201
+    again = client_with_token.post(URL, [*batch, event(9)], format="json")
+    assert again.status_code == 201
+    assert again.json() == {"received": 5, "created": 1, "duplicates": 4}
+    assert LearningEvent.objects.count() == 5
+    assert sum(DailyActivity.objects.values_list("clicks", flat=True)) == 10
+
+
+def test_invalid_item_rejects_whole_batch_with_field_errors(client_with_token, course):
+    batch = [
+        event(0),
+        event(1, occurred_at="yesterday", count=0),
+        event(2, item="no-such-item"),
+        event(3, course="NOPE"),
+    ]
+    response = client_with_token.post(URL, batch, format="json")
+    assert response.status_code == 400
+    errors = {e["index"]: e["fields"] for e in response.json()["errors"]}
+    assert set(errors) == {1}
+    assert set(errors[1]) == {"occurred_at", "count"}
+    assert LearningEvent.objects.count() == 0
+    # Syntax is fine now; reference errors are reported per item too.
+    batch[1] = event(1)
+    response = client_with_token.post(URL, batch, format="json")
+    assert response.status_code == 400
+    errors = {e["index"]: e["fields"] for e in response.json()["errors"]}
+    assert errors == {
+        2: {"item": ["Unknown item in this course."]},
+        3: {"course": ["Unknown course."]},
+    }
+    assert LearningEvent.objects.count() == 0
+    assert Learner.objects.count() == 0
+    assert DailyActivity.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("payload", "detail"),
+    [
+        ({"not": "a list"}, "Expected a JSON list of events."),
+        ([], "The list of events is empty."),
+    ],
+)
+def test_batch_shape_errors(client_with_token, course, payload, detail):
+    response = client_with_token.post(URL, payload, format="json")
+    assert response.status_code == 400
+    assert response.json()["detail"] == detail
+
+
+def test_batch_limit(client_with_token, course, settings):
+    settings.EVENTS_MAX_BATCH = 3
+    response = client_with_token.post(URL, [event(n) for n in range(4)], format="json")
+    assert response.status_code == 400
+    assert "At most 3" in response.json()["detail"]
+
+
+def test_duplicate_ids_within_batch_rejected(client_with_token, course):
+    response = client_with_token.post(URL, [event(1), event(1)], format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["index"] == 1
+
+
+def test_naive_and_future_timestamps_rejected(client_with_token, course):
+    future = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).isoformat()
+    response = client_with_token.post(
+        URL,
+        [event(1, occurred_at="2026-10-05T10:00:00"), event(2, occurred_at=future)],
+        format="json",
+    )
+    assert response.status_code == 400
+    messages = {e["index"]: e["fields"]["occurred_at"][0] for e in response.json()["errors"]}
+    assert messages == {
+        0: "Timestamp must include a timezone offset.",
+        1: "Timestamp is in the future.",
+    }
+
+
+def test_requires_token_and_permission(course):
+    anonymous = APIClient()
+    assert anonymous.post(URL, [event(1)], format="json").status_code == 401
+    user = UserFactory(username="viewer")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    assert client.post(URL, [event(1)], format="json").status_code == 403
+    assert LearningEvent.objects.count() == 0
+
+
+def test_learners_are_pseudonymous(client_with_token, course):
+    client_with_token.post(URL, [event(1, learner_id="alice@example.org")], format="json")
+    learner = Learner.objects.get()
+    assert "alice" not in learner.pseudonym
+    assert len(learner.pseudonym) == 24
