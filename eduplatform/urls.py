@@ -8,6 +8,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/", include("analytics.api_urls")),
+    path("api/v1/", include("eduplatform.registry.urls")),
     path("xapi/statements", XapiStatementsView.as_view(), name="xapi-statements"),
     path("", include("analytics.urls")),
 ]

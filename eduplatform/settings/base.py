@@ -168,3 +168,15 @@ LOGGING = {
 # Identity home of learner ids sent to the events API: an API learner_id "42"
 # is the same learner as an xAPI actor with account {homePage: this, name: "42"}.
 PLATFORM_ACCOUNT_HOMEPAGE = env_str("PLATFORM_ACCOUNT_HOMEPAGE", "https://eduplatform.local")
+
+# Training runs: time limits stay below the broker's visibility timeout so a
+# message is never handed to a second worker while the first still works on it.
+TRAINING_SOFT_TIME_LIMIT = env_int("TRAINING_SOFT_TIME_LIMIT", 1500)
+TRAINING_HARD_TIME_LIMIT = env_int("TRAINING_HARD_TIME_LIMIT", 1800)
+SCORING_HARD_TIME_LIMIT = env_int("SCORING_HARD_TIME_LIMIT", 600)
+if TRAINING_HARD_TIME_LIMIT >= CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        "TRAINING_HARD_TIME_LIMIT must be below CELERY_VISIBILITY_TIMEOUT"
+    )

@@ -1,0 +1,57 @@
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from eduplatform.registry import services
+from eduplatform.registry.models import ModelVersion
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = [
+        "kind",
+        "version",
+        "status",
+        "stage",
+        "percent",
+        "served_variant",
+        "primary_score",
+        "triggered_by",
+        "created_at",
+        "promoted_at",
+    ]
+    list_filter = ["kind", "status"]
+    readonly_fields = [f.name for f in ModelVersion._meta.fields]
+    actions = ["promote", "rollback_to", "retrain_kind"]
+
+    @admin.display(description="score")
+    def primary_score(self, obj: ModelVersion) -> str:
+        score = obj.metrics.get("score")
+        return f"{score:.4f}" if isinstance(score, (int, float)) else "-"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Promote the selected version")
+    def promote(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
+        for row in queryset:
+            try:
+                services.model_version_promote(kind=row.kind, version=row.version)
+                self.message_user(request, f"{row.kind} v{row.version} is now active")
+            except services.PromotionError as exc:
+                self.message_user(request, str(exc), level=messages.ERROR)
+
+    @admin.action(description="Roll back to the selected version")
+    def rollback_to(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
+        self.promote(request, queryset)
+
+    @admin.action(description="Retrain the selected versions' kinds")
+    def retrain_kind(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
+        for kind in sorted({row.kind for row in queryset}):
+            try:
+                version = services.retrain_request(
+                    kind=kind, triggered_by=request.user.get_username()
+                )
+                self.message_user(request, f"{kind} v{version.version}: {version.status}")
+            except (services.TrainingInProgress, services.BrokerUnavailable) as exc:
+                self.message_user(request, str(exc), level=messages.WARNING)

@@ -1,0 +1,139 @@
+"""Model operations API: versions, retrain, promote, rollback (kind = churn | recommender)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import permissions, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from eduplatform.registry import services
+from eduplatform.registry.kinds import kind_names
+from eduplatform.registry.models import ModelVersion
+
+
+class IsPlatformAdmin(permissions.BasePermission):
+    message = "Only platform admins may operate models."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return bool(request.user and request.user.is_authenticated and request.user.is_superuser)
+
+
+class ModelVersionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "kind",
+            "version",
+            "status",
+            "status_reason",
+            "stage",
+            "percent",
+            "metrics",
+            "compression_report",
+            "served_variant",
+            "artifact_sha256",
+            "artifact_bytes",
+            "data_window_start",
+            "data_window_end",
+            "parameters",
+            "triggered_by",
+            "retrain_due",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "promoted_at",
+        ]
+
+
+class VersionInput(serializers.Serializer):
+    version = serializers.IntegerField(min_value=1, required=False)
+
+
+class RetrainInput(serializers.Serializer):
+    from_scratch = serializers.BooleanField(default=False)
+
+
+def _unknown_kind(kind: str) -> Response | None:
+    if kind not in kind_names():
+        return Response(
+            {"detail": f"unknown model kind; use one of: {', '.join(kind_names())}"},
+            status=status.HTTP_404_NOT_FOUND,
+        )
+    return None
+
+
+class VersionsView(APIView):
+    @extend_schema(responses=ModelVersionSerializer(many=True), summary="List model versions")
+    def get(self, request: Request, kind: str) -> Response:
+        if (error := _unknown_kind(kind)) is not None:
+            return error
+        rows = ModelVersion.objects.filter(kind=kind).order_by("-version")[:100]
+        return Response(ModelVersionSerializer(rows, many=True).data)
+
+
+class RetrainView(APIView):
+    permission_classes = [IsPlatformAdmin]
+
+    @extend_schema(
+        request=RetrainInput,
+        responses={
+            202: ModelVersionSerializer,
+            409: OpenApiResponse(description="A training run of this kind is in progress"),
+            503: OpenApiResponse(description="The task broker is unavailable"),
+        },
+        summary="Start a retraining run",
+    )
+    def post(self, request: Request, kind: str) -> Response:
+        if (error := _unknown_kind(kind)) is not None:
+            return error
+        data = RetrainInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            version = services.retrain_request(
+                kind=kind,
+                triggered_by=request.user.get_username(),
+                warm_start=not data.validated_data["from_scratch"],
+            )
+        except services.TrainingInProgress as exc:
+            return Response(
+                {"detail": str(exc), "version": exc.version.version},
+                status=status.HTTP_409_CONFLICT,
+            )
+        except services.BrokerUnavailable as exc:
+            response = Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+            response["Retry-After"] = "30"
+            return response
+        return Response(ModelVersionSerializer(version).data, status=status.HTTP_202_ACCEPTED)
+
+
+class PromoteView(APIView):
+    permission_classes = [IsPlatformAdmin]
+    rollback = False
+
+    @extend_schema(request=VersionInput, responses={200: ModelVersionSerializer, 400: None})
+    def post(self, request: Request, kind: str) -> Response:
+        if (error := _unknown_kind(kind)) is not None:
+            return error
+        data = VersionInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        version = data.validated_data.get("version")
+        try:
+            if self.rollback:
+                row = services.model_version_rollback(kind=kind, to_version=version)
+            elif version is None:
+                return Response(
+                    {"version": ["This field is required."]}, status=status.HTTP_400_BAD_REQUEST
+                )
+            else:
+                row = services.model_version_promote(kind=kind, version=version)
+        except services.PromotionError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(ModelVersionSerializer(row).data)
+
+
+class RollbackView(PromoteView):
+    rollback = True

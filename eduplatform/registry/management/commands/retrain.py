@@ -1,0 +1,49 @@
+"""Retrain a model kind now, for cron-minded operators: `manage.py retrain churn --wait`."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from eduplatform.registry import services
+from eduplatform.registry.kinds import kind_names
+from eduplatform.registry.models import ModelVersion
+
+
+class Command(BaseCommand):
+    help = "Start a retraining run of KIND (churn | recommender)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("kind")
+        parser.add_argument("--wait", action="store_true", help="block until the run finishes")
+        parser.add_argument("--from-scratch", action="store_true", help="no warm start")
+        parser.add_argument("--timeout", type=int, default=3600, help="seconds to wait at most")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        kind = options["kind"]
+        if kind not in kind_names():
+            raise CommandError(f"unknown kind {kind!r}; use one of: {', '.join(kind_names())}")
+        try:
+            version = services.retrain_request(
+                kind=kind, triggered_by="command", warm_start=not options["from_scratch"]
+            )
+        except (services.TrainingInProgress, services.BrokerUnavailable) as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(f"{kind} v{version.version}: {version.status}")
+        if not options["wait"]:
+            return
+        deadline = time.monotonic() + options["timeout"]
+        while version.status == ModelVersion.Status.TRAINING:
+            if time.monotonic() > deadline:
+                raise CommandError(f"{kind} v{version.version} still training after the timeout")
+            time.sleep(1)
+            version.refresh_from_db()
+            self.stdout.write(f"  {version.stage} {version.percent}%")
+        self.stdout.write(
+            f"{kind} v{version.version}: {version.status}"
+            + (f" ({version.status_reason})" if version.status_reason else "")
+        )
+        if version.status == ModelVersion.Status.FAILED:
+            raise CommandError(f"{kind} v{version.version} failed: {version.status_reason}")

@@ -1,0 +1,286 @@
+"""Writes of the model registry: start, train, register, gate, promote, roll back."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from eduplatform.ml.artifacts import ArtifactError, load_artifact, save_artifact
+from eduplatform.registry import serving
+from eduplatform.registry.kinds import TrainContext, TrainingRejected, get_kind
+from eduplatform.registry.models import ModelVersion
+
+logger = logging.getLogger(__name__)
+Status = ModelVersion.Status
+
+
+class TrainingInProgress(Exception):
+    def __init__(self, version: ModelVersion) -> None:
+        super().__init__(f"{version.kind} v{version.version} is already training")
+        self.version = version
+
+
+class PromotionError(Exception):
+    pass
+
+
+def _abandon_stale_runs(kind: str) -> None:
+    """A run older than the hard time limit died with its worker and its message."""
+    limit = dt.timedelta(seconds=settings.TRAINING_HARD_TIME_LIMIT + 120)
+    ModelVersion.objects.filter(
+        kind=kind, status=Status.TRAINING, created_at__lt=timezone.now() - limit
+    ).update(status=Status.FAILED, status_reason="abandoned: no worker finished it in time")
+
+
+def model_version_start(
+    *, kind: str, triggered_by: str, parameters: dict[str, Any] | None = None
+) -> ModelVersion:
+    """Open a training run (the per-kind lock); raise TrainingInProgress if one is open."""
+    get_kind(kind)
+    _abandon_stale_runs(kind)
+    for _ in range(3):
+        try:
+            with transaction.atomic():
+                latest = ModelVersion.objects.filter(kind=kind).aggregate(v=Max("version"))["v"]
+                return ModelVersion.objects.create(
+                    kind=kind,
+                    version=(latest or 0) + 1,
+                    status=Status.TRAINING,
+                    stage="queued",
+                    triggered_by=triggered_by,
+                    parameters=parameters or {},
+                )
+        except IntegrityError:
+            running = ModelVersion.objects.filter(kind=kind, status=Status.TRAINING).first()
+            if running is not None:
+                raise TrainingInProgress(running) from None
+            # Lost a race on the version number only: try the next one.
+    raise IntegrityError(f"could not allocate a version number for {kind}")
+
+
+def model_version_progress(*, version_id: int, stage: str, percent: int) -> None:
+    ModelVersion.objects.filter(id=version_id, status=Status.TRAINING).update(
+        stage=stage[:32], percent=max(0, min(100, percent))
+    )
+
+
+def artifact_path_for(version: ModelVersion) -> Path:
+    return (
+        Path(settings.ARTIFACT_DIR)
+        / version.kind
+        / f"{version.kind}-v{version.version}.safetensors"
+    )
+
+
+def model_version_train(*, version_id: int) -> ModelVersion:
+    """Run one training to completion; safe to run again for the same id.
+
+    1. Claim: only a version still in TRAINING is worked on (a rerun after a
+       worker crash finds it so; a finished one is returned untouched).
+    2. Train through the kind's plugin, comparing with the active champion.
+    3. Write the artifact (temp file, fsync, atomic rename) under a
+       version-specific path, so no pointer ever names a partial file.
+    4. Register the metrics and, if the gate passes, promote atomically.
+    """
+    version = ModelVersion.objects.get(id=version_id)
+    if version.status != Status.TRAINING:
+        return version
+    kind = get_kind(version.kind)
+    ModelVersion.objects.filter(id=version_id).update(started_at=timezone.now())
+    champion_row = ModelVersion.objects.filter(kind=version.kind, status=Status.ACTIVE).first()
+    champion = serving.load_version(champion_row) if champion_row else None
+    warm = None
+    if champion_row is not None and version.parameters.get("warm_start", True):
+        try:
+            warm = load_artifact(Path(champion_row.artifact_path), champion_row.artifact_sha256)
+        except ArtifactError:
+            logger.warning("registry: cannot warm start from %s", champion_row)
+
+    def progress(stage: str, percent: int) -> None:
+        model_version_progress(version_id=version_id, stage=stage, percent=percent)
+
+    context = TrainContext(
+        version_id=version_id,
+        parameters=version.parameters,
+        progress=progress,
+        champion=champion,
+        warm_start=warm,
+    )
+    try:
+        outcome = kind.train(context)
+    except TrainingRejected as exc:
+        return model_version_fail(version_id=version_id, reason=str(exc))
+    progress("register", 95)
+    path = artifact_path_for(version)
+    sha256 = save_artifact(path, outcome.tensors, outcome.config)
+    return _register_and_gate(
+        version_id=version_id,
+        path=path,
+        sha256=sha256,
+        outcome_metrics={
+            **outcome.metrics,
+            "score": outcome.score,
+            "champion_score": outcome.champion_score,
+        },
+        outcome=outcome,
+        tolerance=kind.gate_tolerance(),
+        champion_id=champion_row.id if champion_row else None,
+    )
+
+
+@transaction.atomic
+def _register_and_gate(
+    *,
+    version_id: int,
+    path: Path,
+    sha256: str,
+    outcome_metrics: dict[str, Any],
+    outcome: Any,
+    tolerance: float,
+    champion_id: int | None,
+) -> ModelVersion:
+    version = ModelVersion.objects.select_for_update().get(id=version_id)
+    if version.status != Status.TRAINING:
+        return version  # a concurrent rerun finished first
+    version.artifact_path = str(path)
+    version.artifact_sha256 = sha256
+    version.artifact_bytes = path.stat().st_size
+    version.metrics = outcome_metrics
+    version.compression_report = outcome.compression_report
+    version.served_variant = outcome.served_variant
+    version.data_window_start, version.data_window_end = outcome.data_window
+    version.warm_started_from_id = champion_id if outcome.warm_started else None
+    version.finished_at = timezone.now()
+    version.stage, version.percent = "done", 100
+    champion_score = outcome.champion_score
+    if champion_score is not None and outcome.score < champion_score - tolerance:
+        version.status = Status.CANDIDATE
+        version.status_reason = (
+            f"gate: {outcome.score:.4f} is worse than the active model's "
+            f"{champion_score:.4f} by more than {tolerance:g}"
+        )
+        version.save()
+        return version
+    version.status = Status.CANDIDATE
+    version.status_reason = ""
+    version.save()
+    return _activate(version)
+
+
+def _activate(version: ModelVersion) -> ModelVersion:
+    """The one atomic switch: retire the active row, activate this one."""
+    now = timezone.now()
+    ModelVersion.objects.filter(kind=version.kind, status=Status.ACTIVE).exclude(
+        id=version.id
+    ).update(status=Status.RETIRED)
+    ModelVersion.objects.filter(id=version.id).update(
+        status=Status.ACTIVE, promoted_at=now, status_reason=""
+    )
+    version.status, version.promoted_at = Status.ACTIVE, now
+    transaction.on_commit(lambda: serving.announce(version.kind, version.id))
+    return version
+
+
+def model_version_fail(*, version_id: int, reason: str) -> ModelVersion:
+    ModelVersion.objects.filter(id=version_id, status=Status.TRAINING).update(
+        status=Status.FAILED, status_reason=reason[:2000], finished_at=timezone.now()
+    )
+    return ModelVersion.objects.get(id=version_id)
+
+
+@transaction.atomic
+def model_version_promote(*, kind: str, version: int) -> ModelVersion:
+    """Serve a given version now (a candidate that missed the gate, or an older one)."""
+    row = ModelVersion.objects.select_for_update().filter(kind=kind, version=version).first()
+    if row is None:
+        raise PromotionError(f"{kind} has no version {version}")
+    if row.status == Status.ACTIVE:
+        return row
+    if row.status not in (Status.CANDIDATE, Status.RETIRED) or not row.artifact_sha256:
+        raise PromotionError(f"{kind} v{version} is {row.status} and cannot be served")
+    return _activate(row)
+
+
+@transaction.atomic
+def model_version_rollback(*, kind: str, to_version: int | None = None) -> ModelVersion:
+    """Back to `to_version`, or to the version that served before the active one."""
+    active = ModelVersion.objects.filter(kind=kind, status=Status.ACTIVE).first()
+    if to_version is None:
+        earlier = ModelVersion.objects.filter(
+            kind=kind, status=Status.RETIRED, promoted_at__isnull=False
+        ).exclude(artifact_sha256="")
+        if active is not None:
+            earlier = earlier.filter(version__lt=active.version)
+        target = earlier.order_by("-promoted_at").first()
+        if target is None:
+            raise PromotionError(f"{kind} has no earlier good version to roll back to")
+        to_version = target.version
+    return model_version_promote(kind=kind, version=to_version)
+
+
+def models_mark_retrain_due() -> int:
+    """After an erasure: active models must be retrained without the erased learners."""
+    return ModelVersion.objects.filter(status=Status.ACTIVE).update(retrain_due=True)
+
+
+class BrokerUnavailable(Exception):
+    pass
+
+
+def retrain_request(
+    *,
+    kind: str,
+    triggered_by: str,
+    warm_start: bool = True,
+    parameters: dict[str, Any] | None = None,
+) -> ModelVersion:
+    """Open a run and enqueue it; the run is failed again if the broker cannot take it.
+
+    The version row is committed before the enqueue (model_version_start runs
+    its own transaction), so a worker never receives an id it cannot see.
+    """
+    from eduplatform.registry.tasks import retrain_model
+
+    version = model_version_start(
+        kind=kind,
+        triggered_by=triggered_by,
+        parameters={**(parameters or {}), "warm_start": warm_start},
+    )
+    try:
+        retrain_model.apply_async(args=[version.id], retry=False)
+    except Exception as exc:
+        if settings.CELERY_TASK_ALWAYS_EAGER:
+            raise
+        model_version_fail(version_id=version.id, reason="broker unavailable")
+        raise BrokerUnavailable("the task broker is unavailable; try again later") from exc
+    version.refresh_from_db()
+    return version
+
+
+def retrain_request_scheduled(*, kind: str) -> ModelVersion | None:
+    """Nightly retrain, at most one per kind and day whatever the number of beats."""
+    today = timezone.now().date()
+    if ModelVersion.objects.filter(
+        kind=kind, triggered_by="schedule", created_at__date=today
+    ).exists():
+        return None
+    try:
+        return retrain_request(kind=kind, triggered_by="schedule")
+    except TrainingInProgress:
+        return None
+
+
+def batch_scores_refresh(*, kind: str, course_ids: list[int]) -> int:
+    """Recompute the dashboards' batch scores of some course runs with the served model."""
+    served = serving.get_served(kind)
+    plugin = get_kind(kind)
+    if served is None or plugin.score_batch is None:
+        return 0
+    return plugin.score_batch(served.model, course_ids)

@@ -1,0 +1,120 @@
+"""Per-process serving cache: load the active version once, notice promotions cheaply.
+
+Each web process keeps the loaded model of each kind. A promotion writes the new
+active version id to the shared cache (Redis); a request compares that one
+value with what it holds (one GET) and reloads only on change. Without the
+cache (Redis down) the database is asked at most every FALLBACK_SECONDS, and
+the loaded model keeps serving meanwhile. A corrupt or tampered artifact
+(sha256 mismatch) is logged and the previous good model keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.core.cache import cache
+
+from eduplatform.ml.artifacts import ArtifactError, load_artifact
+from eduplatform.registry.kinds import get_kind
+
+logger = logging.getLogger(__name__)
+
+FALLBACK_SECONDS = 5.0
+RETRY_BAD_ARTIFACT_SECONDS = 60.0
+
+
+def _key(kind: str) -> str:
+    return f"registry:active:{kind}"
+
+
+@dataclass(frozen=True)
+class Served:
+    kind: str
+    version_id: int
+    version: int
+    model: Any
+
+
+class _State:
+    def __init__(self) -> None:
+        self.loaded: dict[str, Served] = {}
+        self.checked_at: dict[str, float] = {}
+        self.bad: dict[int, float] = {}
+        self.lock = threading.Lock()
+
+
+_state = _State()
+
+
+def announce(kind: str, version_id: int) -> None:
+    """Tell every process that `version_id` is now active (called after commit)."""
+    try:
+        cache.set(_key(kind), version_id, timeout=None)
+    except Exception:  # noqa: BLE001 - Redis down: processes fall back to polling the DB
+        logger.warning("registry: could not announce %s promotion to the cache", kind)
+
+
+def _announced(kind: str) -> int | None:
+    try:
+        value = cache.get(_key(kind))
+    except Exception:  # noqa: BLE001
+        return None
+    return int(value) if value is not None else None
+
+
+def load_version(row: Any) -> Any:
+    """Load a registry row's artifact (checksum first) into its served object."""
+    artifact = load_artifact(Path(row.artifact_path), row.artifact_sha256)
+    return get_kind(row.kind).load(artifact)
+
+
+def get_served(kind: str) -> Served | None:
+    """The model to serve for `kind` now, or None when no version was ever promoted."""
+    from eduplatform.registry.models import ModelVersion
+
+    current = _state.loaded.get(kind)
+    announced = _announced(kind)
+    if current is not None and announced == current.version_id:
+        return current
+    now = time.monotonic()
+    if announced is None and now - _state.checked_at.get(kind, -1e9) < FALLBACK_SECONDS:
+        return current
+    with _state.lock:
+        current = _state.loaded.get(kind)
+        try:
+            row = ModelVersion.objects.filter(kind=kind, status=ModelVersion.Status.ACTIVE).first()
+        except Exception:  # noqa: BLE001 - database trouble must not fail a request served from memory
+            logger.exception("registry: cannot read the active %s version", kind)
+            return current
+        _state.checked_at[kind] = now
+        if row is None:
+            return current
+        if current is not None and current.version_id == row.id:
+            if announced is None:
+                announce(kind, row.id)
+            return current
+        if now - _state.bad.get(row.id, -1e9) < RETRY_BAD_ARTIFACT_SECONDS:
+            return current
+        try:
+            model = load_version(row)
+        except ArtifactError as exc:
+            _state.bad[row.id] = now
+            logger.error("registry: refusing %s v%s: %s", kind, row.version, exc)
+            return current
+        served = Served(kind=kind, version_id=row.id, version=row.version, model=model)
+        _state.loaded[kind] = served
+        logger.info("registry: serving %s v%s", kind, row.version)
+        return served
+
+
+def reset() -> None:
+    """Forget every loaded model (tests; a process that must reload from scratch)."""
+    with _state.lock:
+        _state.loaded.clear()
+        _state.checked_at.clear()
+        _state.bad.clear()

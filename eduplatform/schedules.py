@@ -1,0 +1,28 @@
+"""Every periodic task, in one list. `sync_schedules` writes them to django-celery-beat.
+
+Times are UTC. Operators edit them afterwards in the admin (Periodic tasks);
+`sync_schedules` creates missing entries and never overwrites edited ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Schedule:
+    name: str
+    task: str
+    hour: int
+    minute: int
+    args: tuple = ()
+
+
+SCHEDULES: list[Schedule] = [
+    Schedule("refresh rollups", "analytics.refresh_rollups", hour=1, minute=0),
+    Schedule("retrain churn", "registry.scheduled_retrain", hour=2, minute=0, args=("churn",)),
+    Schedule(
+        "retrain recommender", "registry.scheduled_retrain", hour=3, minute=0, args=("recommender",)
+    ),
+    Schedule("score learners", "registry.score_all", hour=4, minute=30),
+]

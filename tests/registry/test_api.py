@@ -1,0 +1,80 @@
+import pytest
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from eduplatform.celery import app as celery_app
+from eduplatform.registry import services
+from eduplatform.registry.models import ModelVersion
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def client_for(user) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return client
+
+
+@pytest.fixture
+def admin():
+    return client_for(UserFactory(username="root", is_superuser=True, is_staff=True))
+
+
+@pytest.fixture
+def analyst():
+    return client_for(UserFactory(username="analyst"))
+
+
+def test_retrain_promote_rollback_versions(dummy_kind, admin):
+    response = admin.post("/api/v1/models/dummy/retrain", {}, format="json")
+    assert response.status_code == 202
+    assert response.json()["version"] == 1
+    assert admin.post("/api/v1/models/dummy/retrain", {}, format="json").status_code == 202
+    versions = admin.get("/api/v1/models/dummy/versions").json()
+    assert [v["version"] for v in versions] == [2, 1]
+    assert versions[0]["status"] == "active"
+    rolled = admin.post("/api/v1/models/dummy/rollback", {}, format="json")
+    assert rolled.status_code == 200 and rolled.json()["version"] == 1
+    promoted = admin.post("/api/v1/models/dummy/promote", {"version": 2}, format="json")
+    assert promoted.status_code == 200 and promoted.json()["status"] == "active"
+
+
+def test_bad_requests(dummy_kind, admin):
+    assert admin.get("/api/v1/models/nope/versions").status_code == 404
+    assert admin.post("/api/v1/models/dummy/promote", {}, format="json").status_code == 400
+    bad = admin.post("/api/v1/models/dummy/promote", {"version": "x"}, format="json")
+    assert bad.status_code == 400 and "version" in bad.json()
+    assert admin.post("/api/v1/models/dummy/rollback", {}, format="json").status_code == 400
+
+
+def test_only_admins_operate_models(dummy_kind, analyst):
+    assert analyst.post("/api/v1/models/dummy/retrain", {}, format="json").status_code == 403
+    assert analyst.post("/api/v1/models/dummy/rollback", {}, format="json").status_code == 403
+    assert analyst.get("/api/v1/models/dummy/versions").status_code == 200
+    assert APIClient().get("/api/v1/models/dummy/versions").status_code == 401
+
+
+def test_concurrent_retrain_conflicts(dummy_kind, admin):
+    running = services.model_version_start(kind="dummy", triggered_by="other")
+    response = admin.post("/api/v1/models/dummy/retrain", {}, format="json")
+    assert response.status_code == 409
+    assert response.json()["version"] == running.version
+
+
+def test_broker_down_gives_503_and_no_open_run(dummy_kind, admin, settings):
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    old = (celery_app.conf.task_always_eager, celery_app.conf.broker_url)
+    celery_app.conf.task_always_eager = False
+    # A port nothing listens on: a real connection refusal, not a mock.
+    celery_app.conf.broker_url = "redis://127.0.0.1:9/0"
+    celery_app.pool.force_close_all()
+    try:
+        response = admin.post("/api/v1/models/dummy/retrain", {}, format="json")
+    finally:
+        celery_app.conf.task_always_eager, celery_app.conf.broker_url = old
+        celery_app.pool.force_close_all()
+    assert response.status_code == 503
+    assert response["Retry-After"] == "30"
+    assert ModelVersion.objects.get().status == ModelVersion.Status.FAILED
+    assert not ModelVersion.objects.filter(status=ModelVersion.Status.TRAINING).exists()
