@@ -55,14 +55,14 @@ def announce(kind: str, version_id: int) -> None:
     """Tell every process that `version_id` is now active (called after commit)."""
     try:
         cache.set(_key(kind), version_id, timeout=None)
-    except Exception:  # noqa: BLE001 - Redis down: processes fall back to polling the DB
+    except Exception:
         logger.warning("registry: could not announce %s promotion to the cache", kind)
 
 
 def _announced(kind: str) -> int | None:
     try:
         value = cache.get(_key(kind))
-    except Exception:  # noqa: BLE001
+    except Exception:
         return None
     return int(value) if value is not None else None
 
@@ -88,7 +88,7 @@ def get_served(kind: str) -> Served | None:
         current = _state.loaded.get(kind)
         try:
             row = ModelVersion.objects.filter(kind=kind, status=ModelVersion.Status.ACTIVE).first()
-        except Exception:  # noqa: BLE001 - database trouble must not fail a request served from memory
+        except Exception:
             logger.exception("registry: cannot read the active %s version", kind)
             return current
         _state.checked_at[kind] = now

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from eduplatform.registry import serving, services
+from eduplatform.registry import services, serving
 from eduplatform.registry.models import ModelVersion
 
 # Transactional: promotions announce themselves on commit, as in production.
