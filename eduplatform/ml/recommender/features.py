@@ -378,25 +378,66 @@ def learner_batch(
     )
 
 
-def spread(x: torch.Tensor, nb_idx: torch.Tensor, nb_val: torch.Tensor) -> torch.Tensor:
-    """out[b, i] = sum_j x[b, j] * S[j, i] for the sparse top-M matrix S = (nb_idx, nb_val)."""
+DENSE_SPREAD_MAX_ITEMS = 4096
+
+
+def dense_neighbours(nb_idx: torch.Tensor, nb_val: torch.Tensor) -> torch.Tensor:
+    """The top-M matrix as a dense (n_items, n_items) tensor."""
+    n = nb_idx.shape[0]
+    dense = torch.zeros(n, n, dtype=nb_val.dtype)
+    dense.scatter_add_(1, nb_idx, nb_val)
+    return dense
+
+
+def spread(
+    x: torch.Tensor,
+    nb_idx: torch.Tensor,
+    nb_val: torch.Tensor,
+    dense: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """out[b, i] = sum_j x[b, j] * S[j, i] for the sparse top-M matrix S = (nb_idx, nb_val).
+
+    With `dense` (S as a dense matrix, for small catalogues) this is one matmul;
+    otherwise a scatter over the learners' visited items (large catalogues).
+    """
+    if dense is not None:
+        return x @ dense
     b, n = x.shape
     out = torch.zeros(b, n, dtype=x.dtype)
     rows, src = torch.nonzero(x, as_tuple=True)
     if len(rows) == 0:
         return out
-    m = nb_idx.shape[1]
     contrib = (x[rows, src].unsqueeze(1) * nb_val[src]).reshape(-1)
     dst = (rows.unsqueeze(1) * n + nb_idx[src]).reshape(-1)
     out.view(-1).index_add_(0, dst, contrib)
-    del m
     return out
+
+
+@dataclass
+class ItemGraph:
+    """Co-visit and follow neighbours of a run as tensors (dense too when the run is small)."""
+
+    covisit: tuple[torch.Tensor, torch.Tensor]
+    follows: tuple[torch.Tensor, torch.Tensor]
+    covisit_dense: torch.Tensor | None = None
+    follows_dense: torch.Tensor | None = None
+
+    @classmethod
+    def build(cls, covisit: Neighbours, follows: Neighbours) -> ItemGraph:
+        cov = (torch.from_numpy(covisit.idx.astype(np.int64)), torch.from_numpy(covisit.val))
+        fol = (torch.from_numpy(follows.idx.astype(np.int64)), torch.from_numpy(follows.val))
+        small = covisit.idx.shape[0] <= DENSE_SPREAD_MAX_ITEMS
+        return cls(
+            cov,
+            fol,
+            dense_neighbours(*cov) if small else None,
+            dense_neighbours(*fol) if small else None,
+        )
 
 
 def pair_features(
     batch: LearnerBatch,
-    covisit: tuple[torch.Tensor, torch.Tensor],
-    follows: tuple[torch.Tensor, torch.Tensor],
+    graph: ItemGraph,
     item_type: torch.Tensor,
     n_types: int,
     center: torch.Tensor,
@@ -406,8 +447,8 @@ def pair_features(
     w, r = batch.weight, batch.recent
     wsum = w.sum(1, keepdim=True).clamp_min(1e-6)
     rsum = r.sum(1, keepdim=True)
-    co = spread(w, *covisit) / wsum
-    fol = spread(r, *follows) / rsum.clamp_min(1e-6)
+    co = spread(w, *graph.covisit, graph.covisit_dense) / wsum
+    fol = spread(r, *graph.follows, graph.follows_dense) / rsum.clamp_min(1e-6)
     onehot = torch.nn.functional.one_hot(item_type, n_types).to(w.dtype)
     type_share = (w @ onehot) / wsum  # (B, n_types)
     type_aff = type_share[:, item_type]

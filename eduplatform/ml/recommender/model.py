@@ -58,16 +58,23 @@ class ScoringNet(nn.Module):
         self,
         item_h: torch.Tensor,  # (n_items, hidden) from item_hidden
         learner_x: torch.Tensor,  # (B, n_learner_features)
-        pair_x: torch.Tensor,  # (B, n_items, n_pair_features)
+        pair_x: torch.Tensor,  # (B, n_items, n_pair_features), or (B, C, .) with cand
         item_rows: torch.Tensor,  # (n_items,) long, global embedding rows
         ctx_weight: torch.Tensor,  # (B, n_items) weights of the learner's visited items
+        cand: torch.Tensor | None = None,  # (B, C) long: score only these items (training)
     ) -> torch.Tensor:
-        h = item_h.unsqueeze(0) + self.learner_in(learner_x).unsqueeze(1) + self.pair_in(pair_x)
+        """Scores (B, n_items), or (B, C) for the candidate subsets `cand`."""
+        ih = item_h.unsqueeze(0) if cand is None else item_h[cand]
+        h = ih + self.learner_in(learner_x).unsqueeze(1) + self.pair_in(pair_x)
         h = torch.relu(self.hidden(torch.relu(h)))
         score = self.out(h).squeeze(-1)
         if self.emb_dim > 0:
             total = ctx_weight.sum(1, keepdim=True)
             norm = ctx_weight / total.clamp_min(1e-6)
             ctx = norm @ self.ctx_emb(item_rows)  # (B, D)
-            score = score + ctx @ self.item_emb(item_rows).T
+            if cand is None:
+                score = score + ctx @ self.item_emb(item_rows).T
+            else:
+                vecs = self.item_emb(item_rows[cand])  # (B, C, D)
+                score = score + (vecs * ctx.unsqueeze(1)).sum(-1)
         return score

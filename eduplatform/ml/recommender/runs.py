@@ -125,7 +125,9 @@ def build_run(
     meta = items.drop_duplicates("item_id").set_index(as_int_ids(items.drop_duplicates("item_id")["item_id"], "item"))
     vocab = {t: i for i, t in enumerate(type_vocab)}
     types = meta["activity_type"].reindex(ids)
-    item_type = np.array([vocab.get(str(t), 0) if isinstance(t, str) else 0 for t in types], dtype=np.int64)
+    item_type = (
+        types.astype(object).map(lambda t: vocab.get(str(t), 0) if isinstance(t, str) else 0)
+    ).to_numpy(np.int64)
     week_from = pd.to_numeric(meta["week_from"].reindex(ids), errors="coerce").to_numpy(np.float64)
 
     learner_ids = np.unique(as_int_ids(clicks["learner_id"], "learner"))
@@ -167,7 +169,8 @@ def build_runs(
     """Every course run of `data` (or those asked), in course_id order."""
     if course_ids is None:
         course_ids = sorted(
-            set(data.items["course_id"]) | set(data.item_activity["course_id"]), key=str
+            set(data.items["course_id"].unique()) | set(data.item_activity["course_id"].unique()),
+            key=str,
         )
     items_by = dict(tuple(data.items.groupby("course_id", sort=False)))
     clicks_by = dict(tuple(data.item_activity.groupby("course_id", sort=False)))

@@ -16,6 +16,7 @@ from eduplatform.ml.data import LearningData
 from eduplatform.ml.recommender.features import (
     N_LEARNER_FEATURES,
     N_PAIR_FEATURES,
+    ItemGraph,
     ItemTimeline,
     Neighbours,
     item_features,
@@ -55,8 +56,7 @@ class _ItemPart:
     item_type: torch.Tensor
     center: torch.Tensor
     center_known: torch.Tensor
-    covisit: tuple[torch.Tensor, torch.Tensor]
-    follows: tuple[torch.Tensor, torch.Tensor]
+    graph: ItemGraph
     rows: torch.Tensor
     used_7d: np.ndarray
     first_active: np.ndarray
@@ -79,6 +79,7 @@ class Recommender:
         self.config = config
         self.stats = stats or {}
         self._cache: OrderedDict = OrderedDict()
+        self._graphs: dict = {}
         self._item_run: dict | None = None
 
     # ------------------------------------------------------------------ building
@@ -170,9 +171,17 @@ class Recommender:
         run.follows = run.follows.append_items(n_new)
         run.reset_indexes()
         self._cache.clear()
+        self._graphs.pop(course, None)
         self._item_run = None
 
     # ------------------------------------------------------------------ scoring
+
+    def _graph(self, run: CourseRun) -> ItemGraph:
+        """Neighbour tensors of a run (do not depend on the day; cached per run)."""
+        graph = self._graphs.get(run.course_id)
+        if graph is None:
+            graph = self._graphs[run.course_id] = ItemGraph.build(run.covisit, run.follows)
+        return graph
 
     def _item_part(self, run: CourseRun, now_day: int) -> _ItemPart:
         key = (run.course_id, int(now_day))
@@ -192,8 +201,7 @@ class Recommender:
             item_type=torch.from_numpy(run.item_type),
             center=torch.from_numpy(center.astype(np.float32)),
             center_known=torch.from_numpy(known),
-            covisit=(torch.from_numpy(run.covisit.idx), torch.from_numpy(run.covisit.val)),
-            follows=(torch.from_numpy(run.follows.idx), torch.from_numpy(run.follows.val)),
+            graph=self._graph(run),
             rows=torch.from_numpy(run.emb_rows),
             used_7d=run.timeline.window(run.timeline.cum_rows, now_day, 7),
             first_active=run.timeline.first_active,
@@ -206,7 +214,7 @@ class Recommender:
     def _score(self, run: CourseRun, part: _ItemPart, pairs: PairTable, learners: np.ndarray, now_day: int, offsets: np.ndarray):
         lb = learner_batch(pairs, learners, run.n_items, now_day, offsets)
         px = pair_features(
-            lb, part.covisit, part.follows, part.item_type, self.n_types, part.center, part.center_known
+            lb, part.graph, part.item_type, self.n_types, part.center, part.center_known
         )
         with torch.inference_mode():
             scores = self.net(part.item_h, lb.learner_x, px, part.rows, lb.weight)
@@ -247,9 +255,17 @@ class Recommender:
             p.last_day[sl],
             p.day,
         )
-        if now_day < p.day:
+        if now_day < p.day:  # asked about the past: drop what was opened later (approximate)
             keep = sub.first_day < now_day
-            sub = PairTable(*(a[keep] for a in (sub.learner, sub.item, sub.weight, sub.clicks, sub.first_day)), np.minimum(sub.last_day[keep], now_day - 1), p.day)
+            sub = PairTable(
+                sub.learner[keep],
+                sub.item[keep],
+                sub.weight[keep],
+                sub.clicks[keep],
+                sub.first_day[keep],
+                np.minimum(sub.last_day[keep], now_day - 1),
+                p.day,
+            )
         return sub.rescaled(now_day, self.config.half_life_days)
 
     def score_learners(self, course, learner_ids: Iterable, now_day: int | None = None, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
@@ -273,8 +289,10 @@ class Recommender:
             visited[sel] = lb.visited.numpy()
         cold = np.flatnonzero(rows < 0)
         if len(cold):
-            empty = PairTable(*(np.zeros(0, dtype=np.int32),) * 2, *(np.zeros(0, dtype=np.float32),) * 2, *(np.zeros(0, dtype=np.int32),) * 2, now)
-            scores, _ = self._score(run, part, empty, np.zeros(1, dtype=np.int64), now, np.zeros(2, dtype=np.int64))
+            empty = self._learner_pairs(run, None, now, None)
+            scores, _ = self._score(
+                run, part, empty, np.zeros(1, dtype=np.int64), now, np.zeros(2, dtype=np.int64)
+            )
             out[cold] = scores.numpy()[0]
         return out, visited
 

@@ -20,6 +20,7 @@ import torch
 from eduplatform.ml.recommender.features import (
     N_LEARNER_FEATURES,
     N_PAIR_FEATURES,
+    ItemGraph,
     covisit_neighbours,
     follow_neighbours,
     item_features,
@@ -42,14 +43,16 @@ class TrainConfig:
     label_horizon: int = 28
     min_cutoff_day: int = 7
     max_learners_per_cutoff: int = 800
-    hidden: int = 64
-    hidden2: int = 32
+    train_candidates: int = 128  # sampled softmax size per learner (0 = all items)
+    hidden: int = 32
+    hidden2: int = 16
     emb_dim: int = 16
     epochs: int = 4
     batch_size: int = 128
     lr: float = 3e-3
     weight_decay: float = 1e-5
     emb_weight_decay: float = 1e-4
+    num_threads: int = 1  # torch threads while training (1: deterministic, robust to a busy box)
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -74,8 +77,7 @@ class Snapshot:
     item_type: torch.Tensor
     center: torch.Tensor
     center_known: torch.Tensor
-    covisit: tuple[torch.Tensor, torch.Tensor]
-    follows: tuple[torch.Tensor, torch.Tensor]
+    graph: ItemGraph
     pairs: object
     offsets: np.ndarray
     learners: np.ndarray  # rows with at least one target
@@ -114,8 +116,7 @@ def snapshot(run: CourseRun, t: int, config: TrainConfig, n_types: int) -> Snaps
         item_type=torch.from_numpy(run.item_type),
         center=torch.from_numpy(center.astype(np.float32)),
         center_known=torch.from_numpy(known),
-        covisit=(torch.from_numpy(cov.idx), torch.from_numpy(cov.val)),
-        follows=(torch.from_numpy(fol.idx), torch.from_numpy(fol.val)),
+        graph=ItemGraph.build(cov, fol),
         pairs=pairs_t,
         offsets=np.searchsorted(pairs_t.learner, np.arange(run.n_learners + 1)),
         learners=learners,
@@ -125,13 +126,20 @@ def snapshot(run: CourseRun, t: int, config: TrainConfig, n_types: int) -> Snaps
 
 def batch_inputs(s: Snapshot, learners: np.ndarray, n_types: int):
     lb = learner_batch(s.pairs, learners, s.run.n_items, s.t, s.offsets)
-    px = pair_features(
-        lb, s.covisit, s.follows, s.item_type, n_types, s.center, s.center_known
-    )
+    px = pair_features(lb, s.graph, s.item_type, n_types, s.center, s.center_known)
     target = torch.zeros(len(learners), s.run.n_items, dtype=torch.bool)
     for b, u in enumerate(learners):
         target[b, torch.from_numpy(s.targets[int(u)])] = True
     return lb, px, target
+
+
+def sample_candidates(
+    visited: torch.Tensor, target: torch.Tensor, size: int, gen: torch.Generator
+) -> torch.Tensor:
+    """(B, size) item indices per learner: its targets first, then random unvisited items."""
+    key = torch.rand(visited.shape, generator=gen)
+    key = key + 2.0 * target.to(key.dtype) - 4.0 * visited.to(key.dtype)
+    return torch.topk(key, size, dim=1).indices
 
 
 def ranking_loss(scores: torch.Tensor, visited: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -154,8 +162,22 @@ def train_net(
     runs: list[CourseRun], n_types: int, config: TrainConfig, log=None
 ) -> tuple[ScoringNet, dict]:
     """Fit the scoring network on past-day replays of `runs`; returns (net, stats)."""
+    threads = torch.get_num_threads()
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    try:
+        return _train_net(runs, n_types, config, log)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_net(
+    runs: list[CourseRun], n_types: int, config: TrainConfig, log=None
+) -> tuple[ScoringNet, dict]:
     started = time.perf_counter()
+    torch.set_flush_denormal(True)  # tiny Adam moments of rare embeddings are slow as denormals
     torch.manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     n_items_total = sum(r.n_items for r in runs)
     net = ScoringNet(
@@ -207,13 +229,20 @@ def train_net(
                 cache[bi] = batch_inputs(s, learners, n_types)
             lb, px, target = cache[bi]
             rows = torch.from_numpy(s.run.emb_rows)
-            scores = net(net.item_hidden(s.item_x), lb.learner_x, px, rows, lb.weight)
-            loss = ranking_loss(scores, lb.visited, target)
+            visited = lb.visited
+            cand = None
+            if config.train_candidates and s.run.n_items > config.train_candidates:
+                cand = sample_candidates(visited, target, config.train_candidates, gen)
+                px = torch.gather(px, 1, cand.unsqueeze(-1).expand(-1, -1, px.shape[2]))
+                visited = torch.gather(visited, 1, cand)
+                target = torch.gather(target, 1, cand)
+            scores = net(net.item_hidden(s.item_x), lb.learner_x, px, rows, lb.weight, cand)
+            loss = ranking_loss(scores, visited, target)
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss)
+            total += float(loss.detach())
         losses.append(total / max(len(batches), 1))
         if log:
             log(f"epoch {epoch + 1}: loss {losses[-1]:.4f} ({time.perf_counter() - started:.1f}s)")
