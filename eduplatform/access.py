@@ -1,0 +1,164 @@
+"""Who may see what: the one place dashboards, exports and panels ask.
+
+Roles
+    admin       ``is_superuser``: every course run, personal data (name, email).
+    analyst     member of the auth Group "analyst": every course run, pseudonyms
+                only; aggregates over fewer than `MIN_GROUP_SIZE` learners are
+                suppressed, so small groups cannot be singled out.
+    instructor  listed in ``Course.instructors``: only the runs they teach,
+                pseudonyms only.
+    none        any other signed-in user: sees nothing.
+
+There is one helper per object type (course, learner) so a view cannot forget
+the check: it never loads a Course or Learner by id itself. Foreign and
+missing objects both raise Http404, so ids of other runs leak nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from django.contrib.auth.models import Group
+from django.db.models import Exists, OuterRef, QuerySet
+from django.http import Http404
+
+from analytics.models import Course, Enrollment, Learner
+
+ANALYST_GROUP = "analyst"
+MIN_GROUP_SIZE = 5
+
+ADMIN = "admin"
+ANALYST = "analyst"
+INSTRUCTOR = "instructor"
+NO_ROLE = "none"
+
+ROLE_LABELS = {
+    ADMIN: "Platform admin",
+    ANALYST: "Analyst",
+    INSTRUCTOR: "Instructor",
+    NO_ROLE: "No role",
+}
+
+# Cached on the user object: request.user lives for one request, so a role
+# change takes effect on the next request and a page asks the database once.
+_ROLE_ATTR = "_eduplatform_role"
+
+
+def role_of(user: Any) -> str:
+    """The user's role name: one of ADMIN, ANALYST, INSTRUCTOR, NO_ROLE.
+
+    At most one query, then cached on the user object for the request.
+    """
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return NO_ROLE
+    cached = getattr(user, _ROLE_ATTR, None)
+    if cached is not None:
+        return cached
+    if user.is_superuser:
+        role = ADMIN
+    else:
+        # One round trip for both memberships; analyst wins over instructor
+        # because it is the wider scope.
+        flags = (
+            type(user)
+            .objects.filter(pk=user.pk)
+            .annotate(
+                analyst=Exists(Group.objects.filter(user=OuterRef("pk"), name=ANALYST_GROUP)),
+                teaches=Exists(Course.objects.filter(instructors=OuterRef("pk"))),
+            )
+            .values_list("analyst", "teaches")
+            .first()
+        )
+        is_analyst, teaches = flags or (False, False)
+        role = ANALYST if is_analyst else INSTRUCTOR if teaches else NO_ROLE
+    setattr(user, _ROLE_ATTR, role)
+    return role
+
+
+def role_label(user: Any) -> str:
+    return ROLE_LABELS[role_of(user)]
+
+
+def can_see_personal_data(user: Any) -> bool:
+    """Names and emails are for platform admins only."""
+    return role_of(user) == ADMIN
+
+
+def suppresses_small_groups(user: Any) -> bool:
+    return role_of(user) == ANALYST
+
+
+def courses_for_user(user: Any) -> QuerySet[Course]:
+    """The course runs the user may see (lazy; evaluate once per request)."""
+    role = role_of(user)
+    if role in (ADMIN, ANALYST):
+        return Course.objects.all()
+    if role == INSTRUCTOR:
+        return Course.objects.filter(instructors=user)
+    return Course.objects.none()
+
+
+def get_course_for_user(user: Any, course_id: int | str) -> Course:
+    """The course run, or Http404 when it is missing or not the user's."""
+    try:
+        return courses_for_user(user).get(pk=int(course_id))
+    except (Course.DoesNotExist, ValueError, TypeError) as exc:
+        raise Http404("No such course run.") from exc
+
+
+def get_learner_for_user(user: Any, pseudonym: str) -> Learner:
+    """The learner, or Http404 unless enrolled in a course run the user may see.
+
+    For everyone but admins the encrypted name and email are not even loaded:
+    a template that reached for them would show nothing (and cost a query the
+    view tests would catch) instead of leaking.
+    """
+    role = role_of(user)
+    if role == NO_ROLE:
+        raise Http404("No such learner.")
+    learners = Learner.objects.filter(pseudonym=pseudonym)
+    if role != ADMIN:
+        learners = learners.defer("name", "email")
+    if role == INSTRUCTOR:
+        learners = learners.filter(
+            pk__in=Enrollment.objects.filter(course__in=courses_for_user(user)).values("learner_id")
+        )
+    elif role in (ADMIN, ANALYST):
+        learners = learners.filter(pk__in=Enrollment.objects.values("learner_id"))
+    learner = learners.first()
+    if learner is None:
+        raise Http404("No such learner.")
+    return learner
+
+
+def suppress_small_groups(
+    user: Any,
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    size_key: str = "learners",
+    value_keys: Sequence[str] = (),
+    min_size: int = MIN_GROUP_SIZE,
+) -> list[dict[str, Any]]:
+    """Rows of an aggregate, with small groups blanked for analysts.
+
+    Each row describes one group (a day, a week, a segment, ...) and carries its
+    number of distinct learners under ``size_key``. For analysts, a row with
+    fewer than ``min_size`` learners (but more than none) gets ``size_key`` and
+    every ``value_keys`` entry set to None and ``suppressed`` True; charts draw
+    a gap and the data table says "suppressed". Empty groups stay: "nobody" is
+    not identifying. Other roles get the rows unchanged (``suppressed`` False).
+    """
+    suppress = suppresses_small_groups(user)
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        new = dict(row)
+        size = new.get(size_key)
+        hide = suppress and size is not None and 0 < size < min_size
+        if hide:
+            new[size_key] = None
+            for key in value_keys:
+                new[key] = None
+        new["suppressed"] = hide
+        out.append(new)
+    return out
