@@ -346,10 +346,10 @@ def _events_copy(
             "source": pa.DictionaryArray.from_arrays(np.zeros(n, np.int32), [source]),
         }
     )
+    # SQLite stores aware datetimes as naive UTC text, PostgreSQL parses the offset.
+    midday = " 12:00:00+00:00" if connection.vendor == "postgresql" else " 12:00:00"
     events = events.set_column(
-        4,
-        "occurred_at",
-        pa.compute.binary_join_element_wise(events["occurred_at"], " 12:00:00+00", ""),
+        4, "occurred_at", pa.compute.binary_join_element_wise(events["occurred_at"], midday, "")
     )
     rollup = (
         pd.DataFrame(

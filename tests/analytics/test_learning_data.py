@@ -1,0 +1,41 @@
+import numpy as np
+import pytest
+from django.core.management import call_command
+
+from analytics.learning_data import learning_data
+from analytics.models import Course
+from eduplatform.ml.oulad import load_oulad
+
+pytestmark = pytest.mark.django_db
+
+
+def test_database_frames_match_the_oulad_loader(oulad_slice):
+    """Importing then reading back gives the frames the file loader gives."""
+    call_command("import_oulad", str(oulad_slice), "--no-progress")
+    course = Course.objects.get(code="AAA_2013J")
+    from_db = learning_data(course_ids=[course.pk])
+    from_files = load_oulad(oulad_slice, course_ids=["AAA_2013J"])
+    assert len(from_db.enrolments) == len(from_files.enrolments)
+    assert from_db.activity["clicks"].sum() == from_files.activity["clicks"].sum()
+    assert from_db.item_activity["clicks"].sum() == from_files.item_activity["clicks"].sum()
+    assert len(from_db.item_activity) == len(from_files.item_activity)
+    assert sorted(from_db.activity["day"].unique()) == sorted(from_files.activity["day"].unique())
+    assert np.nansum(from_db.enrolments["unregistered_day"]) == np.nansum(
+        from_files.enrolments["unregistered_day"]
+    )
+    assert (
+        from_db.submissions["submitted_day"].sum() == from_files.submissions["submitted_day"].sum()
+    )
+    assert set(from_db.assessments["due_day"].dropna()) == set(
+        from_files.assessments["due_day"].dropna()
+    )
+    assert set(from_db.activity["activity_type"]) == set(from_files.activity["activity_type"])
+
+
+def test_until_excludes_later_activity(oulad_slice):
+    call_command("import_oulad", str(oulad_slice), "--no-progress")
+    course = Course.objects.get(code="AAA_2013J")
+    cutoff = course.start_date.replace(day=31)
+    data = learning_data(course_ids=[course.pk], until=cutoff)
+    assert data.activity["day"].max() < course.day_of(cutoff)
+    assert data.item_activity["day"].max() < course.day_of(cutoff)
