@@ -28,10 +28,12 @@ def read_frame(sql: str, columns: list[str]) -> pd.DataFrame:
     """Run a parameterless SELECT; return its rows as a DataFrame with `columns`."""
     if connection.vendor == "postgresql":
         buffer = io.BytesIO()
-        with connection.cursor() as cursor:
-            with cursor.cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
-                for block in copy:
-                    buffer.write(block)
+        with (
+            connection.cursor() as cursor,
+            cursor.cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy,
+        ):
+            for block in copy:
+                buffer.write(block)
         if buffer.tell() == 0:
             return pd.DataFrame({c: [] for c in columns})
         buffer.seek(0)
@@ -70,7 +72,8 @@ def learning_data(
         ["course_id", "module", "presentation", "length_days", "start_date"],
     )
     starts = {
-        int(c): pd.Timestamp(s).date() for c, s in zip(courses["course_id"], courses["start_date"])
+        int(c): pd.Timestamp(s).date()
+        for c, s in zip(courses["course_id"], courses["start_date"], strict=True)
     }
     enrol = read_frame(
         "SELECT e.course_id, e.learner_id, e.registered_on, e.unregistered_on, e.final_result, "
