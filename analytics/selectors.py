@@ -482,3 +482,81 @@ def last_import_by_source(course_ids: Sequence[int]) -> dict[str, dt.datetime]:
         .order_by()
     )
     return {r["source"]: r["last"] for r in rows}
+
+
+def learner_export(*, pseudonym: str) -> dict | None:
+    """Everything stored about one learner, JSON-ready (the data subject's access request)."""
+    from analytics.models import DailyActivity, Enrollment, Learner, LearningEvent, Submission
+
+    learner = Learner.objects.filter(pseudonym=pseudonym).first()
+    if learner is None:
+        return None
+    enrollments = list(
+        Enrollment.objects.filter(learner=learner)
+        .select_related("course")
+        .values(
+            "course__code",
+            "registered_on",
+            "unregistered_on",
+            "final_result",
+            "num_prev_attempts",
+            "studied_credits",
+        )
+    )
+    course_ids = list(
+        Enrollment.objects.filter(learner=learner).values_list("course_id", flat=True)
+    )
+    from django.apps import apps
+
+    predictions: dict[str, list[dict]] = {}
+    for model in apps.get_models():
+        if getattr(model, "exported_with_learner", False):
+            predictions[model._meta.label] = list(
+                model.objects.filter(learner=learner).values(*model.export_fields)
+            )
+    return {
+        "learner": {
+            "pseudonym": learner.pseudonym,
+            "name": learner.name,
+            "email": learner.email,
+            "gender": learner.gender,
+            "region": learner.region,
+            "highest_education": learner.highest_education,
+            "imd_band": learner.imd_band,
+            "age_band": learner.age_band,
+            "disability": learner.disability,
+            "created_at": learner.created_at,
+        },
+        "enrollments": enrollments,
+        "submissions": list(
+            Submission.objects.filter(learner=learner).values(
+                "assessment__course__code",
+                "assessment__external_id",
+                "submitted_on",
+                "score",
+                "is_late",
+                "is_banked",
+            )
+        ),
+        "events": list(
+            LearningEvent.objects.filter(learner=learner, course_id__in=course_ids)
+            .order_by("occurred_at", "id")
+            .values(
+                "course__code",
+                "item__external_id",
+                "verb",
+                "occurred_at",
+                "count",
+                "duration_seconds",
+                "score",
+                "source",
+                "client_event_id",
+            )
+        ),
+        "daily_activity": list(
+            DailyActivity.objects.filter(course_id__in=course_ids, learner=learner)
+            .order_by("date")
+            .values("course__code", "date", "activity_type", "events", "clicks", "active_seconds")
+        ),
+        "predictions": predictions,
+    }

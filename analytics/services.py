@@ -283,3 +283,55 @@ def _date_sql(column: str) -> str:
     if connection.vendor == "postgresql":
         return f"(({column}) AT TIME ZONE 'UTC')::date"
     return f"date({column})"
+
+
+@dataclass(frozen=True)
+class ErasureResult:
+    found: bool
+    events: int = 0
+    rollup_rows: int = 0
+    submissions: int = 0
+    enrollments: int = 0
+
+
+@transaction.atomic
+def learner_erase(*, pseudonym: str) -> ErasureResult:
+    """Delete everything about one learner; running it again finds nothing and changes nothing.
+
+    1. Find the learner and the course runs they were enrolled in.
+    2. Delete events and rollup rows course by course (the indexes lead with
+       the course), then submissions and enrolments.
+    3. Delete the learner row: personal data and every prediction that
+       references it (foreign keys cascade).
+    4. Mark active models as due for retraining without this learner.
+    """
+    from analytics.models import DailyActivity, Submission
+    from eduplatform.registry.services import models_mark_retrain_due
+
+    learner = Learner.objects.filter(pseudonym=pseudonym).first()
+    if learner is None:
+        return ErasureResult(found=False)
+    course_ids = list(
+        Enrollment.objects.filter(learner=learner).values_list("course_id", flat=True)
+    ) + list(
+        LearningEvent.objects.filter(learner=learner).values_list("course_id", flat=True).distinct()
+    )
+    events, _ = LearningEvent.objects.filter(
+        learner=learner, course_id__in=set(course_ids)
+    ).delete()
+    events += LearningEvent.objects.filter(learner=learner).delete()[0]
+    rollup, _ = DailyActivity.objects.filter(
+        course_id__in=set(course_ids), learner=learner
+    ).delete()
+    submissions, _ = Submission.objects.filter(learner=learner).delete()
+    enrollments, _ = Enrollment.objects.filter(learner=learner).delete()
+    learner.delete()
+    models_mark_retrain_due()
+    logger.info("erasure: learner %s erased (%s events)", pseudonym, events)
+    return ErasureResult(
+        found=True,
+        events=events,
+        rollup_rows=rollup,
+        submissions=submissions,
+        enrollments=enrollments,
+    )
