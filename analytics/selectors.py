@@ -284,8 +284,8 @@ LEARNER_STATUSES = {
     "all": "All",
 }
 LEARNER_SORTS = {
-    # key -> (label, order on ascending); NULL "last active" (never active)
-    # sorts as the oldest, i.e. first when ascending: the most at risk.
+    # key -> column label. "Last active" ascending puts never-active learners
+    # (NULL) first: they are the most at risk.
     "pseudonym": "Learner",
     "last_active": "Last active",
     "activity_14d": "Activity, last 14 days",

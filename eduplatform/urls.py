@@ -6,6 +6,7 @@ from analytics.api import XapiStatementsView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/", include("analytics.api_urls")),
     path("api/v1/", include("eduplatform.registry.urls")),

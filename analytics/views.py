@@ -1,0 +1,126 @@
+"""Behaviour dashboards (HTML). Thin: parse input, one access helper, one dashboards call, render.
+
+Every page requires a login and reads only what eduplatform.access allows;
+foreign ids are 404s. Responses are never cached by browsers or proxies:
+they carry learner data.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.urls import Resolver404, resolve
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from analytics import dashboards
+from analytics.selectors import LearnerTableQuery
+from eduplatform import access
+
+
+def _render(request: HttpRequest, template: str, context: dict[str, Any]) -> HttpResponse:
+    context.setdefault("role_label", access.role_label(request.user))
+    # The model registry pages belong to another app that may not be installed
+    # yet; link to them only when the URL exists.
+    try:
+        resolve("/models/")
+        context.setdefault("models_url", "/models/")
+    except Resolver404:
+        context.setdefault("models_url", None)
+    return render(request, template, context)
+
+
+@require_GET
+@never_cache
+@login_required
+def overview(request: HttpRequest) -> HttpResponse:
+    courses = list(access.courses_for_user(request.user))
+    context = dashboards.overview(request.user, courses, timezone.localdate())
+    return _render(request, "analytics/overview.html", context)
+
+
+@require_GET
+@never_cache
+@login_required
+def course_detail(request: HttpRequest, course_id: int) -> HttpResponse:
+    course = access.get_course_for_user(request.user, course_id)
+    query = LearnerTableQuery.from_params(request.GET)
+    context = dashboards.course_page(
+        request.user, course, timezone.localdate(), query, request.GET.get("page")
+    )
+    return _render(request, "analytics/course.html", context)
+
+
+class _Echo:
+    """A file-like object whose write returns the line: csv.writer feeds a streaming response."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_safe(cell: Any) -> Any:
+    # Spreadsheet formula injection: a text cell starting with =, +, - or @ is
+    # run as a formula by Excel and LibreOffice; a leading quote keeps it text.
+    if isinstance(cell, str) and cell[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + cell
+    return cell
+
+
+def _csv_lines(rows: Iterable[Iterable[Any]]) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    for row in rows:
+        yield writer.writerow([_csv_safe(cell) for cell in row])
+
+
+@require_GET
+@never_cache
+@login_required
+def course_export(request: HttpRequest, course_id: int) -> StreamingHttpResponse:
+    course = access.get_course_for_user(request.user, course_id)
+    query = LearnerTableQuery.from_params(request.GET)
+    rows = dashboards.course_csv_rows(course, timezone.localdate(), query)
+    response = StreamingHttpResponse(_csv_lines(rows), content_type="text/csv; charset=utf-8")
+    filename = f"{course.code}-learners.csv".replace('"', "")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@require_GET
+@never_cache
+@login_required
+def course_segments(request: HttpRequest, course_id: int) -> HttpResponse:
+    course = access.get_course_for_user(request.user, course_id)
+    try:
+        k: int | None = int(request.GET.get("k", ""))
+    except ValueError:
+        k = None
+    if k is not None and not 2 <= k <= 6:
+        k = None
+    context = dashboards.segments_page(request.user, course, timezone.localdate(), k)
+    return _render(request, "analytics/segments.html", context)
+
+
+@require_GET
+@never_cache
+@login_required
+def learner_detail(request: HttpRequest, pseudonym: str) -> HttpResponse:
+    learner = access.get_learner_for_user(request.user, pseudonym)
+    context = dashboards.learner_page(
+        request.user, learner, access.courses_for_user(request.user), timezone.localdate()
+    )
+    return _render(request, "analytics/learner.html", context)
+
+
+@require_GET
+@never_cache
+@login_required
+def data_quality(request: HttpRequest) -> HttpResponse:
+    courses = list(access.courses_for_user(request.user))
+    context = dashboards.data_quality(request.user, courses, timezone.now())
+    return _render(request, "analytics/data_quality.html", context)
