@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 
 from analytics.models import ContentItem, Course, Enrollment, Learner, LearningEvent
 from analytics.validation import NormalizedEvent, ValidationFailure
@@ -28,26 +28,20 @@ class IngestResult:
 def events_ingest(*, events: list[NormalizedEvent], source: str) -> IngestResult:
     """Store a batch all-or-nothing; events whose client id was already stored are skipped.
 
-    A concurrent request storing the same ids makes the insert fail on the
-    unique constraint; the whole batch is then retried once, when the rival's
-    rows are visible and get skipped as duplicates.
+    Duplicates (a retried request, or a concurrent one with the same ids) are
+    dropped by the database itself: INSERT ... ON CONFLICT DO NOTHING on the
+    partial unique index, RETURNING the rows really inserted, and only those
+    reach the rollup.
     """
-    for attempt in (1, 2):
-        try:
-            return _events_ingest_once(events=events, source=source)
-        except IntegrityError:
-            if attempt == 2:
-                raise
-            logger.info("events_ingest: concurrent duplicate ids, retrying batch")
-    raise AssertionError("unreachable")
+    return _events_ingest_once(events=events, source=source)
 
 
 @transaction.atomic
 def _events_ingest_once(*, events: list[NormalizedEvent], source: str) -> IngestResult:
     """1. Resolve courses and items (errors per event, nothing written).
-    2. Drop events whose client id is already stored.
-    3. Create missing learners and enrolments.
-    4. Insert events and add them to the daily rollup.
+    2. Create missing learners and enrolments.
+    3. Insert the events, skipping stored client ids, in one statement.
+    4. Add the inserted ones to the daily rollup in one upsert.
     """
     courses_by_code, courses_by_iri = _courses_for(events)
     errors: list[dict[str, list[str]] | None] = []
@@ -86,53 +80,103 @@ def _events_ingest_once(*, events: list[NormalizedEvent], source: str) -> Ingest
         ContentItem.objects.bulk_create(list(to_create.values()))
         items.update(_items_for(resolved))
 
-    existing = set(
-        LearningEvent.objects.filter(
-            source=source, client_event_id__in=[e.client_event_id for e, _ in resolved]
-        ).values_list("client_event_id", flat=True)
-    )
-    fresh = [(e, c) for e, c in resolved if e.client_event_id not in existing]
-    learners = learners_ensure(events=[e for e, _ in fresh])
-    _enrollments_ensure(fresh, learners)
-
+    learners = learners_ensure(events=[e for e, _ in resolved])
+    _enrollments_ensure(resolved, learners)
+    # Raw SQL below: store datetimes exactly as the ORM would on this backend.
+    adapt = connection.ops.adapt_datetimefield_value
     rows = []
-    for event, course in fresh:
+    for event, course in resolved:
         item = items.get((course.pk, event.item_external_id)) if event.item_external_id else None
         rows.append(
-            LearningEvent(
-                learner_id=learners[(event.learner_namespace, event.learner_identifier)],
-                course=course,
-                item=item,
-                verb=event.verb,
-                occurred_at=event.occurred_at,
-                count=event.count,
-                duration_seconds=event.duration_seconds,
-                score=event.score,
-                source=source,
-                client_event_id=event.client_event_id,
+            (
+                learners[(event.learner_namespace, event.learner_identifier)],
+                course.pk,
+                item.pk if item else None,
+                event.verb,
+                adapt(event.occurred_at),
+                event.count,
+                event.duration_seconds,
+                event.score,
+                source,
+                event.client_event_id,
+                item.activity_type if item else event.verb,
             )
         )
-    LearningEvent.objects.bulk_create(rows, batch_size=1000)
+    inserted = _events_insert(rows)
     rollup_add(
         rows=(
-            (
-                row.course_id,
-                row.learner_id,
-                row.occurred_at.date(),
-                row.item.activity_type if row.item else row.verb,
-                1,
-                row.count,
-                row.duration_seconds or 0.0,
-            )
-            for row in rows
+            (row[1], row[0], event.occurred_at.date(), row[10], 1, row[5], row[6] or 0.0)
+            for row, (event, _) in zip(rows, resolved, strict=True)
+            if row[9] in inserted
         )
     )
     return IngestResult(
         received=len(events),
-        created=len(rows),
-        duplicates=len(events) - len(rows),
+        created=len(inserted),
+        duplicates=len(events) - len(inserted),
         event_ids=[e.client_event_id for e in events],
     )
+
+
+_EVENT_COLUMNS = (
+    "learner_id, course_id, item_id, verb, occurred_at, count, duration_seconds, score, "
+    "source, client_event_id"
+)
+
+
+def _events_insert(rows: list[tuple]) -> set[str]:
+    """Insert events (all with client ids); return the client ids actually inserted."""
+    conflict = (
+        " ON CONFLICT (source, client_event_id) WHERE client_event_id IS NOT NULL "
+        "DO NOTHING RETURNING client_event_id"
+    )
+    if connection.vendor == "postgresql":
+        returned = _pg_copy_then(
+            "ingest_events",
+            "learner_id bigint, course_id bigint, item_id bigint, verb varchar(40), "
+            "occurred_at timestamptz, count integer, duration_seconds double precision, "
+            "score double precision, source varchar(8), client_event_id varchar(64)",
+            [row[:10] for row in rows],
+            f"INSERT INTO analytics_learningevent ({_EVENT_COLUMNS}) "
+            f"SELECT {_EVENT_COLUMNS} FROM ingest_events" + conflict,
+        )
+        return {r[0] for r in returned}
+    inserted: set[str] = set()
+    placeholder = "(" + ", ".join(["%s"] * 10) + ")"
+    with connection.cursor() as cursor:
+        for chunk in _chunks(rows, 90):  # SQLite allows 999 bound parameters
+            cursor.execute(
+                f"INSERT INTO analytics_learningevent ({_EVENT_COLUMNS}) VALUES "
+                + ", ".join([placeholder] * len(chunk))
+                + conflict,
+                [value for row in chunk for value in row[:10]],
+            )
+            inserted.update(r[0] for r in cursor.fetchall())
+    return inserted
+
+
+def _chunks(rows: list, size: int) -> Iterable[list]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def _pg_copy_then(temp: str, columns_ddl: str, rows: list[tuple], sql: str) -> list[tuple]:
+    """COPY rows into a per-connection temp table, then run one set-based statement.
+
+    Binding thousands of parameters costs more client time than the whole
+    database work; COPY streams the rows instead. The temp table lives as long
+    as the connection and empties itself at commit.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {temp} ({columns_ddl}) ON COMMIT DELETE ROWS"
+        )
+        cursor.execute(f"TRUNCATE {temp}")
+        with cursor.cursor.copy(f"COPY {temp} FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(sql)
+        return cursor.fetchall() if cursor.description else []
 
 
 def _original_index(errors: list[dict[str, list[str]] | None], resolved_index: int) -> int:
@@ -238,18 +282,33 @@ def rollup_add(*, rows: Iterable[tuple[int, int, dt.date, str, int, int, float]]
         acc[2] += seconds
     if not totals:
         return 0
-    sql = (
-        "INSERT INTO analytics_dailyactivity "
-        "(course_id, learner_id, date, activity_type, events, clicks, active_seconds) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s) "
-        "ON CONFLICT (course_id, learner_id, date, activity_type) DO UPDATE SET "
+    params = [(*key, int(v[0]), int(v[1]), float(v[2])) for key, v in totals.items()]
+    upsert = (
+        " ON CONFLICT (course_id, learner_id, date, activity_type) DO UPDATE SET "
         "events = analytics_dailyactivity.events + excluded.events, "
         "clicks = analytics_dailyactivity.clicks + excluded.clicks, "
         "active_seconds = analytics_dailyactivity.active_seconds + excluded.active_seconds"
     )
-    params = [(*key, int(v[0]), int(v[1]), float(v[2])) for key, v in totals.items()]
+    columns = "course_id, learner_id, date, activity_type, events, clicks, active_seconds"
+    if connection.vendor == "postgresql":
+        _pg_copy_then(
+            "ingest_rollup",
+            "course_id bigint, learner_id bigint, date date, activity_type varchar(40), "
+            "events integer, clicks integer, active_seconds double precision",
+            params,
+            f"INSERT INTO analytics_dailyactivity ({columns}) SELECT {columns} FROM ingest_rollup"
+            + upsert,
+        )
+        return len(params)
+    placeholder = "(%s, %s, %s, %s, %s, %s, %s)"
     with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
+        for chunk in _chunks(params, 140):
+            cursor.execute(
+                f"INSERT INTO analytics_dailyactivity ({columns}) VALUES "
+                + ", ".join([placeholder] * len(chunk))
+                + upsert,
+                [value for row in chunk for value in row],
+            )
     return len(params)
 
 

@@ -1,0 +1,166 @@
+"""Shared plumbing of the benchmarks: a scratch PostgreSQL database, machine facts, results."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_OULAD = ROOT.parent / "shared" / "datasets" / "oulad"
+RESULTS = ROOT / "docs" / "bench"
+PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+BENCH_DB = os.environ.get("BENCH_DB", "eduplatform_bench")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+
+def database_url(name: str = BENCH_DB) -> str:
+    return f"postgres://postgres@127.0.0.1:5432/{name}"
+
+
+def recreate_database(name: str = BENCH_DB) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def django_env(name: str = BENCH_DB) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="eduplatform.settings.dev",
+        DATABASE_URL=database_url(name),
+        REDIS_URL=REDIS_URL,
+        DEBUG="false",
+        PYTHONPATH=str(ROOT),
+        ARTIFACT_DIR=str(ROOT / "var" / "bench-artifacts"),
+    )
+    return env
+
+
+def setup_django(name: str = BENCH_DB) -> None:
+    os.environ.update(django_env(name))
+    import django
+
+    django.setup()
+
+
+def manage(*args: str, name: str = BENCH_DB, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "python"), "manage.py", *args],
+        cwd=ROOT,
+        env=django_env(name),
+        capture_output=True,
+        text=True,
+        check=check,
+    )
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = 0
+    try:
+        memory = int(Path("/proc/meminfo").read_text().split()[1]) // (1024 * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": memory,
+        "python": platform.python_version(),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": commit,
+    }
+
+
+@dataclass
+class Section:
+    """One benchmark's result: a markdown body and its raw figures."""
+
+    name: str
+    title: str
+    body: str
+    figures: dict[str, Any] = field(default_factory=dict)
+    mode: str = "quick"
+
+    def save(self) -> Path:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        path = RESULTS / f"{self.name}.json"
+        payload = {
+            "name": self.name,
+            "title": self.title,
+            "body": self.body,
+            "figures": self.figures,
+            "mode": self.mode,
+            "machine": machine(),
+        }
+        path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+        return path
+
+
+def render_markdown() -> str:
+    """docs/benchmarks.md from every saved section, each with its own machine and date."""
+    parts = [
+        "# Benchmarks",
+        "",
+        "Made by `make bench` (or `make bench-quick`); each section says when, where and at which",
+        "commit it ran, and compares with its baseline measured in the same run. Sections:",
+        "",
+    ]
+    sections = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
+    order = [
+        "ingestion",
+        "features",
+        "retraining",
+        "churn_quality",
+        "recommender_quality",
+        "compression",
+        "serving",
+        "scale",
+        "parallel",
+    ]
+    sections.sort(key=lambda s: order.index(s["name"]) if s["name"] in order else 99)
+    for s in sections:
+        parts.append(f"- [{s['title']}](#{s['name']})")
+    for s in sections:
+        m = s["machine"]
+        parts += [
+            "",
+            f'<a id="{s["name"]}"></a>',
+            f"## {s['title']}",
+            "",
+            f"*{m['date']}, commit {m['commit']}, {m['cores']} cores ({m['cpu']}), "
+            f"{m['memory_gib']} GiB, Python {m['python']}, {s['mode']} run.*",
+            "",
+            s["body"].rstrip(),
+        ]
+    return "\n".join(parts) + "\n"
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:,.3f}" if abs(v) < 10 else f"{v:,.0f}"
+        if isinstance(v, int):
+            return f"{v:,}"
+        return str(v)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)

@@ -1,0 +1,50 @@
+"""Run the benchmarks and write docs/benchmarks.md.
+
+python -m bench.run --quick            # smaller data, minutes
+python -m bench.run --full             # everything on the full shared OULAD
+python -m bench.run --quick --only ingestion,serving
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from bench.common import ROOT, SHARED_OULAD, render_markdown
+
+SECTIONS = ["ingestion", "features", "quality", "compression", "retraining", "serving", "scale"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true")
+    mode.add_argument("--full", action="store_true")
+    parser.add_argument("--only", default="", help="comma-separated sections")
+    args = parser.parse_args()
+    if not (SHARED_OULAD / "courses.csv").exists():
+        print(f"bench: {SHARED_OULAD} not found (the benchmarks need the shared OULAD copy)")
+        return 2
+    wanted = [s for s in args.only.split(",") if s] or SECTIONS
+    unknown = sorted(set(wanted) - set(SECTIONS))
+    if unknown:
+        print(f"bench: unknown section(s) {', '.join(unknown)}; known: {', '.join(SECTIONS)}")
+        return 2
+    for name in wanted:
+        try:
+            module = importlib.import_module(f"bench.{name}")
+        except ModuleNotFoundError:
+            print(f"bench: {name}: not written yet, skipped", file=sys.stderr)
+            continue
+        print(f"bench: {name} ...", file=sys.stderr, flush=True)
+        result = module.run(full=args.full)
+        for section in result if isinstance(result, list) else [result]:
+            section.save()
+    (ROOT / "docs" / "benchmarks.md").write_text(render_markdown())
+    print("bench: wrote docs/benchmarks.md", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
