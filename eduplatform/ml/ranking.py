@@ -18,9 +18,14 @@ def _check_k(k: int) -> None:
         raise ValueError(f"k must be positive, got {k}")
 
 
-def recall_at_k(ranked: Sequence[Hashable], relevant: Iterable[Hashable], k: int) -> float:
-    """Share of the relevant items found in the first k: |top-k ∩ relevant| / |relevant|.
+def recall_at_k(
+    ranked: Sequence[Hashable], relevant: Iterable[Hashable], k: int, capped: bool = True
+) -> float:
+    """Share of the relevant items found in the first k.
 
+    capped (default, the product owner's definition): |top-k ∩ relevant| / min(k, |relevant|),
+    so a perfect top-k scores 1 even for a learner with more than k relevant
+    items; capped=False: the textbook |top-k ∩ relevant| / |relevant|.
     0.0 when there is nothing relevant (such learners are normally left out of
     the evaluation rather than counted).
     """
@@ -29,7 +34,7 @@ def recall_at_k(ranked: Sequence[Hashable], relevant: Iterable[Hashable], k: int
     if not rel:
         return 0.0
     hits = sum(1 for item in ranked[:k] if item in rel)
-    return hits / len(rel)
+    return hits / (min(k, len(rel)) if capped else len(rel))
 
 
 def dcg_discounts(k: int) -> np.ndarray:
@@ -53,12 +58,15 @@ def ndcg_at_k(ranked: Sequence[Hashable], relevant: Iterable[Hashable], k: int) 
     return dcg / ideal
 
 
-def hit_matrix_metrics(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def hit_matrix_metrics(
+    hits: np.ndarray, n_relevant: np.ndarray, k: int, capped: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """Vectorized Recall@k and NDCG@k for many learners at once.
 
-    `hits` is a (learners x >=k) boolean matrix: hits[u, r] is True when the
+    `hits` is a (learners x <=k) boolean matrix: hits[u, r] is True when the
     item ranked r+1 for learner u is relevant. `n_relevant` is each learner's
-    test-set size (> 0). Returns (recall, ndcg) arrays, one value per learner.
+    test-set size (> 0). Returns (recall, ndcg) arrays, one value per learner;
+    `capped` as in `recall_at_k`.
     """
     _check_k(k)
     hits = np.asarray(hits, dtype=bool)[:, :k]
@@ -68,7 +76,7 @@ def hit_matrix_metrics(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> tupl
     if np.any(n_relevant <= 0):
         raise ValueError("every learner needs at least one relevant item")
     discounts = dcg_discounts(k)[: hits.shape[1]]
-    recall = hits.sum(axis=1) / n_relevant
+    recall = hits.sum(axis=1) / (np.minimum(n_relevant, k) if capped else n_relevant)
     dcg = (hits * discounts).sum(axis=1)
     ideal_cum = np.concatenate([[0.0], np.cumsum(dcg_discounts(k))])
     ideal = ideal_cum[np.minimum(n_relevant, k).astype(np.int64)]

@@ -35,7 +35,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from eduplatform.ml.data import LearningData
-from eduplatform.ml.ranking import dcg_discounts
+from eduplatform.ml.ranking import hit_matrix_metrics
 from eduplatform.ml.recommender.train import TrainConfig
 
 PRODUCT = "recommender"
@@ -150,12 +150,7 @@ def _metrics(top: np.ndarray, test: sp.csr_matrix, k: int) -> tuple[np.ndarray, 
     dense = test.toarray() > 0
     valid = top >= 0
     hits = np.take_along_axis(dense, np.where(valid, top, 0), axis=1) & valid
-    n_rel = dense.sum(axis=1)
-    disc = dcg_discounts(k)[: hits.shape[1]]
-    ideal = np.concatenate([[0.0], np.cumsum(dcg_discounts(k))])[np.minimum(n_rel, k)]
-    ndcg = (hits * disc).sum(axis=1) / ideal
-    recall = hits.sum(axis=1) / np.minimum(n_rel, k)
-    return recall, ndcg
+    return hit_matrix_metrics(hits, dense.sum(axis=1), k)
 
 
 # ---------------------------------------------------------------- peers

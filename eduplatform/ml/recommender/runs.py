@@ -127,8 +127,10 @@ def build_run(
     types = meta["activity_type"].reindex(ids)
     item_type = (
         types.astype(object).map(lambda t: vocab.get(str(t), 0) if isinstance(t, str) else 0)
-    ).to_numpy(np.int64)
-    week_from = pd.to_numeric(meta["week_from"].reindex(ids), errors="coerce").to_numpy(np.float64)
+    ).to_numpy(np.int64, copy=True)
+    week_from = pd.to_numeric(meta["week_from"].reindex(ids), errors="coerce").to_numpy(
+        np.float64, copy=True
+    )
 
     learner_ids = np.unique(as_int_ids(clicks["learner_id"], "learner"))
     lrow = np.searchsorted(learner_ids, as_int_ids(clicks["learner_id"], "learner"))

@@ -133,6 +133,53 @@ def batch_inputs(s: Snapshot, learners: np.ndarray, n_types: int):
     return lb, px, target
 
 
+class AdamW:
+    """Plain AdamW (decoupled weight decay), deterministic.
+
+    A dozen lines instead of torch.optim, whose first use imports torch._dynamo
+    (seconds of a training budget measured in tens of seconds).
+    """
+
+    def __init__(self, groups: list[dict], betas=(0.9, 0.999), eps: float = 1e-8) -> None:
+        self.groups = groups
+        self.betas = betas
+        self.eps = eps
+        self.t = 0
+        self.moments = [
+            [(torch.zeros_like(p), torch.zeros_like(p)) for p in g["params"]] for g in groups
+        ]
+
+    def zero_grad(self) -> None:
+        for g in self.groups:
+            for p in g["params"]:
+                p.grad = None
+
+    @torch.no_grad()
+    def step(self, lr: float) -> None:
+        self.t += 1
+        b1, b2 = self.betas
+        bc1, bc2 = 1 - b1**self.t, 1 - b2**self.t
+        for g, moments in zip(self.groups, self.moments, strict=True):
+            wd = g.get("weight_decay", 0.0)
+            for p, (m, v) in zip(g["params"], moments, strict=True):
+                if p.grad is None:
+                    continue
+                if wd:
+                    p.mul_(1 - lr * wd)
+                m.mul_(b1).add_(p.grad, alpha=1 - b1)
+                v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+                p.addcdiv_(m, (v / bc2).sqrt_().add_(self.eps), value=-lr / bc1)
+
+
+def one_cycle_lr(step: int, total: int, peak: float, warmup: float = 0.1) -> float:
+    """Linear warm-up to `peak` over the first `warmup` share of steps, then cosine to ~0."""
+    w = max(int(total * warmup), 1)
+    if step < w:
+        return peak * (step + 1) / w
+    progress = (step - w) / max(total - w, 1)
+    return peak * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * min(progress, 1.0))))
+
+
 def sample_candidates(
     visited: torch.Tensor, target: torch.Tensor, size: int, gen: torch.Generator
 ) -> torch.Tensor:
@@ -212,11 +259,9 @@ def _train_net(
     groups = [{"params": other, "weight_decay": config.weight_decay}]
     if emb_params:
         groups.append({"params": emb_params, "weight_decay": config.emb_weight_decay})
-    opt = torch.optim.AdamW(groups, lr=config.lr)
+    opt = AdamW(groups)
     total_steps = max(config.epochs * len(batches), 1)
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=config.lr, total_steps=total_steps, pct_start=0.1
-    )
+    step = 0
     losses = []
     net.train()
     for epoch in range(config.epochs):
@@ -240,8 +285,8 @@ def _train_net(
             loss = ranking_loss(scores, visited, target)
             opt.zero_grad()
             loss.backward()
-            opt.step()
-            sched.step()
+            opt.step(one_cycle_lr(step, total_steps, config.lr))
+            step += 1
             total += float(loss.detach())
         losses.append(total / max(len(batches), 1))
         if log:

@@ -1,0 +1,40 @@
+import pytest
+
+from eduplatform.ml.recommender.synthetic import synthetic_learning_data
+from eduplatform.ml.recommender.train import TrainConfig
+
+SPLIT = 42
+
+
+def small_config(**overrides) -> TrainConfig:
+    values = dict(
+        seed=7,
+        epochs=3,
+        cutoff_offsets=(7, 14, 21),
+        min_cutoff_day=7,
+        batch_size=64,
+        train_candidates=32,
+        hidden=16,
+        hidden2=8,
+        emb_dim=8,
+        lr=5e-3,
+    )
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+@pytest.fixture(scope="session")
+def synthetic_data():
+    """Two synthetic course runs (50 items, 160 learners each) with a planted timeline pattern."""
+    return synthetic_learning_data(
+        n_items=50, n_learners=160, n_days=63, seed=1, course_ids=("SYN_A", "SYN_B")
+    )
+
+
+@pytest.fixture(scope="session")
+def trained(synthetic_data):
+    """A recommender trained on the clicks before day SPLIT."""
+    from eduplatform.ml.recommender.evaluate import train_view
+    from eduplatform.ml.recommender.service import Recommender
+
+    return Recommender.fit(train_view(synthetic_data, SPLIT), SPLIT, small_config())
