@@ -102,7 +102,7 @@ class Preprocessor:
             if kind == "categorical":
                 levels = _as_text(col).value_counts()
                 levels = levels.drop(MISSING_LEVEL, errors="ignore")
-                categories[name] = sorted(levels.index[:max_levels].tolist()) + [MISSING_LEVEL]
+                categories[name] = [*sorted(levels.index[:max_levels].tolist()), MISSING_LEVEL]
                 continue
             values = pd.to_numeric(col, errors="coerce").astype(float)
             if kind == "rate":
@@ -225,14 +225,23 @@ class Preprocessor:
 
     # ---- serialization ---------------------------------------------------------
     def to_config(self) -> dict[str, Any]:
-        """JSON-ready dict (infinite clip bounds are stored as strings)."""
+        """JSON-ready dict (infinite clip bounds are stored as strings).
+
+        Column order matters and JSON writers may sort object keys, so the ordered
+        mappings (kinds, categories) are stored as lists of [name, value] pairs.
+        """
         d = asdict(self)
+        d["kinds"] = [[k, v] for k, v in self.kinds.items()]
+        d["categories"] = [[k, v] for k, v in self.categories.items()]
         d["report"] = self.report.to_dict()
         return d
 
     @classmethod
     def from_config(cls, d: dict[str, Any]) -> Preprocessor:
         d = dict(d)
+        d["kinds"] = dict((k, v) for k, v in d["kinds"]) if isinstance(d["kinds"], list) else d["kinds"]
+        if isinstance(d["categories"], list):
+            d["categories"] = {k: list(v) for k, v in d["categories"]}
         d["report"] = QualityReport.from_dict(d["report"])
         return cls(**d)
 

@@ -1,0 +1,519 @@
+"""The churn model: a small PyTorch network, calibrated, explained, serializable.
+
+Network (`ChurnNet`)
+    flat features (standardized by `Preprocessor`) ----------------------\
+    weekly sequence (log1p, scaled; oldest week first) -> GRU -> last h --+-> MLP -> logit
+    The MLP is a stack of ordinary ``nn.Linear`` + ReLU + Dropout layers (a later
+    compression step prunes / quantizes / low-ranks them). `ChurnEnsemble` averages
+    the logits of networks trained with different seeds; it is the ``nn.Module``
+    a `ChurnPredictor` exposes as ``.module`` and may be replaced by a compressed
+    module with the same ``forward(flat, seq) -> logits``.
+
+One model across cut-offs
+    The cut-off day (and the elapsed fraction of the course) are input features,
+    so one network serves every cut-off; training rows are the learners at a set
+    of cut-offs (default 30/60/90/150).
+
+Imbalance and calibration
+    BCE with ``pos_weight`` (default: sqrt(negatives / positives), a compromise
+    between plain and fully balanced weighting); the logits are then calibrated
+    with Platt scaling (``sigmoid(a * logit + b)``) fitted on the validation set.
+
+Training (`train_churn_model`)
+    1. Each seed is trained on `train` with early stopping on `val` (later in
+       time: the latest train presentation), watching the mean per-cut-off AUC.
+    2. Platt scaling and the risk-band thresholds are fitted on the validation
+       predictions of that ensemble.
+    3. With ``refit=True`` each seed is retrained on train + val for its best number
+       of epochs, and the calibration from step 2 is kept.
+
+Explanations
+    Integrated gradients of the logit w.r.t. the transformed inputs, from the
+    training mean as baseline; the attributions of one-hot / missing-indicator
+    columns are summed into their source feature, those of the weekly sequence into
+    "recent weeks" and "earlier weeks". The largest ones are described in plain
+    words from the raw feature values ("no activity in the last 12 days").
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from eduplatform.ml.churn.features import SEQ_CHANNELS, ChurnFeatures, sequence_array
+from eduplatform.ml.metrics import best_f1_threshold, roc_auc
+from eduplatform.ml.preprocess import Preprocessor
+from eduplatform.ml.train import TrainConfig, fit
+from eduplatform.ml.train import predict as predict_outputs
+
+STATE_VERSION = 1
+RECENT_WEEKS = 4
+
+
+class ChurnNet(nn.Module):
+    def __init__(
+        self,
+        n_flat: int,
+        n_channels: int,
+        hidden: int = 64,
+        layers: int = 2,
+        dropout: float = 0.2,
+        seq_hidden: int = 16,
+        use_sequence: bool = True,
+    ):
+        super().__init__()
+        self.use_sequence = use_sequence
+        self.gru = nn.GRU(n_channels, seq_hidden, batch_first=True) if use_sequence else None
+        width = n_flat + (seq_hidden if use_sequence else 0)
+        mods: list[nn.Module] = []
+        for _ in range(layers):
+            mods += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout)]
+            width = hidden
+        mods.append(nn.Linear(width, 1))
+        self.mlp = nn.Sequential(*mods)
+
+    def forward(self, flat: torch.Tensor, seq: torch.Tensor) -> torch.Tensor:
+        if self.gru is not None:
+            _, h = self.gru(seq)
+            flat = torch.cat([flat, h[-1]], dim=1)
+        return self.mlp(flat).squeeze(1)
+
+
+class ChurnEnsemble(nn.Module):
+    """Mean logit of several `ChurnNet`s (the seeds)."""
+
+    def __init__(self, nets: list[nn.Module]):
+        super().__init__()
+        self.nets = nn.ModuleList(nets)
+
+    def forward(self, flat: torch.Tensor, seq: torch.Tensor) -> torch.Tensor:
+        return torch.stack([net(flat, seq) for net in self.nets]).mean(dim=0)
+
+
+class Factor(NamedTuple):
+    feature: str
+    text: str
+    contribution: float  # signed, in logit units; > 0 pushes towards churn
+
+
+@dataclass
+class ChurnPrediction:
+    course_id: Any
+    learner_id: Any
+    cutoff: int
+    probability: float
+    risk_band: str  # "low" | "medium" | "high"
+    top_factors: list[Factor]
+
+
+@dataclass
+class ChurnSettings:
+    hidden: int = 64
+    layers: int = 2
+    dropout: float = 0.2
+    seq_hidden: int = 16
+    use_sequence: bool = True
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    batch_size: int = 512
+    max_epochs: int = 12
+    patience: int = 3
+    seeds: tuple[int, ...] = (0, 1, 2)
+    pos_weight: str | float | None = "sqrt"  # "sqrt" | "balanced" | number | None
+    refit: bool = True
+    num_threads: int = 1  # small nets: more threads only add overhead on a busy 2-core box
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["seeds"] = list(self.seeds)
+        return d
+
+
+@dataclass
+class TrainReport:
+    seconds: float
+    best_epochs: list[int]
+    val_auc: float
+    val_auc_per_cutoff: dict[int, float]
+    n_train: int
+    n_val: int
+    history: list[list[float | None]] = field(default_factory=list)
+
+
+def _pos_weight(setting, labels: np.ndarray) -> float | None:
+    pos = float(np.sum(labels == 1))
+    neg = float(np.sum(labels == 0))
+    if setting is None or pos == 0:
+        return None
+    if setting == "balanced":
+        return neg / pos
+    if setting == "sqrt":
+        return math.sqrt(neg / pos)
+    return float(setting)
+
+
+def _mean_group_auc(y: np.ndarray, p: np.ndarray, groups: np.ndarray) -> float:
+    aucs = [roc_auc(y[groups == g], p[groups == g]) for g in np.unique(groups)]
+    aucs = [a for a in aucs if not math.isnan(a)]
+    return float(np.mean(aucs)) if aucs else float("nan")
+
+
+class ChurnPredictor:
+    """Preprocessing + network + calibration + risk bands; the serving object."""
+
+    def __init__(
+        self,
+        preprocessor: Preprocessor,
+        seq_scale: np.ndarray,
+        module: nn.Module,
+        arch: dict[str, Any],
+        platt: tuple[float, float] = (1.0, 0.0),
+        thresholds: tuple[float, float] = (0.1, 0.3),
+        baseline_flat: np.ndarray | None = None,
+        baseline_seq: np.ndarray | None = None,
+        n_weeks: int = 24,
+        channels: list[str] | None = None,
+        info: dict[str, Any] | None = None,
+    ):
+        self.preprocessor = preprocessor
+        self.seq_scale = np.asarray(seq_scale, dtype=np.float32)
+        self.module = module
+        self.arch = arch
+        self.platt = (float(platt[0]), float(platt[1]))
+        self.thresholds = (float(thresholds[0]), float(thresholds[1]))
+        n_in = len(preprocessor.output_columns)
+        self.baseline_flat = (
+            np.zeros(n_in, np.float32) if baseline_flat is None else np.asarray(baseline_flat)
+        )
+        self.n_weeks = n_weeks
+        self.channels = list(channels or SEQ_CHANNELS)
+        self.baseline_seq = (
+            np.zeros((n_weeks, len(self.channels)), np.float32)
+            if baseline_seq is None
+            else np.asarray(baseline_seq)
+        )
+        self.info = info or {}
+
+    # ---- inputs --------------------------------------------------------------
+    def inputs(self, frame: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
+        flat = torch.from_numpy(self.preprocessor.transform_array(frame))
+        seq = np.log1p(np.maximum(sequence_array(frame, self.n_weeks, self.channels), 0))
+        return flat, torch.from_numpy((seq / self.seq_scale).astype(np.float32))
+
+    def logits(self, frame: pd.DataFrame) -> np.ndarray:
+        flat, seq = self.inputs(frame)
+        return predict_outputs(self.module, (flat, seq)).numpy().astype(float)
+
+    def calibrate(self, logits: np.ndarray) -> np.ndarray:
+        a, b = self.platt
+        return 1.0 / (1.0 + np.exp(-(a * np.asarray(logits) + b)))
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.calibrate(self.logits(frame))
+
+    def band(self, probability: float) -> str:
+        low_medium, medium_high = self.thresholds
+        if probability >= medium_high:
+            return "high"
+        if probability >= low_medium:
+            return "medium"
+        return "low"
+
+    def predict(self, frame: pd.DataFrame, top_k: int = 3) -> list[ChurnPrediction]:
+        """Calibrated probability, risk band and top factors per row of `frame`.
+
+        `frame` is the ``ChurnFeatures.frame`` layout (flat + seq columns; key columns
+        optional); missing columns are treated as missing values.
+        """
+        frame = frame.reset_index(drop=True)
+        if len(frame) == 0:
+            return []
+        probs = self.predict_proba(frame)
+        factors = self.explain(frame, top_k=top_k) if top_k else [[] for _ in range(len(frame))]
+        out = []
+        for i in range(len(frame)):
+            out.append(
+                ChurnPrediction(
+                    course_id=_py(frame["course_id"].iloc[i]) if "course_id" in frame else None,
+                    learner_id=_py(frame["learner_id"].iloc[i]) if "learner_id" in frame else None,
+                    cutoff=int(frame["cutoff"].iloc[i]) if "cutoff" in frame else -1,
+                    probability=float(probs[i]),
+                    risk_band=self.band(float(probs[i])),
+                    top_factors=factors[i],
+                )
+            )
+        return out
+
+    # ---- explanations ------------------------------------------------------------
+    def attributions(self, frame: pd.DataFrame, steps: int = 16) -> pd.DataFrame:
+        """Integrated gradients (logit units) grouped by source feature, one row per learner."""
+        flat, seq = self.inputs(frame)
+        b_flat = torch.from_numpy(self.baseline_flat.astype(np.float32))[None, :]
+        b_seq = torch.from_numpy(self.baseline_seq.astype(np.float32))[None, :, :]
+        d_flat, d_seq = flat - b_flat, seq - b_seq
+        g_flat = torch.zeros_like(flat)
+        g_seq = torch.zeros_like(seq)
+        self.module.eval()
+        alphas = (torch.arange(steps, dtype=torch.float32) + 0.5) / steps
+        with torch.enable_grad():
+            for alpha in alphas:
+                xf = (b_flat + alpha * d_flat).detach().requires_grad_(True)
+                xs = (b_seq + alpha * d_seq).detach().requires_grad_(True)
+                out = self.module(xf, xs)
+                gf, gs = torch.autograd.grad(out.sum(), (xf, xs), allow_unused=True)
+                g_flat += gf if gf is not None else 0
+                g_seq += gs if gs is not None else 0
+        a_flat = (d_flat * g_flat / steps).numpy()
+        a_seq = (d_seq * g_seq / steps).numpy()  # oldest week first
+        groups: dict[str, np.ndarray] = {}
+        for j, col in enumerate(self.preprocessor.output_columns):
+            src = self.preprocessor.source_of(col)
+            groups[src] = groups.get(src, 0) + a_flat[:, j]
+        groups["weekly_activity_recent"] = a_seq[:, -RECENT_WEEKS:, :].sum(axis=(1, 2))
+        groups["weekly_activity_earlier"] = a_seq[:, :-RECENT_WEEKS, :].sum(axis=(1, 2))
+        return pd.DataFrame(groups, index=frame.index)
+
+    def explain(self, frame: pd.DataFrame, top_k: int = 3) -> list[list[Factor]]:
+        from eduplatform.ml.churn.explain import describe
+
+        attr = self.attributions(frame)
+        values = attr.to_numpy()
+        names = list(attr.columns)
+        result = []
+        order = np.argsort(-np.abs(values), axis=1)[:, :top_k]
+        for i in range(len(frame)):
+            row = frame.iloc[i]
+            result.append(
+                [Factor(names[j], describe(names[j], row), float(values[i, j])) for j in order[i]]
+            )
+        return result
+
+    # ---- state -------------------------------------------------------------------
+    def to_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        tensors = {f"module.{k}": v.detach().clone() for k, v in self.module.state_dict().items()}
+        tensors["seq_scale"] = torch.from_numpy(self.seq_scale.copy())
+        tensors["baseline_flat"] = torch.from_numpy(self.baseline_flat.astype(np.float32))
+        tensors["baseline_seq"] = torch.from_numpy(self.baseline_seq.astype(np.float32))
+        config = {
+            "kind": "churn",
+            "version": STATE_VERSION,
+            "arch": self.arch,
+            "preprocessor": self.preprocessor.to_config(),
+            "platt": list(self.platt),
+            "thresholds": list(self.thresholds),
+            "n_weeks": self.n_weeks,
+            "channels": self.channels,
+            "info": self.info,
+        }
+        return tensors, config
+
+    @classmethod
+    def from_state(cls, tensors: dict[str, torch.Tensor], config: dict[str, Any]):
+        if config.get("kind") != "churn" or config.get("version") != STATE_VERSION:
+            raise ValueError("not a churn model state of a supported version")
+        arch = config["arch"]
+        module = build_module(arch)
+        module.load_state_dict(
+            {k[len("module.") :]: v for k, v in tensors.items() if k.startswith("module.")}
+        )
+        module.eval()
+        return cls(
+            preprocessor=Preprocessor.from_config(config["preprocessor"]),
+            seq_scale=tensors["seq_scale"].numpy(),
+            module=module,
+            arch=arch,
+            platt=tuple(config["platt"]),
+            thresholds=tuple(config["thresholds"]),
+            baseline_flat=tensors["baseline_flat"].numpy(),
+            baseline_seq=tensors["baseline_seq"].numpy(),
+            n_weeks=int(config["n_weeks"]),
+            channels=list(config["channels"]),
+            info=config.get("info", {}),
+        )
+
+
+def _py(value):
+    return value.item() if hasattr(value, "item") else value
+
+
+def build_module(arch: dict[str, Any]) -> ChurnEnsemble:
+    nets = [
+        ChurnNet(
+            arch["n_flat"],
+            arch["n_channels"],
+            hidden=arch["hidden"],
+            layers=arch["layers"],
+            dropout=arch["dropout"],
+            seq_hidden=arch["seq_hidden"],
+            use_sequence=arch["use_sequence"],
+        )
+        for _ in range(arch["n_members"])
+    ]
+    return ChurnEnsemble(nets)
+
+
+def _fit_platt(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Platt scaling: a, b minimising the log loss of sigmoid(a * logit + b)."""
+    if len(np.unique(y)) < 2:
+        return 1.0, 0.0
+    z = torch.tensor(logits, dtype=torch.float64)
+    t = torch.tensor(y, dtype=torch.float64)
+    params = torch.tensor([1.0, 0.0], dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([params], lr=0.5, max_iter=100, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = nn.functional.binary_cross_entropy_with_logits(params[0] * z + params[1], t)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    a, b = (float(v) for v in params.detach())
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return 1.0, 0.0
+    return a, b
+
+
+def _risk_thresholds(probs: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """medium from the validation churn rate, high at the validation F1-optimal threshold."""
+    base = float(np.mean(y)) if len(y) else 0.1
+    high = best_f1_threshold(y, probs)
+    medium = base
+    if medium >= high:
+        medium = high / 2
+    return float(medium), float(high)
+
+
+def train_churn_model(
+    train: ChurnFeatures,
+    val: ChurnFeatures,
+    settings: ChurnSettings | None = None,
+) -> tuple[ChurnPredictor, TrainReport]:
+    """Train, calibrate and band; `val` must be later in time than `train`."""
+    settings = settings or ChurnSettings()
+    start = time.perf_counter()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, settings.num_threads))
+    try:
+        return _train(train.labelled(), val.labelled(), settings, start)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(train: ChurnFeatures, val: ChurnFeatures, s: ChurnSettings, start: float):
+    pre = Preprocessor.fit(train.frame, train.kinds)
+    raw_seq = np.log1p(np.maximum(train.sequence(), 0))
+    seq_scale = raw_seq.reshape(-1, raw_seq.shape[2]).std(axis=0) + 1e-6
+    arch = {
+        "n_flat": len(pre.output_columns),
+        "n_channels": len(train.channels),
+        "hidden": s.hidden,
+        "layers": s.layers,
+        "dropout": s.dropout,
+        "seq_hidden": s.seq_hidden,
+        "use_sequence": s.use_sequence,
+        "n_members": len(s.seeds),
+    }
+    predictor = ChurnPredictor(
+        pre,
+        seq_scale,
+        build_module(arch),
+        arch,
+        n_weeks=train.n_weeks,
+        channels=train.channels,
+    )
+    x_tr, q_tr = predictor.inputs(train.frame)
+    y_tr = torch.tensor(train.labels, dtype=torch.float32)
+    x_va, q_va = predictor.inputs(val.frame)
+    y_va = torch.tensor(val.labels, dtype=torch.float32)
+    val_groups = val.frame["cutoff"].to_numpy()
+
+    def score(out: torch.Tensor, y: torch.Tensor) -> float:
+        return _mean_group_auc(y.numpy(), out.numpy(), val_groups)
+
+    config = TrainConfig(
+        loss="bce",
+        optimizer="adam",
+        lr=s.lr,
+        weight_decay=s.weight_decay,
+        batch_size=s.batch_size,
+        max_epochs=s.max_epochs,
+        patience=s.patience,
+        pos_weight=_pos_weight(s.pos_weight, train.labels),
+    )
+    nets: list[nn.Module] = []
+    best_epochs: list[int] = []
+    history: list[list[float | None]] = []
+    has_val = len(val) > 0 and len(np.unique(val.labels)) == 2
+    for seed in s.seeds:
+        torch.manual_seed(seed)
+        net = build_module({**arch, "n_members": 1}).nets[0]
+        cfg = TrainConfig(**{**config.to_dict(), "seed": seed})
+        result = fit(
+            net,
+            TensorDataset(x_tr, q_tr, y_tr),
+            TensorDataset(x_va, q_va, y_va) if has_val else None,
+            cfg,
+            val_score=score if has_val else None,
+        )
+        nets.append(net)
+        best_epochs.append(result.best_epoch or result.epochs_run)
+        history.append([h.val_score for h in result.history])
+    ensemble = ChurnEnsemble(nets)
+    predictor.module = ensemble
+    if has_val:
+        val_logits = predict_outputs(ensemble, (x_va, q_va)).numpy().astype(float)
+        predictor.platt = _fit_platt(val_logits, val.labels)
+        val_probs = predictor.calibrate(val_logits)
+        predictor.thresholds = _risk_thresholds(val_probs, val.labels)
+        val_auc = _mean_group_auc(val.labels, val_logits, val_groups)
+        per_cutoff = {
+            int(c): roc_auc(val.labels[val_groups == c], val_logits[val_groups == c])
+            for c in np.unique(val_groups)
+        }
+    else:
+        train_logits = predict_outputs(ensemble, (x_tr, q_tr)).numpy().astype(float)
+        predictor.platt = _fit_platt(train_logits, train.labels)
+        predictor.thresholds = _risk_thresholds(predictor.calibrate(train_logits), train.labels)
+        val_auc, per_cutoff = float("nan"), {}
+    if s.refit and has_val:
+        x_all = torch.cat([x_tr, x_va])
+        q_all = torch.cat([q_tr, q_va])
+        y_all = torch.cat([y_tr, y_va])
+        refit_nets: list[nn.Module] = []
+        for seed, epochs in zip(s.seeds, best_epochs, strict=True):
+            torch.manual_seed(seed)
+            net = build_module({**arch, "n_members": 1}).nets[0]
+            cfg = TrainConfig(**{**config.to_dict(), "seed": seed, "max_epochs": epochs})
+            fit(net, TensorDataset(x_all, q_all, y_all), None, cfg)
+            refit_nets.append(net)
+        predictor.module = ChurnEnsemble(refit_nets)
+    predictor.module.eval()
+    predictor.baseline_flat = x_tr.numpy().mean(axis=0)
+    predictor.baseline_seq = q_tr.numpy().mean(axis=0)
+    report = TrainReport(
+        seconds=time.perf_counter() - start,
+        best_epochs=best_epochs,
+        val_auc=val_auc,
+        val_auc_per_cutoff=per_cutoff,
+        n_train=len(train),
+        n_val=len(val),
+        history=history,
+    )
+    predictor.info = {
+        "settings": s.to_dict(),
+        "best_epochs": best_epochs,
+        "val_auc": None if math.isnan(val_auc) else val_auc,
+        "n_train": len(train),
+        "n_val": len(val),
+        "train_cutoffs": sorted(int(c) for c in np.unique(train.frame["cutoff"])),
+    }
+    return predictor, report
