@@ -716,13 +716,11 @@ def course_csv_rows(course: Course, today: dt.date, query: selectors.LearnerTabl
     start = 0
     while True:
         batch = list(rows[start : start + chunk])
-        if not batch:
-            break
         ids = [r["learner_id"] for r in batch]
         values = []
         for slot in slots:
             provider = _providers.get(slot.name)
-            data = _panel_data(slot, course, ids) or {}
+            data = (_panel_data(slot, course, ids) if ids else None) or {}
             values.append((slot, provider, data))
         for r in batch:
             cells = [
@@ -738,6 +736,8 @@ def course_csv_rows(course: Course, today: dt.date, query: selectors.LearnerTabl
                 else:
                     cells.extend("" for _ in slot.csv_columns)
             yield cells
+        if len(batch) < chunk:
+            break
         start += chunk
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import Http404
@@ -61,7 +62,7 @@ def role_of(user: Any) -> str:
         # One round trip for both memberships; analyst wins over instructor
         # because it is the wider scope.
         flags = (
-            type(user)
+            get_user_model()
             .objects.filter(pk=user.pk)
             .annotate(
                 analyst=Exists(Group.objects.filter(user=OuterRef("pk"), name=ANALYST_GROUP)),

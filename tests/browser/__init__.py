@@ -1,0 +1,1 @@
+"""Browser tests of the dashboards (Playwright on Debian chromium) and their shared data builder."""
