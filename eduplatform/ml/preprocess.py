@@ -239,7 +239,8 @@ class Preprocessor:
     @classmethod
     def from_config(cls, d: dict[str, Any]) -> Preprocessor:
         d = dict(d)
-        d["kinds"] = dict((k, v) for k, v in d["kinds"]) if isinstance(d["kinds"], list) else d["kinds"]
+        if isinstance(d["kinds"], list):
+            d["kinds"] = {k: v for k, v in d["kinds"]}
         if isinstance(d["categories"], list):
             d["categories"] = {k: list(v) for k, v in d["categories"]}
         d["report"] = QualityReport.from_dict(d["report"])

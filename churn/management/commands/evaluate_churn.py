@@ -1,0 +1,111 @@
+"""Offline churn evaluation on OULAD-format folders (thin wrapper, no database).
+
+    python manage.py evaluate_churn --train DIR [--train DIR ...] --test DIR \\
+        --cutoffs 30,60,90,150 [--json FILE]
+    python manage.py evaluate_churn --train DIR --split-presentation 2014B ...
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from eduplatform.ml.churn.evaluate import evaluate_churn
+from eduplatform.ml.data import LearningData
+from eduplatform.ml.oulad import OuladFormatError, load_oulad, read_tables
+
+
+def _concat(parts: list[LearningData]) -> LearningData:
+    import pandas as pd
+
+    if len(parts) == 1:
+        return parts[0]
+    return LearningData(
+        **{
+            name: pd.concat([getattr(p, name) for p in parts], ignore_index=True)
+            for name in (
+                "courses",
+                "enrolments",
+                "activity",
+                "item_activity",
+                "items",
+                "assessments",
+                "submissions",
+            )
+        }
+    )
+
+
+class Command(BaseCommand):
+    help = "Train the churn model and its peers on OULAD folders and score them per cut-off."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--train", action="append", default=[], metavar="DIR")
+        parser.add_argument("--test", metavar="DIR")
+        parser.add_argument("--cutoffs", default="30,60,90,150")
+        parser.add_argument(
+            "--split-presentation",
+            metavar="PRES",
+            help="hold out this presentation of the single --train folder as the test set",
+        )
+        parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+
+    def handle(self, *args, **options):
+        start = time.perf_counter()
+        try:
+            cutoffs = sorted({int(c) for c in options["cutoffs"].split(",") if c.strip()})
+        except ValueError:
+            raise CommandError(f"--cutoffs must be integers, got {options['cutoffs']!r}") from None
+        if not cutoffs:
+            raise CommandError("--cutoffs is empty")
+        train_dirs = [Path(d) for d in options["train"]]
+        if not train_dirs:
+            raise CommandError("give at least one --train DIR")
+        split = options.get("split_presentation")
+        if split and options.get("test"):
+            raise CommandError("use either --test or --split-presentation, not both")
+        if not split and not options.get("test"):
+            raise CommandError("give --test DIR or --split-presentation PRES")
+        if split and len(train_dirs) != 1:
+            raise CommandError("--split-presentation needs exactly one --train DIR")
+        try:
+            if split:
+                folder = train_dirs[0]
+                presentations = sorted(
+                    set(read_tables(folder)["courses"]["code_presentation"].astype(str))
+                )
+                if split not in presentations:
+                    raise CommandError(
+                        f"{folder}: no presentation {split} (has {', '.join(presentations)})"
+                    )
+                others = [p for p in presentations if p != split]
+                if not others:
+                    raise CommandError(f"{folder}: nothing left to train on besides {split}")
+                train = load_oulad(folder, presentations=others)
+                test = load_oulad(folder, presentations=[split])
+                label = f"{folder} [{', '.join(others)}] -> {split}"
+            else:
+                train = _concat([load_oulad(d) for d in train_dirs])
+                test = load_oulad(Path(options["test"]))
+                label = f"{', '.join(map(str, train_dirs))} -> {options['test']}"
+        except OuladFormatError as exc:
+            raise CommandError(str(exc).splitlines()[0]) from exc
+        self.stdout.write(f"churn evaluation: {label}; cut-offs {cutoffs}")
+        try:
+            evaluation, _ = evaluate_churn(
+                train, test, cutoffs, log=lambda m: self.stdout.write(f"  {m}")
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc).splitlines()[0]) from exc
+        self.stdout.write(evaluation.table())
+        wall = time.perf_counter() - start
+        self.stdout.write(f"wall time {wall:.1f} s")
+        if options.get("json"):
+            payload = {**evaluation.to_dict(), "command": label, "wall_seconds": wall}
+            try:
+                Path(options["json"]).write_text(json.dumps(payload, indent=2, sort_keys=True))
+            except OSError as exc:
+                raise CommandError(f"{options['json']}: cannot write ({exc.strerror})") from exc

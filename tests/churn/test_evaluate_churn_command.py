@@ -1,0 +1,115 @@
+import json
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from tests.ml.churn.synth import write_oulad_folder
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return write_oulad_folder(tmp_path_factory.mktemp("oulad"), n_learners=60)
+
+
+def test_split_presentation_prints_table_and_writes_json(folder, tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    call_command(
+        "evaluate_churn",
+        "--train",
+        str(folder),
+        "--split-presentation",
+        "2014B",
+        "--cutoffs",
+        "30,60",
+        "--json",
+        str(out),
+    )
+    text = capsys.readouterr().out
+    for word in ("product", "logreg", "hgb", "AUC", "wall time"):
+        assert word in text
+    payload = json.loads(out.read_text())
+    assert payload["cutoffs"] == [30, 60]
+    assert len(payload["scores"]) == 6
+    assert payload["val_presentations"] == ["2013J"]
+    # the printed AUC of the product at day 30 is the one in the JSON
+    product30 = next(s for s in payload["scores"] if s["model"] == "product" and s["cutoff"] == 30)
+    line = next(ln for ln in text.splitlines() if ln.split()[:2] == ["30", "product"])
+    assert float(line.split()[2]) == pytest.approx(product30["auc"], abs=5e-4)
+
+
+def test_train_and_test_folders(folder, tmp_path, capsys):
+    test_dir = write_oulad_folder(
+        tmp_path / "other", n_learners=40, presentations=("2014J",), seed=5
+    )
+    call_command(
+        "evaluate_churn", "--train", str(folder), "--test", str(test_dir), "--cutoffs", "30"
+    )
+    assert "product" in capsys.readouterr().out
+
+
+def test_missing_dir_is_a_one_line_error(tmp_path):
+    with pytest.raises(CommandError) as exc:
+        call_command(
+            "evaluate_churn",
+            "--train",
+            str(tmp_path / "nope"),
+            "--test",
+            str(tmp_path),
+            "--cutoffs",
+            "30",
+        )
+    assert "not a directory" in str(exc.value)
+    assert "\n" not in str(exc.value)
+
+
+def test_malformed_file_is_a_one_line_error(folder, tmp_path):
+    bad = write_oulad_folder(tmp_path / "bad", n_learners=10)
+    (bad / "courses.csv").write_text(
+        "code_module,code_presentation,module_presentation_length\nAAA,2013B,abc\n"
+    )
+    with pytest.raises(CommandError) as exc:
+        call_command("evaluate_churn", "--train", str(folder), "--test", str(bad))
+    assert "courses.csv" in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_bad_arguments(folder):
+    with pytest.raises(CommandError, match="no presentation"):
+        call_command("evaluate_churn", "--train", str(folder), "--split-presentation", "2099X")
+    with pytest.raises(CommandError, match="integers"):
+        call_command(
+            "evaluate_churn",
+            "--train",
+            str(folder),
+            "--split-presentation",
+            "2014B",
+            "--cutoffs",
+            "a,b",
+        )
+    with pytest.raises(CommandError):
+        call_command("evaluate_churn", "--train", str(folder))
+
+
+def test_nonzero_exit_from_the_command_line(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "evaluate_churn",
+            "--train",
+            str(tmp_path / "x"),
+            "--test",
+            str(tmp_path),
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0
+    assert "not a directory" in proc.stderr

@@ -1,0 +1,62 @@
+import json
+import math
+
+import numpy as np
+import pandas as pd
+
+from eduplatform.ml.churn.evaluate import MODELS, evaluate_churn, split_by_time
+from eduplatform.ml.churn.features import build_dataset
+from eduplatform.ml.churn.model import ChurnSettings
+
+FAST = ChurnSettings(hidden=16, seq_hidden=8, seeds=(0,), max_epochs=6, patience=2)
+
+
+def _split(data, test_presentation="2014B"):
+    pres = data.courses.set_index("course_id")["presentation"]
+    train_ids = [c for c in data.courses["course_id"] if pres[c] != test_presentation]
+    test_ids = [c for c in data.courses["course_id"] if pres[c] == test_presentation]
+    return data.subset_courses(train_ids), data.subset_courses(test_ids)
+
+
+def test_evaluation_reports_every_model_and_cutoff(synth_data):
+    train, test = _split(synth_data)
+    evaluation, predictor = evaluate_churn(train, test, [60, 30], settings=FAST)
+    assert evaluation.cutoffs == [30, 60]
+    assert evaluation.val_presentations == ["2013J"]
+    assert {(s.model, s.cutoff) for s in evaluation.scores} == {
+        (m, c) for m in MODELS for c in (30, 60)
+    }
+    test_rows = build_dataset(test, [30, 60])
+    for s in evaluation.scores:
+        rows = test_rows.frame["cutoff"] == s.cutoff
+        assert s.n_learners == int(rows.sum())
+        assert s.positive_rate == np.mean(test_rows.labels[rows.to_numpy()])
+        assert 0.5 < s.auc <= 1.0  # the synthetic signal is strong
+        assert 0 <= s.brier <= 1 and 0 <= s.f1 <= 1 and 0 < s.pr_auc <= 1
+    product = evaluation.score("product", 30)
+    assert product.threshold == predictor.thresholds[1]
+    d = json.loads(json.dumps(evaluation.to_dict()))
+    assert len(d["scores"]) == 6
+    table = evaluation.table()
+    assert "product" in table and "hgb" in table and "logreg" in table
+    assert evaluation.seconds["product"] > 0
+
+
+def test_split_by_time_uses_latest_presentation(synth_data):
+    f = build_dataset(synth_data, [30])
+    is_val, names = split_by_time(f, synth_data.courses)
+    assert names == ["2014B"]
+    assert set(f.frame.loc[is_val, "course_id"].str[-5:]) == {"2014B"}
+    single = synth_data.subset_courses(["AAA_2013B", "BBB_2013B"])
+    f1 = build_dataset(single, [30])
+    is_val1, names1 = split_by_time(f1, single.courses)
+    assert names1 == ["BBB_2013B"]
+    assert 0 < is_val1.sum() < len(is_val1)
+
+
+def test_to_dict_turns_nan_into_none(synth_data):
+    train, test = _split(synth_data)
+    evaluation, _ = evaluate_churn(train, test, [30], settings=FAST)
+    evaluation.scores[0].auc = math.nan
+    assert evaluation.to_dict()["scores"][0]["auc"] is None
+    assert isinstance(pd.DataFrame(evaluation.to_dict()["scores"]), pd.DataFrame)

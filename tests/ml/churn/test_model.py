@@ -1,0 +1,135 @@
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from eduplatform.ml.artifacts import load_artifact, save_artifact
+from eduplatform.ml.churn.features import build_dataset
+from eduplatform.ml.churn.model import ChurnPredictor, ChurnSettings, train_churn_model
+from eduplatform.ml.metrics import roc_auc
+
+SMALL = ChurnSettings(hidden=16, seq_hidden=8, seeds=(0, 1), max_epochs=8, patience=3)
+
+
+@pytest.fixture(scope="module")
+def splits(synth_data):
+    f = build_dataset(synth_data, [30, 60, 90])
+    pres = f.frame["course_id"].str[-5:].to_numpy()
+    return f.subset(pres == "2013B"), f.subset(pres == "2013J"), f.subset(pres == "2014B")
+
+
+@pytest.fixture(scope="module")
+def trained(splits):
+    train, val, _ = splits
+    return train_churn_model(train, val, SMALL)
+
+
+def test_it_learns(trained, splits):
+    predictor, report = trained
+    test = splits[2]
+    probs = predictor.predict_proba(test.frame)
+    assert roc_auc(test.labels, probs) > 0.75
+    assert report.val_auc > 0.75
+    assert len(report.best_epochs) == 2
+
+
+def test_predictions_are_probabilities_with_bands(trained, splits):
+    predictor, _ = trained
+    frame = splits[2].frame.iloc[:60]
+    preds = predictor.predict(frame, top_k=3)
+    assert len(preds) == 60
+    low_medium, medium_high = predictor.thresholds
+    assert 0 < low_medium < medium_high < 1
+    for p in preds:
+        assert 0.0 <= p.probability <= 1.0
+        expected = (
+            "high"
+            if p.probability >= medium_high
+            else "medium"
+            if p.probability >= low_medium
+            else "low"
+        )
+        assert p.risk_band == expected
+        assert len(p.top_factors) == 3
+        feature, text, contribution = p.top_factors[0]
+        assert isinstance(feature, str)
+        assert isinstance(text, str) and text
+        assert abs(contribution) >= abs(p.top_factors[-1].contribution)
+    assert {p.learner_id for p in preds} == set(frame["learner_id"])
+    assert predictor.predict(frame.iloc[:0]) == []
+
+
+def test_band_helper_follows_thresholds(trained):
+    predictor, _ = trained
+    low_medium, medium_high = predictor.thresholds
+    assert predictor.band(low_medium - 1e-6) == "low"
+    assert predictor.band(low_medium) == "medium"
+    assert predictor.band(medium_high) == "high"
+
+
+def test_explanations_name_inactivity(trained, splits):
+    predictor, _ = trained
+    test = splits[2]
+    frame = test.frame
+    idle = frame.sort_values("days_since_last_activity", ascending=False).iloc[:5]
+    assert idle["days_since_last_activity"].min() >= 10
+    pred = predictor.predict(idle.iloc[:5], top_k=5)
+    texts = " | ".join(t for p in pred for _, t, _ in p.top_factors)
+    assert "no activity" in texts or "activity" in texts
+    attributions = predictor.attributions(idle.iloc[:5])
+    # integrated gradients: attributions add up to logit(x) - logit(baseline)
+    logits = predictor.logits(idle.iloc[:5])
+    flat = torch.from_numpy(predictor.baseline_flat.astype(np.float32))[None]
+    seq = torch.from_numpy(predictor.baseline_seq.astype(np.float32))[None]
+    with torch.no_grad():
+        base = predictor.module(flat, seq).item()
+    np.testing.assert_allclose(attributions.sum(axis=1), logits - base, atol=0.15)
+
+
+def test_state_round_trip_through_artifact(trained, splits, tmp_path):
+    predictor, _ = trained
+    tensors, config = predictor.to_state()
+    sha = save_artifact(tmp_path / "churn.safetensors", tensors, config)
+    art = load_artifact(tmp_path / "churn.safetensors", sha)
+    again = ChurnPredictor.from_state(art.tensors, art.config)
+    frame = splits[2].frame.iloc[:40]
+    np.testing.assert_array_equal(again.predict_proba(frame), predictor.predict_proba(frame))
+    a, b = predictor.predict(frame), again.predict(frame)
+    assert [p.risk_band for p in a] == [p.risk_band for p in b]
+    assert [p.top_factors for p in a] == [p.top_factors for p in b]
+    assert again.thresholds == predictor.thresholds
+    assert again.preprocessor.report == predictor.preprocessor.report
+
+
+def test_same_seed_gives_identical_weights(splits):
+    train, val, _ = splits
+    settings = ChurnSettings(hidden=8, seq_hidden=4, seeds=(3,), max_epochs=2, patience=0)
+    first, _ = train_churn_model(train, val, settings)
+    second, _ = train_churn_model(train, val, settings)
+    t1, _ = first.to_state()
+    t2, _ = second.to_state()
+    assert t1.keys() == t2.keys()
+    for k in t1:
+        assert torch.equal(t1[k], t2[k]), k
+    other, _ = train_churn_model(train, val, ChurnSettings(**{**settings.to_dict(), "seeds": (4,)}))
+    t3, _ = other.to_state()
+    assert not all(torch.equal(t1[k], t3[k]) for k in t1)
+
+
+def test_module_is_replaceable_and_uses_plain_linear_layers(trained, splits):
+    predictor, _ = trained
+    linears = [m for m in predictor.module.modules() if isinstance(m, nn.Linear)]
+    assert linears and all(type(m) is nn.Linear for m in linears)
+    frame = splits[2].frame.iloc[:10]
+
+    class Constant(nn.Module):
+        def forward(self, flat, seq):
+            return torch.zeros(flat.shape[0])
+
+    original = predictor.module
+    try:
+        predictor.module = Constant()
+        probs = predictor.predict_proba(frame)
+        assert np.allclose(probs, predictor.calibrate(np.zeros(10)))
+    finally:
+        predictor.module = original

@@ -1,0 +1,108 @@
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from eduplatform.ml.train import TrainConfig, fit, predict, time_ordered_split
+
+
+def _data(n=400, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 5, generator=g)
+    w = torch.tensor([2.0, -1.0, 0.5, 0.0, 0.0])
+    y = (x @ w + 0.3 * torch.randn(n, generator=g) > 0).float()
+    return x, y
+
+
+class Net(nn.Module):
+    def __init__(self, out=1):
+        super().__init__()
+        self.lin = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, out))
+
+    def forward(self, x):
+        out = self.lin(x)
+        return out.squeeze(1) if out.shape[1] == 1 else out
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "rmsprop"])
+def test_bce_learns_with_each_optimizer(optimizer):
+    x, y = _data()
+    torch.manual_seed(0)
+    net = Net()
+    lr = 0.05 if optimizer == "sgd" else 0.01
+    cfg = TrainConfig(loss="bce", optimizer=optimizer, lr=lr, max_epochs=15, patience=0)
+    result = fit(net, TensorDataset(x, y), None, cfg)
+    assert result.history[-1].train_loss < result.history[0].train_loss
+    acc = ((predict(net, (x,)) > 0).float() == y).float().mean()
+    assert acc > 0.85
+
+
+def test_cross_entropy_and_mse():
+    x, y = _data()
+    net = Net(out=2)
+    fit(
+        net,
+        TensorDataset(x, y.long()),
+        None,
+        TrainConfig(loss="cross_entropy", max_epochs=10, lr=0.01),
+    )
+    assert (predict(net, (x,)).argmax(1) == y.long()).float().mean() > 0.85
+    reg = Net()
+    target = x[:, 0] * 2.0
+    r = fit(reg, TensorDataset(x, target), None, TrainConfig(loss="mse", max_epochs=20, lr=0.01))
+    assert r.history[-1].train_loss < 0.2 * r.history[0].train_loss
+
+
+def test_same_seed_same_weights_and_different_seed_differs():
+    x, y = _data()
+    weights = []
+    for seed in (3, 3, 4):
+        torch.manual_seed(seed)
+        net = Net()
+        fit(net, TensorDataset(x, y), None, TrainConfig(max_epochs=3, seed=seed))
+        weights.append(torch.cat([p.flatten() for p in net.parameters()]))
+    assert torch.equal(weights[0], weights[1])
+    assert not torch.equal(weights[0], weights[2])
+
+
+def test_early_stopping_restores_best_epoch():
+    x, y = _data(300)
+    xv, yv = _data(200, seed=1)
+    yv = 1 - yv  # validation labels flipped: every epoch of learning makes it worse
+    torch.manual_seed(0)
+    net = Net()
+    cfg = TrainConfig(max_epochs=30, patience=2, lr=0.01)
+    result = fit(net, TensorDataset(x, y), TensorDataset(xv, yv), cfg)
+    assert result.stopped_early
+    assert result.epochs_run == result.best_epoch + 2
+    best = max(h.val_score for h in result.history)
+    assert result.best_score == pytest.approx(best)
+
+
+def test_pos_weight_and_balanced_sampling_run():
+    x, y = _data()
+    y = (x[:, 0] > 1.2).float()  # ~12% positives
+    for cfg in (
+        TrainConfig(pos_weight=7.0, max_epochs=2),
+        TrainConfig(balanced_sampling=True, max_epochs=2),
+    ):
+        torch.manual_seed(0)
+        net = Net()
+        fit(net, TensorDataset(x, y), None, cfg)
+        assert torch.sigmoid(predict(net, (x,))).mean() > y.mean()  # pushed towards positives
+
+
+def test_time_ordered_split_puts_latest_rows_in_validation():
+    times = np.array([5, 1, 3, 3, 9, 7, 2, 8])
+    train, val = time_ordered_split(times, 0.25)
+    assert times[train].max() < times[val].min()
+    assert sorted(times[val]) == [8, 9]
+
+
+def test_unknown_names_rejected():
+    x, y = _data(20)
+    with pytest.raises(ValueError):
+        fit(Net(), TensorDataset(x, y), None, TrainConfig(optimizer="lbfgs"))
+    with pytest.raises(ValueError):
+        fit(Net(), TensorDataset(x, y), None, TrainConfig(loss="hinge"))
