@@ -229,6 +229,10 @@ def _change(now: float | None, before: float | None) -> dict[str, Any]:
     }
 
 
+def _day(day: dt.date) -> str:
+    return f"{day.day} {day:%b %Y}"  # "1 Nov 2026", like the templates' "j M Y"
+
+
 def _week_label(week: int) -> str:
     # Week 1 is days 0-6 of the run; registration-period weeks count back from -1.
     return f"W{week + 1}" if week >= 0 else f"W{week}"
@@ -408,7 +412,7 @@ def _daily_chart(daily: list[dict[str, Any]], first: dt.date, last: dt.date) -> 
     return _chart(
         "overview-daily",
         "Daily active learners",
-        f"Distinct learners active per day, {first:%d %b %Y} to {last:%d %b %Y}.",
+        f"Distinct learners active per day, {_day(first)} to {_day(last)}.",
         kind="line",
         labels=[d.isoformat() for d in days],
         datasets=[
@@ -653,7 +657,7 @@ def _weekly_chart(weekly: list[dict[str, Any]], partial_week: int | None) -> dic
 
 def _content_chart(top: list[dict[str, Any]], first: dt.date, last: dt.date) -> dict[str, Any]:
     labels = [r["title"] or r["external_id"] for r in top]
-    period = f"{first:%d %b} to {last:%d %b %Y}"
+    period = f"{first.day} {first:%b} to {_day(last)}"
     return _chart(
         "course-content",
         "Most used content",
