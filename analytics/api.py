@@ -14,6 +14,7 @@ from analytics.selectors import item_courses_by_iri
 from analytics.services import events_ingest
 from analytics.validation import ValidationFailure, validate_api_events
 from analytics.xapi import object_ids, parse_statements
+from eduplatform.throttles import IngestRateThrottle
 
 XAPI_VERSION = "1.0.3"
 
@@ -28,6 +29,7 @@ class CanIngestEvents(permissions.BasePermission):
 
 class EventsView(APIView):
     permission_classes = [CanIngestEvents]
+    throttle_classes = [IngestRateThrottle]
 
     @extend_schema(
         request={"application/json": {"type": "array", "items": {"type": "object"}}},
@@ -59,6 +61,7 @@ class EventsView(APIView):
 
 class XapiStatementsView(APIView):
     permission_classes = [CanIngestEvents]
+    throttle_classes = [IngestRateThrottle]
 
     @extend_schema(
         request={"application/json": {"type": "object"}},

@@ -133,6 +133,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_THROTTLE_CLASSES": ["eduplatform.throttles.TokenRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "token": env_str("API_RATE_LIMIT", "1200/min"),
+        "ingest": env_str("INGEST_RATE_LIMIT", "600/min"),
+        "prediction_budget": env_str("PREDICTION_QUERY_BUDGET", "2000/hour"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "eduplatform API",

@@ -63,17 +63,20 @@ def test_concurrent_retrain_conflicts(dummy_kind, admin):
 
 
 def test_broker_down_gives_503_and_no_open_run(dummy_kind, admin, settings):
-    settings.CELERY_TASK_ALWAYS_EAGER = False
     old = (celery_app.conf.task_always_eager, celery_app.conf.broker_url)
+    settings.CELERY_TASK_ALWAYS_EAGER = False
     celery_app.conf.task_always_eager = False
     # A port nothing listens on: a real connection refusal, not a mock.
     celery_app.conf.broker_url = "redis://127.0.0.1:9/0"
-    celery_app.pool.force_close_all()
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
     try:
         response = admin.post("/api/v1/models/dummy/retrain", {}, format="json")
     finally:
         celery_app.conf.task_always_eager, celery_app.conf.broker_url = old
-        celery_app.pool.force_close_all()
+        # Let the app pick the pools of the restored broker again.
+        celery_app._pool = None
+        celery_app.amqp._producer_pool = None
     assert response.status_code == 503
     assert response["Retry-After"] == "30"
     assert ModelVersion.objects.get().status == ModelVersion.Status.FAILED
