@@ -3,10 +3,13 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from analytics.api import XapiStatementsView
+from eduplatform.accounts import HardenedLoginView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("accounts/login/", HardenedLoginView.as_view(), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("captcha/", include("captcha.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/", include("analytics.api_urls")),
     path("api/v1/", include("eduplatform.registry.urls")),

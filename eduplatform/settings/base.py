@@ -31,6 +31,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_celery_beat",
     "csp",
+    "axes",
+    "captcha",
     "eduplatform.registry",
     "analytics",
     "churn",
@@ -46,6 +48,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    # Last, as django-axes requires: it turns lockouts raised by the backend into responses.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "eduplatform.urls"
@@ -211,3 +215,24 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
+
+# Login hardening. django-axes locks a username *from one IP* after repeated
+# failures (so nobody behind a shared NAT can lock out colleagues, and a
+# password-spraying IP still gets stopped per account); a captcha appears
+# from the CAPTCHA_AFTER_FAILURES-th failure for that username or IP.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env_bool("AXES_ENABLED", True)
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_COOLOFF_TIME = env_float("LOGIN_COOLOFF_HOURS", 1.0)
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_IPWARE_PROXY_COUNT = env_int("PROXY_COUNT", 0)
+CAPTCHA_AFTER_FAILURES = env_int("CAPTCHA_AFTER_FAILURES", 2)
+CAPTCHA_IMAGE_SIZE = (120, 40)
+# Tests may fill the captcha with this value; never enable it elsewhere.
+CAPTCHA_TEST_MODE = False
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600)

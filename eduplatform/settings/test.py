@@ -5,3 +5,8 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Tests enqueue in-process unless a test starts a real worker itself.
 CELERY_TASK_ALWAYS_EAGER = True
 ARTIFACT_DIR = BASE_DIR / "var" / "test-artifacts"  # noqa: F405
+
+# Lockout bookkeeping off by default (force_login in most tests); the login
+# hardening tests switch it on.
+AXES_ENABLED = False
+CAPTCHA_TEST_MODE = True
