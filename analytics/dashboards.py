@@ -478,7 +478,7 @@ def _retention_chart(
             max_week = max(max_week, _last_complete_week(c, anchor))
     weeks = list(range(max_week + 1))
     datasets = []
-    table_rows = []
+    table_rows: list[list[Any]] = []
     for c in courses:
         if c.pk not in by_course:
             continue
@@ -956,9 +956,7 @@ def segments_page(user: Any, course: Course, today: dt.date, k: int | None) -> d
                 "withdrawal_rate": None
                 if p.outcome_rate is None
                 else round(100 * p.outcome_rate, 1),
-                "means": [
-                    None if p.means[n] is None else _round_feature(n, p.means[n]) for n in names
-                ],
+                "means": [_round_feature(n, p.means[n]) for n in names],
             }
             for p, w in zip(result.profiles, withdrawn_counts, strict=True)
         ),
@@ -977,7 +975,9 @@ def segments_page(user: Any, course: Course, today: dt.date, k: int | None) -> d
     return context
 
 
-def _round_feature(name: str, value: float) -> float:
+def _round_feature(name: str, value: float | None) -> float | None:
+    if value is None:
+        return None
     if name.startswith("share_"):
         return round(100 * value, 1)  # shown as a percentage
     return round(value, 2 if name == "trend" else 1)

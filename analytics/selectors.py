@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +62,11 @@ def item_courses_by_iri(external_ids: set[str]) -> dict[str, str]:
 DAY = dt.timedelta(days=1)
 
 
+def _rows(values: Iterable[Any]) -> list[dict[str, Any]]:
+    """A values() queryset as plain dict rows (django-stubs types them as TypedDicts)."""
+    return list(values)
+
+
 class WeekOfRun(Func):
     """floor((date - start) / 7): week 0 holds days 0..6 of a run, earlier days are negative.
 
@@ -79,14 +84,14 @@ class WeekOfRun(Func):
         start_sql, start_params = compiler.compile(self.source_expressions[1])
         return date_sql, start_sql, [*date_params, *start_params]
 
-    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, Any]:
         date_sql, start_sql, params = self._sides(compiler, connection)
-        return f"((({date_sql} - {start_sql}) + 7000) / 7 - 1000)", params
+        return f"((({date_sql} - {start_sql}) + 7000) / 7 - 1000)", tuple(params)
 
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, Any]:
         date_sql, start_sql, params = self._sides(compiler, connection)
         days = f"CAST(julianday({date_sql}) - julianday({start_sql}) AS INTEGER)"
-        return f"((({days}) + 7000) / 7 - 1000)", params
+        return f"((({days}) + 7000) / 7 - 1000)", tuple(params)
 
 
 def week_of_run(day: dt.date, start: dt.date) -> int:
@@ -150,7 +155,7 @@ def daily_activity(
     course_ids: Sequence[int], *, first: dt.date, last: dt.date
 ) -> list[dict[str, Any]]:
     """Per day: distinct active learners, events, clicks."""
-    return list(
+    return _rows(
         DailyActivity.objects.filter(course_id__in=course_ids, date__gte=first, date__lte=last)
         .values("date")
         .annotate(
@@ -169,7 +174,7 @@ def activity_by_type(
         rows = rows.filter(date__gte=first)
     if last is not None:
         rows = rows.filter(date__lte=last)
-    return list(
+    return _rows(
         rows.values("activity_type")
         .annotate(
             clicks=Sum("clicks"), events=Sum("events"), learners=Count("learner_id", distinct=True)
@@ -180,7 +185,7 @@ def activity_by_type(
 
 def weekly_activity(course_ids: Sequence[int], *, last: dt.date) -> list[dict[str, Any]]:
     """Per course run and week of run (from its start): distinct learners, clicks, events."""
-    return list(
+    return _rows(
         DailyActivity.objects.filter(course_id__in=course_ids, date__lte=last)
         .annotate(week=WeekOfRun("date", "course__start_date"))
         .values("course_id", "week")
@@ -219,17 +224,19 @@ def item_usage(course: Course, *, first: dt.date, last: dt.date) -> list[dict[st
     """
     since = dt.datetime.combine(first, dt.time.min, tzinfo=dt.UTC)
     until = dt.datetime.combine(last + DAY, dt.time.min, tzinfo=dt.UTC)
-    usage = {
+    usage: dict[int, dict[str, Any]] = {
         row["item_id"]: row
-        for row in LearningEvent.objects.filter(
-            course_id=course.pk,
-            occurred_at__gte=since,
-            occurred_at__lt=until,
-            item_id__isnull=False,
+        for row in _rows(
+            LearningEvent.objects.filter(
+                course_id=course.pk,
+                occurred_at__gte=since,
+                occurred_at__lt=until,
+                item_id__isnull=False,
+            )
+            .values("item_id")
+            .annotate(clicks=Sum("count"), learners=Count("learner_id", distinct=True))
+            .order_by()
         )
-        .values("item_id")
-        .annotate(clicks=Sum("count"), learners=Count("learner_id", distinct=True))
-        .order_by()
     }
     items = ContentItem.objects.filter(course_id=course.pk).values(
         "id", "title", "external_id", "activity_type"
@@ -257,13 +264,15 @@ def score_histogram(course: Course) -> list[dict[str, Any]]:
         default=Value(SCORE_BINS[-1]),
         output_field=IntegerField(),
     )
-    rows = {
+    rows: dict[int, dict[str, Any]] = {
         r["bin"]: r
-        for r in Submission.objects.filter(assessment__course_id=course.pk, score__isnull=False)
-        .annotate(bin=bins)
-        .values("bin")
-        .annotate(submissions=Count("id"), learners=Count("learner_id", distinct=True))
-        .order_by()
+        for r in _rows(
+            Submission.objects.filter(assessment__course_id=course.pk, score__isnull=False)
+            .annotate(bin=bins)
+            .values("bin")
+            .annotate(submissions=Count("id"), learners=Count("learner_id", distinct=True))
+            .order_by()
+        )
     }
     return [
         {
@@ -346,7 +355,7 @@ class LearnerTableQuery:
 
 def course_learner_rows(
     course: Course, *, anchor: dt.date, query: LearnerTableQuery
-) -> QuerySet[Enrollment, dict[str, Any]]:
+) -> QuerySet[Any, Any]:
     """Enrolments of the run as rows: pseudonym, status, last active, clicks in the last 14 days.
 
     Lazy: the paginator counts and slices it, the CSV export streams it. The two
@@ -404,7 +413,7 @@ def learner_enrollments(learner: Learner, course_ids: Sequence[int]) -> list[Enr
 
 def learner_daily_clicks(learner: Learner, course_ids: Sequence[int]) -> list[dict[str, Any]]:
     """Per course and day: the learner's clicks (a few hundred rows at most)."""
-    return list(
+    return _rows(
         DailyActivity.objects.filter(learner_id=learner.pk, course_id__in=course_ids)
         .values("course_id", "date")
         .annotate(clicks=Sum("clicks"))
@@ -433,14 +442,14 @@ def learner_feature_rows(
     """
     recent = Q(date__gt=anchor - 14 * DAY)
     prior = Q(date__gt=anchor - 28 * DAY, date__lte=anchor - 14 * DAY)
-    enrolments = list(
+    enrolments = _rows(
         Enrollment.objects.filter(course_id__in=course_ids)
         .annotate(withdrawn=ExpressionWrapper(_withdrawn_q(), output_field=BooleanField()))
         .values("course_id", "learner_id", "withdrawn")
         .order_by("course_id", "learner_id")
     )
     activity = DailyActivity.objects.filter(course_id__in=course_ids, date__lte=anchor)
-    totals = list(
+    totals = _rows(
         activity.values("course_id", "learner_id")
         .annotate(
             total_clicks=Sum("clicks"),
@@ -451,7 +460,7 @@ def learner_feature_rows(
         )
         .order_by()
     )
-    by_type = list(
+    by_type = _rows(
         activity.values("course_id", "learner_id", "activity_type")
         .annotate(type_clicks=Sum("clicks"))
         .order_by()
@@ -464,7 +473,7 @@ def learner_feature_rows(
 
 def event_volume_by_source(course_ids: Sequence[int], *, since: dt.datetime) -> list[dict]:
     """Per source and day since ``since``: events, clicks and the latest ingestion time."""
-    return list(
+    return _rows(
         LearningEvent.objects.filter(course_id__in=course_ids, occurred_at__gte=since)
         .annotate(day=TruncDate("occurred_at"))
         .values("source", "day")

@@ -124,6 +124,7 @@ def segment_learners(
         return _result(raw, z, names, labels, 1, None, {}, outcome, labels_for_humans, note)
 
     k_scores: dict[int, float] = {}
+    silhouette: float | None
     sample = min(n, silhouette_sample)
     if k is None:
         low, high = k_range
