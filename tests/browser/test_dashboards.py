@@ -27,10 +27,6 @@ from analytics.models import Course, Enrollment
 from tests.conftest import service_missing
 from tests.factories import UserFactory
 
-# Playwright's sync API runs an event loop in this thread; the ORM calls the
-# tests make between browser steps are still plain synchronous code.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
@@ -48,7 +44,13 @@ def browser() -> Iterator[object]:
         service_missing(f"chromium not found at {CHROMIUM} (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as p:
+    # Playwright's sync API keeps an event loop in this thread, so Django
+    # would refuse the (plain synchronous) ORM calls these tests and their
+    # database fixtures make between browser steps. Set for this module only,
+    # never at import: a process-wide value leaks into every later test and
+    # subprocess (check --deploy rejects it).
+    with pytest.MonkeyPatch.context() as patch, sync_playwright() as p:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
         browser = p.chromium.launch(
             executable_path=str(CHROMIUM),
             args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
