@@ -4,3 +4,13 @@ from django.apps import AppConfig
 class ChurnConfig(AppConfig):
     name = "churn"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from analytics.dashboards import register_panel_data
+        from churn import selectors
+        from churn.kind import KIND
+        from eduplatform.registry.kinds import register_kind
+
+        register_kind(KIND)
+        register_panel_data("course_risk", selectors.batch_risk, csv=selectors.batch_risk_csv)
+        register_panel_data("learner_risk", selectors.learner_panel)

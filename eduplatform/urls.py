@@ -13,6 +13,7 @@ urlpatterns = [
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/", include("analytics.api_urls")),
     path("api/v1/", include("eduplatform.registry.urls")),
+    path("api/v1/", include("churn.urls")),
     path("xapi/statements", XapiStatementsView.as_view(), name="xapi-statements"),
     path("", include("analytics.urls")),
 ]

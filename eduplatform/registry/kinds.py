@@ -55,8 +55,8 @@ class ModelKind:
     train: Callable[[TrainContext], TrainOutcome]
     # Artifact -> the object served in requests (predictor / recommender).
     load: Callable[[Artifact], Any]
-    # Optional: recompute batch scores for dashboards with the served model.
-    score_batch: Callable[[Any, list[int]], int] | None = None
+    # Optional: (served model, course ids, version) -> rows written for dashboards.
+    score_batch: Callable[[Any, list[int], int], int] | None = None
 
 
 _KINDS: dict[str, ModelKind] = {}

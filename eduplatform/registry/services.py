@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,19 @@ class TrainingInProgress(Exception):
 
 class PromotionError(Exception):
     pass
+
+
+def json_safe(value: Any) -> Any:
+    """NaN and infinities are not JSON: store them as null (numpy scalars as Python numbers)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _abandon_stale_runs(kind: str) -> None:
@@ -152,8 +166,8 @@ def _register_and_gate(
     version.artifact_path = str(path)
     version.artifact_sha256 = sha256
     version.artifact_bytes = path.stat().st_size
-    version.metrics = outcome_metrics
-    version.compression_report = outcome.compression_report
+    version.metrics = json_safe(outcome_metrics)
+    version.compression_report = json_safe(outcome.compression_report)
     version.served_variant = outcome.served_variant
     version.data_window_start, version.data_window_end = outcome.data_window
     version.warm_started_from_id = champion_id if outcome.warm_started else None
@@ -283,4 +297,4 @@ def batch_scores_refresh(*, kind: str, course_ids: list[int]) -> int:
     plugin = get_kind(kind)
     if served is None or plugin.score_batch is None:
         return 0
-    return plugin.score_batch(served.model, course_ids)
+    return plugin.score_batch(served.model, course_ids, served.version)

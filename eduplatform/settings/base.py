@@ -236,3 +236,11 @@ CAPTCHA_IMAGE_SIZE = (120, 40)
 # Tests may fill the captcha with this value; never enable it elsewhere.
 CAPTCHA_TEST_MODE = False
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600)
+
+# Treat this date (YYYY-MM-DD) as today, e.g. 2014-03-15 to browse imported
+# OULAD runs as if they were live. Empty: the real date.
+AS_OF_DATE = env_str("AS_OF_DATE", "")
+CHURN_CUTOFFS = [int(c) for c in env_list("CHURN_CUTOFFS", ["30", "60", "90", "150"])]
+CHURN_INACTIVITY_DAYS = env_int("CHURN_INACTIVITY_DAYS", 28)
+# Per-process cache lifetime of a course run's serving features.
+SERVING_FEATURES_TTL = env_int("SERVING_FEATURES_TTL", 600)

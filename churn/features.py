@@ -1,0 +1,125 @@
+"""Churn features from the database: training sets and per-course serving frames."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from dataclasses import dataclass
+
+import pandas as pd
+from django.conf import settings
+
+from analytics.learning_data import learning_data
+from analytics.models import Course
+from eduplatform.ml.churn.features import ChurnFeatures, build_dataset, build_features
+
+
+@dataclass
+class TrainingSets:
+    train: ChurnFeatures
+    val: ChurnFeatures
+    window: tuple[dt.date, dt.date]
+    val_courses: list[str]
+
+
+def training_sets(*, as_of: dt.date, course_ids: list[int] | None = None) -> TrainingSets | None:
+    """Labelled learners at the configured cut-offs, split in time (latest runs validate).
+
+    1. Read the runs that started before `as_of` (one SQL read per frame).
+    2. Label finished runs by their final results ("oulad" mode) and running
+       runs by unenrolment or inactivity after the cut-off, only where that
+       window is fully observed.
+    3. Hold out the latest-starting quarter of runs (at least one) for
+       validation, so the model is chosen on the future, as it will be used.
+    """
+    courses = list(
+        Course.objects.filter(start_date__lt=as_of)
+        .filter(**({"id__in": course_ids} if course_ids else {}))
+        .order_by("start_date", "id")
+    )
+    if len(courses) < 2:
+        return None
+    data = learning_data(course_ids=[c.id for c in courses], until=as_of, with_items=False)
+    finished_with_results = set(
+        data.enrolments.loc[data.enrolments["final_result"].astype(str) != "", "course_id"]
+    )
+    parts = []
+    for course in courses:
+        subset = data.subset_courses([course.id])
+        finished = course.day_of(as_of) >= course.length_days
+        mode = "oulad" if finished and course.id in finished_with_results else "inactivity"
+        cutoffs = [
+            c for c in settings.CHURN_CUTOFFS if c < min(course.day_of(as_of), course.length_days)
+        ]
+        if not cutoffs:
+            continue
+        parts.append(
+            build_dataset(
+                subset,
+                cutoffs,
+                label_mode=mode,
+                inactivity_days=settings.CHURN_INACTIVITY_DAYS,
+            ).labelled()
+        )
+    if not parts:
+        return None
+    features = ChurnFeatures.concat(parts)
+    n_val = max(1, len(courses) // 4)
+    val_ids = {c.id for c in courses[-n_val:]}
+    is_val = features.frame["course_id"].isin(val_ids).to_numpy()
+    if is_val.all() or not is_val.any():
+        return None
+    return TrainingSets(
+        train=features.subset(~is_val),
+        val=features.subset(is_val),
+        window=(courses[0].start_date, as_of),
+        val_courses=[c.code for c in courses[-n_val:]],
+    )
+
+
+class _ServingFrames:
+    """Per-process cache of each course run's current feature frame.
+
+    Ranks are relative to the course run, so a learner's row needs the whole
+    run's activity; reading it once per run and TTL keeps requests at a dict
+    lookup plus one forward pass.
+    """
+
+    def __init__(self) -> None:
+        self._frames: dict[tuple[int, int], tuple[float, pd.DataFrame]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, course: Course, as_of: dt.date) -> pd.DataFrame:
+        day = min(course.day_of(as_of), course.length_days - 1)
+        key = (course.id, day)
+        now = time.monotonic()
+        hit = self._frames.get(key)
+        if hit is not None and now - hit[0] < settings.SERVING_FEATURES_TTL:
+            return hit[1]
+        with self._lock:
+            data = learning_data(
+                course_ids=[course.id],
+                until=course.start_date + dt.timedelta(days=day),
+                with_items=False,
+            )
+            frame = build_features(
+                data, cutoff=day, label_mode="inactivity", inactivity_days=1
+            ).frame
+            frame = frame.set_index("learner_id", drop=False)
+            self._frames[key] = (now, frame)
+            return frame
+
+    def clear(self) -> None:
+        with self._lock:
+            self._frames.clear()
+
+
+serving_frames = _ServingFrames()
+
+
+def learner_row(course: Course, learner_id: int, as_of: dt.date) -> pd.DataFrame | None:
+    frame = serving_frames.get(course, as_of)
+    if learner_id not in frame.index:
+        return None
+    return frame.loc[[learner_id]].reset_index(drop=True)

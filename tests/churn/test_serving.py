@@ -1,0 +1,91 @@
+"""The churn kind end to end in-process: train, promote, batch-score, serve, API defences."""
+
+import pytest
+from django.contrib.auth.models import Group
+from django.core.management import call_command
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from analytics.models import Course, Enrollment
+from churn.features import serving_frames
+from churn.models import RiskHistory, RiskScore
+from eduplatform.registry import serving, services
+from eduplatform.registry.models import ModelVersion
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+FAST = {"seeds": [0], "max_epochs": 3, "refit": False}
+
+
+@pytest.fixture
+def platform(settings, tmp_path):
+    settings.ARTIFACT_DIR = tmp_path / "artifacts"
+    serving.reset()
+    serving_frames.clear()
+    call_command("seed_demo", "--learners", "160", "--courses", "3", "--days", "200", "--seed", "3")
+    yield
+    serving.reset()
+    serving_frames.clear()
+
+
+def token_client(user) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return client
+
+
+def risk_url(enrollment) -> str:
+    return f"/api/v1/learners/{enrollment.learner.pseudonym}/risk?course={enrollment.course_id}"
+
+
+def test_no_model_yet_is_a_normal_answer(platform):
+    enrollment = Enrollment.objects.first()
+    admin = token_client(UserFactory(username="root", is_superuser=True))
+    response = admin.get(risk_url(enrollment))
+    assert response.status_code == 200
+    assert response.json()["status"] == "no_model"
+
+
+def test_train_promote_score_and_serve(platform):
+    version = services.retrain_request(kind="churn", triggered_by="test", parameters=FAST)
+    version.refresh_from_db()
+    assert version.status == ModelVersion.Status.ACTIVE, version.status_reason
+    assert 0.0 <= version.metrics["auc"] <= 1.0
+    assert set(version.metrics["stage_seconds"]) == {"features", "train", "evaluate"}
+
+    course_ids = list(Course.objects.values_list("id", flat=True))
+    written = services.batch_scores_refresh(kind="churn", course_ids=course_ids)
+    assert written == RiskScore.objects.count() > 0
+    assert RiskHistory.objects.count() == written
+    assert set(RiskScore.objects.values_list("band", flat=True)) <= {"low", "medium", "high"}
+    assert all(len(f) <= 3 for f in RiskScore.objects.values_list("factors", flat=True))
+
+    scored = RiskScore.objects.select_related("learner").first()
+    enrollment = Enrollment.objects.get(learner=scored.learner, course=scored.course)
+    admin = token_client(UserFactory(username="root", is_superuser=True))
+    body = admin.get(risk_url(enrollment)).json()
+    assert body["status"] == "ok" and body["model_version"] == 1
+    assert 0 <= body["probability"] <= 1
+    assert body["risk_band"] in {"low", "medium", "high"}
+    assert all(isinstance(text, str) and text for text in body["top_factors"])
+
+    # Non-admin tokens: bands and factors, never the raw probability.
+    analyst = UserFactory(username="analyst")
+    analyst.groups.add(Group.objects.get_or_create(name="analyst")[0])
+    answer = token_client(analyst).get(risk_url(enrollment)).json()
+    assert answer["risk_band"] == body["risk_band"]
+    assert "probability" not in answer
+
+    # An instructor of another run sees nothing of this one.
+    other = Course.objects.exclude(id=enrollment.course_id).first()
+    teacher = UserFactory(username="teacher")
+    other.instructors.add(teacher)
+    assert token_client(teacher).get(risk_url(enrollment)).status_code == 404
+
+
+def test_bad_query_is_400_with_field_message(platform):
+    enrollment = Enrollment.objects.first()
+    admin = token_client(UserFactory(username="root", is_superuser=True))
+    url = f"/api/v1/learners/{enrollment.learner.pseudonym}/risk"
+    assert admin.get(url).json() == {"course": ["This field is required."]}
+    assert admin.get(url + "?course=abc").status_code == 400
