@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 from analytics.models import Course, Enrollment
 from churn.features import serving_frames
 from churn.models import RiskHistory, RiskScore
-from eduplatform.registry import serving, services
+from eduplatform.registry import services, serving
 from eduplatform.registry.models import ModelVersion
 from tests.factories import UserFactory
 
