@@ -1,0 +1,267 @@
+"""The retraining pipeline with REAL Celery workers on Redis and PostgreSQL.
+
+Each test starts `celery worker` subprocesses against the test database and a
+Redis broker, and checks what the issue promises: a retrain promotes a new
+version; `kill -9` mid-training is survived (the message is redelivered to a
+new worker, exactly one version is registered, the active pointer never names
+a partial file); two simultaneous requests give one run; with Redis stopped
+predictions are still served and a retrain request is a clear 503.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.core.management import call_command
+from django.db import connection
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from analytics.models import Enrollment
+from churn.features import serving_frames
+from eduplatform.celery import app as celery_app
+from eduplatform.ml.artifacts import load_artifact
+from eduplatform.registry import services, serving
+from eduplatform.registry.models import ModelVersion
+from tests.conftest import service_missing
+from tests.factories import UserFactory
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+ROOT = Path(__file__).resolve().parents[2]
+VISIBILITY = 12  # seconds before Redis hands an unacknowledged message to another worker
+FAST = {"seeds": [0], "max_epochs": 3, "refit": False}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def broker(redis_url):
+    """A Redis of our own, so a test may stop it without touching anything else."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    import redis
+
+    for _ in range(50):
+        try:
+            redis.Redis.from_url(url).ping()
+            break
+        except redis.RedisError:
+            time.sleep(0.1)
+    yield {"url": url, "proc": proc}
+    proc.kill()
+    proc.wait()
+
+
+@pytest.fixture
+def pipeline(broker, settings, tmp_path):
+    if connection.vendor != "postgresql":
+        service_missing("worker tests need PostgreSQL (set DATABASE_URL)")
+    settings.ARTIFACT_DIR = tmp_path / "artifacts"
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    old = (celery_app.conf.task_always_eager, celery_app.conf.broker_url)
+    celery_app.conf.task_always_eager = False
+    celery_app.conf.broker_url = broker["url"]
+    celery_app.conf.broker_transport_options = {"visibility_timeout": VISIBILITY}
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+    serving.reset()
+    serving_frames.clear()
+    call_command("seed_demo", "--learners", "160", "--courses", "3", "--days", "200", "--seed", "3")
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "eduplatform.settings.dev",
+        "DATABASE_URL": (
+            f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+        ),
+        "REDIS_URL": broker["url"],
+        "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY),
+        "TRAINING_SOFT_TIME_LIMIT": str(VISIBILITY - 4),
+        "TRAINING_HARD_TIME_LIMIT": str(VISIBILITY - 2),
+        "ARTIFACT_DIR": str(tmp_path / "artifacts"),
+        "PYTHONPATH": str(ROOT),
+        "DEBUG": "false",
+    }
+    workers: list[subprocess.Popen] = []
+
+    def start_worker(name: str, **extra_env: str) -> subprocess.Popen:
+        log = open(tmp_path / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "eduplatform",
+                "worker",
+                "-Q",
+                "training,scoring,default",
+                "-c",
+                "1",
+                "-n",
+                f"{name}@%h",
+                "-l",
+                "info",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            cwd=ROOT,
+            env={**env, **extra_env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        workers.append(proc)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if "ready." in (tmp_path / f"{name}.log").read_text():
+                return proc
+            assert proc.poll() is None, (tmp_path / f"{name}.log").read_text()[-2000:]
+            time.sleep(0.3)
+        raise AssertionError(f"worker {name} did not start")
+
+    yield {"start_worker": start_worker, "broker": broker, "logs": tmp_path}
+    for proc in workers:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    celery_app.conf.task_always_eager, celery_app.conf.broker_url = old
+    celery_app.conf.broker_transport_options = {
+        "visibility_timeout": django_settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+    }
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+    serving.reset()
+    serving_frames.clear()
+
+
+def admin_client() -> APIClient:
+    token = Token.objects.create(user=UserFactory(username="root", is_superuser=True))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def finished(kind: str = "churn"):
+    row = ModelVersion.objects.filter(kind=kind).order_by("-version").first()
+    return row if row is not None and row.status != ModelVersion.Status.TRAINING else None
+
+
+def test_retrain_end_to_end_promotes_a_new_version(pipeline):
+    pipeline["start_worker"]("w1")
+    first = services.retrain_request(kind="churn", triggered_by="test", parameters=FAST)
+    assert first.status == ModelVersion.Status.TRAINING  # queued, not run in-process
+    row = wait_for(finished, 120, "the first training")
+    assert row.status == ModelVersion.Status.ACTIVE, row.status_reason
+    assert load_artifact(Path(row.artifact_path), row.artifact_sha256).config
+    assert serving.get_served("churn").version == 1
+
+
+def test_worker_killed_mid_training_run_completes_once(pipeline):
+    worker = pipeline["start_worker"]("w1")
+    services.retrain_request(kind="churn", triggered_by="test", parameters=FAST)
+    wait_for(
+        lambda: ModelVersion.objects.filter(stage__in=["train", "evaluate"]).exists(),
+        60,
+        "training to start",
+    )
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()
+    assert ModelVersion.objects.get().status == ModelVersion.Status.TRAINING
+    with pytest.raises(services.TrainingInProgress):
+        services.model_version_start(kind="churn", triggered_by="other")
+    # No active pointer exists yet, so none can name a partial file.
+    assert not ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).exists()
+    pipeline["start_worker"]("w2")
+    row = wait_for(finished, VISIBILITY + 120, "the redelivered training")
+    assert row.status == ModelVersion.Status.ACTIVE, row.status_reason
+    assert ModelVersion.objects.count() == 1
+    loaded = load_artifact(Path(row.artifact_path), row.artifact_sha256)
+    assert loaded.tensors
+    assert not list(Path(row.artifact_path).parent.glob(".*.tmp"))
+
+
+def test_two_simultaneous_requests_give_one_run(pipeline):
+    pipeline["start_worker"]("w1")
+    admin = admin_client()
+    statuses = sorted(
+        admin.post("/api/v1/models/churn/retrain", FAST, format="json").status_code
+        for _ in range(2)
+    )
+    assert statuses == [202, 409]
+    wait_for(finished, 120, "the training")
+    assert ModelVersion.objects.count() == 1
+
+
+def test_redis_down_serving_continues_and_retrain_is_503(pipeline):
+    pipeline["start_worker"]("w1")
+    services.retrain_request(kind="churn", triggered_by="test", parameters=FAST)
+    wait_for(finished, 120, "the training")
+    enrollment = Enrollment.objects.first()
+    admin = admin_client()
+    url = f"/api/v1/learners/{enrollment.learner.pseudonym}/risk?course={enrollment.course_id}"
+    assert admin.get(url).json()["status"] in ("ok", "not_enrolled")
+    pipeline["broker"]["proc"].kill()
+    pipeline["broker"]["proc"].wait()
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+    served = admin.get(url)
+    assert served.status_code == 200 and served.json()["model_version"] == 1
+    refused = admin.post("/api/v1/models/churn/retrain", {}, format="json")
+    assert refused.status_code == 503
+    assert "unavailable" in refused.json()["detail"]
+    assert not ModelVersion.objects.filter(status=ModelVersion.Status.TRAINING).exists()
+
+
+def test_gate_failure_leaves_old_model_active(pipeline):
+    # A gate that demands an AUC gain of 1.0 cannot be passed by any challenger.
+    pipeline["start_worker"]("w1", CHURN_GATE_TOLERANCE_AUC="-1.0")
+    services.retrain_request(kind="churn", triggered_by="test", parameters=FAST)
+    first = wait_for(finished, 120, "the first training")
+    assert first.status == ModelVersion.Status.ACTIVE  # no champion yet: nothing to gate
+    services.retrain_request(kind="churn", triggered_by="test", parameters=FAST)
+    second = wait_for(
+        lambda: finished() if finished() and finished().version == 2 else None, 120, "v2"
+    )
+    assert second.status == ModelVersion.Status.CANDIDATE
+    assert "gate" in second.status_reason
+    assert ModelVersion.objects.get(status=ModelVersion.Status.ACTIVE).version == 1
+    assert serving.get_served("churn").version == 1
