@@ -93,6 +93,7 @@ def gradient_ranking(model, X: np.ndarray, columns: list[str], extra_inputs=()) 
         model.eval()
     out = model(x, *extra_inputs)
     out.sum().backward()
+    assert x.grad is not None
     grad = x.grad.abs().mean(dim=0).numpy()
     std = np.asarray(X, dtype=float).std(axis=0)
     scores = {name: float(g * s) for name, g, s in zip(columns, grad, std, strict=True)}

@@ -128,7 +128,9 @@ def _loader(dataset: TensorDataset, config: TrainConfig, shuffle: bool, generato
         y = dataset.tensors[-1].long().reshape(-1)
         counts = torch.bincount(y).double().clamp(min=1)
         weights = (1.0 / counts)[y]
-        sampler = WeightedRandomSampler(weights, len(y), replacement=True, generator=generator)
+        sampler = WeightedRandomSampler(
+            weights.tolist(), len(y), replacement=True, generator=generator
+        )
         shuffle = False
     return DataLoader(
         dataset,

@@ -14,6 +14,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from eduplatform.ml.churn.evaluate import evaluate_churn
+from eduplatform.ml.churn.model import ChurnSettings
 from eduplatform.ml.data import LearningData
 from eduplatform.ml.oulad import OuladFormatError, load_oulad, read_tables
 
@@ -52,6 +53,12 @@ class Command(BaseCommand):
             help="hold out this presentation of the single --train folder as the test set",
         )
         parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+        parser.add_argument(
+            "--seeds", type=int, default=None, help="ensemble members (default: the model's)"
+        )
+        parser.add_argument(
+            "--max-epochs", type=int, default=None, help="epoch cap (default: the model's)"
+        )
 
     def handle(self, *args, **options):
         start = time.perf_counter()
@@ -94,9 +101,14 @@ class Command(BaseCommand):
         except OuladFormatError as exc:
             raise CommandError(str(exc).splitlines()[0]) from exc
         self.stdout.write(f"churn evaluation: {label}; cut-offs {cutoffs}")
+        settings = ChurnSettings()
+        if options.get("seeds"):
+            settings.seeds = tuple(range(max(1, options["seeds"])))
+        if options.get("max_epochs"):
+            settings.max_epochs = max(1, options["max_epochs"])
         try:
             evaluation, _ = evaluate_churn(
-                train, test, cutoffs, log=lambda m: self.stdout.write(f"  {m}")
+                train, test, cutoffs, settings=settings, log=lambda m: self.stdout.write(f"  {m}")
             )
         except ValueError as exc:
             raise CommandError(str(exc).splitlines()[0]) from exc

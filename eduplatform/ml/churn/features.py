@@ -186,9 +186,6 @@ def feature_kinds(n_weeks: int = DEFAULT_WEEKS) -> dict[str, str]:
         "clicks_last_14d": COUNT,
         "clicks_last_28d": COUNT,
         "clicks_before_start": COUNT,
-        **{f"clicks_week_minus_{k}": COUNT for k in range(1, N_FLAT_WEEKS + 1)},
-        "distinct_items": COUNT,
-        "item_coverage": RATE,
         "active_days": COUNT,
         "active_days_last_14d": COUNT,
         "active_days_last_28d": COUNT,
@@ -227,7 +224,6 @@ def feature_kinds(n_weeks: int = DEFAULT_WEEKS) -> dict[str, str]:
     for r in RANKED:
         kinds[f"rank_{r}"] = RATE
     kinds["run_median_clicks"] = RATE
-    kinds["run_withdrawn_before"] = RATE
     kinds["run_size"] = COUNT
     for c in DEMOGRAPHIC_CATEGORICALS:
         kinds[c] = CATEGORICAL
@@ -246,13 +242,7 @@ RANKED = [
     "mean_score",
     "weighted_score",
     "longest_gap_days",
-    "distinct_items",
-    "clicks_group_content",
-    "clicks_group_forum",
-    "clicks_group_quiz",
-    "clicks_group_homepage",
 ]
-N_FLAT_WEEKS = 8
 
 
 class _Prepared:
@@ -320,25 +310,6 @@ class _Prepared:
         self.s_score = pd.to_numeric(sub["score"], errors="coerce").to_numpy(float)[ok]
         self.s_ass = sub["assessment_id"].to_numpy()[ok]
 
-        # first visit day of each learner x item (for coverage of the materials)
-        ia = data.item_activity
-        irow = self._rows(ia["course_id"], ia["learner_id"])
-        ok = irow >= 0
-        first_visit = (
-            pd.DataFrame(
-                {
-                    "row": irow[ok],
-                    "item": pd.to_numeric(ia["item_id"], errors="coerce").to_numpy()[ok],
-                    "day": pd.to_numeric(ia["day"]).to_numpy(np.int64)[ok],
-                }
-            )
-            .groupby(["row", "item"], sort=False, as_index=False)["day"]
-            .min()
-        )
-        self.i_row = first_visit["row"].to_numpy(np.int64)
-        self.i_item = first_visit["item"].to_numpy()
-        self.i_day = first_visit["day"].to_numpy(np.int64)
-
     def _rows(self, course_ids: pd.Series, learner_ids: pd.Series) -> np.ndarray:
         probe = pd.MultiIndex.from_arrays([course_ids.astype(str), learner_ids])
         return self._key.get_indexer(probe).astype(np.int64)
@@ -390,22 +361,6 @@ def build_features(
         f[f"clicks_last_{k}d"] = _bincount(row[w], clicks[w], n)
     w = day < 0
     f["clicks_before_start"] = _bincount(row[w], clicks[w], n)
-    for k in range(1, N_FLAT_WEEKS + 1):
-        w = (day >= c - 7 * k) & (day < c - 7 * (k - 1))
-        f[f"clicks_week_minus_{k}"] = _bincount(row[w], clicks[w], n)
-    im = (p.i_day < c) & (p.i_day >= -PRE_START_DAYS)
-    f["distinct_items"] = _bincount(p.i_row[im], None, n)
-    run_items = (
-        pd.DataFrame({"course": p.course_index[p.i_row[im]], "item": p.i_item[im]})
-        .drop_duplicates()
-        .groupby("course")
-        .size()
-    )
-    items_per_run = np.zeros(len(p.course_codes))
-    items_per_run[run_items.index.to_numpy(np.int64)] = run_items.to_numpy()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        denom = items_per_run[p.course_index]
-        f["item_coverage"] = np.where(denom > 0, f["distinct_items"] / denom, np.nan)
 
     dm = (p.d_day < c) & (p.d_day >= -PRE_START_DAYS)
     d_row, d_day = p.d_row[dm], p.d_day[dm]
@@ -478,9 +433,6 @@ def build_features(
     per_type = per_type.reshape(n, n_types)
     for i, t in enumerate([*KNOWN_TYPES, "other"]):
         f[f"clicks_type_{t}"] = per_type[:, i]
-    for g in GROUPS[:-1]:
-        members = [i for i, t in enumerate(KNOWN_TYPES) if ACTIVITY_GROUPS.get(t) == g]
-        f[f"clicks_group_{g}"] = per_type[:, members].sum(axis=1)
     per_group = seq[:, :, : len(GROUPS)].sum(axis=1)  # within the sequence window
     group_total = per_group.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -588,16 +540,10 @@ def build_features(
     frame["run_median_clicks"] = run_median[ci]
     run_size = np.bincount(ci[pop], minlength=n_courses).astype(float)
     frame["run_size"] = run_size[ci]
-    # share of the run's registrations that already ended before the cut-off
-    registered = running & ~(reg >= c)
-    gone = registered & (unreg < c)
-    reg_count = np.bincount(ci[registered], minlength=n_courses).astype(float)
-    gone_count = np.bincount(ci[gone], minlength=n_courses).astype(float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        frame["run_withdrawn_before"] = np.where(reg_count > 0, gone_count / reg_count, np.nan)[ci]
-    for col in DEMOGRAPHIC_CATEGORICALS:
-        values = e[col].astype(object) if col in e.columns else pd.Series([None] * n)
-        frame[col] = values.where(values.notna(), None).to_numpy(object)
+
+    for name in DEMOGRAPHIC_CATEGORICALS:
+        values = e[name].astype(object) if name in e.columns else pd.Series([None] * n)
+        frame[name] = values.where(values.notna(), None).to_numpy(object)
 
     kinds = feature_kinds(n_weeks)
     flat_columns = list(kinds)

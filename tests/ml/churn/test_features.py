@@ -225,3 +225,16 @@ def test_database_shaped_data_integer_ids_and_missing_demographics(synth_data):
 def test_runs_that_are_over_are_skipped(synth_data):
     f = build_features(synth_data, 500)
     assert len(f) == 0
+
+
+@pytest.mark.oulad
+def test_real_oulad_slice(shared_oulad):
+    from eduplatform.ml.oulad import load_oulad
+
+    data = load_oulad(shared_oulad, course_ids=["AAA_2013J"], max_students=150)
+    f = build_features(data, 60)
+    assert 100 < len(f) <= 150
+    assert 0 < np.mean(f.labels) < 0.5
+    counts = [c for c, k in f.kinds.items() if k == "count"]
+    assert (f.frame[counts] >= 0).all().all()
+    assert f.frame["rank_total_clicks"].between(0, 1).all()

@@ -8,7 +8,9 @@ from eduplatform.ml.churn.features import build_dataset
 from eduplatform.ml.churn.model import ChurnPredictor, ChurnSettings, train_churn_model
 from eduplatform.ml.metrics import roc_auc
 
-SMALL = ChurnSettings(hidden=16, seq_hidden=8, seeds=(0, 1), max_epochs=8, patience=3)
+SMALL = ChurnSettings(
+    hidden=16, seq_hidden=8, use_sequence=True, seeds=(0, 1), max_epochs=5, patience=3
+)
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +37,9 @@ def test_it_learns(trained, splits):
 
 def test_predictions_are_probabilities_with_bands(trained, splits):
     predictor, _ = trained
-    frame = splits[2].frame.iloc[:60]
+    frame = splits[2].frame.iloc[::12]
     preds = predictor.predict(frame, top_k=3)
-    assert len(preds) == 60
+    assert len(preds) == len(frame) > 20
     low_medium, medium_high = predictor.thresholds
     assert 0 < low_medium < medium_high < 1
     for p in preds:
@@ -92,7 +94,7 @@ def test_state_round_trip_through_artifact(trained, splits, tmp_path):
     sha = save_artifact(tmp_path / "churn.safetensors", tensors, config)
     art = load_artifact(tmp_path / "churn.safetensors", sha)
     again = ChurnPredictor.from_state(art.tensors, art.config)
-    frame = splits[2].frame.iloc[:40]
+    frame = splits[2].frame.iloc[:20]
     np.testing.assert_array_equal(again.predict_proba(frame), predictor.predict_proba(frame))
     a, b = predictor.predict(frame), again.predict(frame)
     assert [p.risk_band for p in a] == [p.risk_band for p in b]
