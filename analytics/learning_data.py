@@ -185,6 +185,8 @@ def _item_activity(ids: str, starts: dict[int, dt.date], until: dt.date | None) 
         f"GROUP BY e.course_id, e.learner_id, e.item_id, {day_sql}",
         ["course_id", "learner_id", "item_id", "date", "clicks"],
     )
+    # A timestamp the database cannot turn into a date must not become day -2**31.
+    raw = raw[raw["date"].notna()]
     return pd.DataFrame(
         {
             "course_id": raw["course_id"].astype(np.int64),

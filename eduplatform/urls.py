@@ -14,6 +14,7 @@ urlpatterns = [
     path("api/v1/", include("analytics.api_urls")),
     path("api/v1/", include("eduplatform.registry.urls")),
     path("api/v1/", include("churn.urls")),
+    path("api/v1/", include("recommender.urls")),
     path("xapi/statements", XapiStatementsView.as_view(), name="xapi-statements"),
     path("", include("analytics.urls")),
 ]

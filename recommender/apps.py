@@ -4,3 +4,15 @@ from django.apps import AppConfig
 class RecommenderConfig(AppConfig):
     name = "recommender"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from analytics.dashboards import register_panel_data
+        from eduplatform.registry.kinds import register_kind
+        from recommender import selectors
+        from recommender.kind import KIND
+
+        register_kind(KIND)
+        register_panel_data(
+            "course_next_items", selectors.batch_next_items, csv=selectors.batch_next_items_csv
+        )
+        register_panel_data("learner_recommendations", selectors.learner_panel)

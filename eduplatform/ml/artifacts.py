@@ -30,9 +30,17 @@ class Artifact:
     config: dict[str, Any]
 
 
+def _json_default(value: Any) -> Any:
+    # numpy scalars and arrays (ids, thresholds) are common in model configs.
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 def artifact_bytes(tensors: dict[str, torch.Tensor], config: dict[str, Any]) -> bytes:
     contiguous = {name: t.detach().contiguous().cpu() for name, t in tensors.items()}
-    return st_save(contiguous, metadata={"config": json.dumps(config, sort_keys=True)})
+    text = json.dumps(config, sort_keys=True, default=_json_default)
+    return st_save(contiguous, metadata={"config": text})
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -30,6 +30,8 @@ class TrainContext:
     champion: Any | None
     # The active version's artifact when a warm start is wanted and allowed.
     warm_start: Artifact | None
+    # The active version's recorded metrics (for kinds that cannot re-score it).
+    champion_metrics: dict[str, Any] | None = None
 
 
 @dataclass

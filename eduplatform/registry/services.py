@@ -126,6 +126,7 @@ def model_version_train(*, version_id: int) -> ModelVersion:
         progress=progress,
         champion=champion,
         warm_start=warm,
+        champion_metrics=champion_row.metrics if champion_row else None,
     )
     try:
         outcome = kind.train(context)

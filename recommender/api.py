@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+
+from analytics.models import Course, Learner
+from eduplatform.prediction_api import PredictionQuery, PredictionView
+from recommender.selectors import live_recommendations
+
+
+class RecommendationQuery(PredictionQuery):
+    k = serializers.IntegerField(min_value=1, max_value=50, default=10)
+
+
+class RecommendationsView(PredictionView):
+    query_serializer = RecommendationQuery
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("course", int, required=True),
+            OpenApiParameter("k", int, required=False),
+        ],
+        responses={200: dict, 400: dict, 404: dict, 429: dict},
+        summary="Top-k content items for a learner (scores for admins only)",
+    )
+    def get(self, request, pseudonym: str):  # type: ignore[no-untyped-def]
+        return super().get(request, pseudonym)
+
+    def answer(
+        self, *, learner: Learner, course: Course, params: dict[str, Any], detailed: bool
+    ) -> dict[str, Any]:
+        recs = live_recommendations(learner=learner, course=course, k=params["k"])
+        items = [
+            {
+                "item_id": i["item_id"],
+                "reason": i["reason"],
+                **({"score": i["score"]} if detailed else {}),
+            }
+            for i in recs.items
+        ]
+        return {
+            "learner": learner.pseudonym,
+            "course": course.id,
+            "status": recs.status,
+            "model_version": recs.model_version,
+            "items": items,
+        }

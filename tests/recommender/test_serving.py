@@ -1,0 +1,78 @@
+"""The recommender kind end to end in-process: train, promote, batch-score, serve, API defences."""
+
+import pytest
+from django.core.management import call_command
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from analytics.models import Course, Enrollment, LearningEvent
+from eduplatform.registry import serving, services
+from eduplatform.registry.models import ModelVersion
+from recommender.models import NextItems
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+FAST = {"epochs": 1, "max_learners_per_cutoff": 100}
+
+
+@pytest.fixture
+def platform(settings, tmp_path):
+    settings.ARTIFACT_DIR = tmp_path / "artifacts"
+    serving.reset()
+    call_command("seed_demo", "--learners", "120", "--courses", "2", "--days", "90", "--seed", "4")
+    yield
+    serving.reset()
+
+
+def client_for(user) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return client
+
+
+def url(enrollment, k=5) -> str:
+    return (
+        f"/api/v1/learners/{enrollment.learner.pseudonym}/recommendations"
+        f"?course={enrollment.course_id}&k={k}"
+    )
+
+
+def test_train_serve_and_batch(platform):
+    enrollment = Enrollment.objects.filter(
+        learner__in=LearningEvent.objects.values("learner")
+    ).first()
+    admin = client_for(UserFactory(username="root", is_superuser=True))
+    assert admin.get(url(enrollment)).json()["status"] == "no_model"
+
+    version = services.retrain_request(kind="recommender", triggered_by="t", parameters=FAST)
+    version.refresh_from_db()
+    assert version.status == ModelVersion.Status.ACTIVE, version.status_reason
+    assert 0 <= version.metrics["ndcg@10"] <= 1
+
+    body = admin.get(url(enrollment)).json()
+    assert body["status"] == "ok" and len(body["items"]) == 5
+    visited = set(
+        LearningEvent.objects.filter(
+            learner=enrollment.learner, course=enrollment.course
+        ).values_list("item_id", flat=True)
+    )
+    assert not visited & {i["item_id"] for i in body["items"]}
+    assert all(i["reason"] for i in body["items"]) and "score" in body["items"][0]
+
+    other = UserFactory(username="teacher")
+    enrollment.course.instructors.add(other)
+    coarse = client_for(other).get(url(enrollment)).json()
+    assert [i["item_id"] for i in coarse["items"]] == [i["item_id"] for i in body["items"]]
+    assert all("score" not in i for i in coarse["items"])
+
+    course_ids = list(Course.objects.values_list("id", flat=True))
+    written = services.batch_scores_refresh(kind="recommender", course_ids=course_ids)
+    assert written == NextItems.objects.count() == Enrollment.objects.count()
+    assert all(len(items) <= 3 for items in NextItems.objects.values_list("items", flat=True))
+
+
+def test_k_is_validated(platform):
+    enrollment = Enrollment.objects.first()
+    admin = client_for(UserFactory(username="root", is_superuser=True))
+    response = admin.get(url(enrollment, k=500))
+    assert response.status_code == 400 and "k" in response.json()
