@@ -6,7 +6,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from analytics.models import Course, Enrollment, LearningEvent
-from eduplatform.registry import serving, services
+from eduplatform.registry import services, serving
 from eduplatform.registry.models import ModelVersion
 from recommender.models import NextItems
 from tests.factories import UserFactory

@@ -46,7 +46,9 @@ class Command(BaseCommand):
         except OuladFormatError as exc:
             raise CommandError(str(exc).splitlines()[0]) from exc
         except (OSError, ValueError) as exc:
-            raise CommandError(f"{folder}: {str(exc).splitlines()[0] if str(exc) else exc}") from exc
+            raise CommandError(
+                f"{folder}: {str(exc).splitlines()[0] if str(exc) else exc}"
+            ) from exc
         loaded = time.perf_counter() - started
         if data.item_activity.empty:
             raise CommandError(f"{folder}: no clicks to evaluate on")
