@@ -17,7 +17,7 @@ from churn.models import RiskHistory, RiskScore
 from eduplatform.clock import today
 from eduplatform.ml.artifacts import Artifact
 from eduplatform.ml.churn.model import ChurnPredictor, ChurnSettings, train_churn_model
-from eduplatform.ml.metrics import roc_auc
+from eduplatform.ml.metrics import binary_report, roc_auc
 from eduplatform.registry.kinds import ModelKind, TrainContext, TrainingRejected, TrainOutcome
 
 logger = logging.getLogger(__name__)
@@ -48,7 +48,8 @@ def train(context: TrainContext) -> TrainOutcome:
     context.progress("evaluate", 80)
     t = time.perf_counter()
     labels = sets.val.labels
-    score = float(roc_auc(labels, predictor.predict_proba(sets.val.frame)))
+    val_probs = predictor.predict_proba(sets.val.frame)
+    score = float(roc_auc(labels, val_probs))
     champion_score = None
     if isinstance(context.champion, ChurnPredictor):
         try:
@@ -70,6 +71,8 @@ def train(context: TrainContext) -> TrainOutcome:
             "val_courses": sets.val_courses,
             "stage_seconds": stages,
             "as_of": as_of.isoformat(),
+            "report": binary_report(labels, val_probs).to_dict(),
+            "curves": validation_curves(labels, val_probs),
         },
         score=score,
         champion_score=champion_score,
@@ -84,6 +87,31 @@ def train(context: TrainContext) -> TrainOutcome:
             ),
         ),
     )
+
+
+def validation_curves(labels: np.ndarray, probs: np.ndarray, points: int = 50) -> dict[str, Any]:
+    """ROC, precision-recall and calibration on the validation rows, thinned for the models page."""
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    fpr, tpr, _ = roc_curve(labels, probs)
+    precision, recall, _ = precision_recall_curve(labels, probs)
+
+    def thin(*arrays: np.ndarray) -> list[list[float]]:
+        keep = np.unique(
+            np.linspace(0, len(arrays[0]) - 1, min(points, len(arrays[0]))).astype(int)
+        )
+        return [np.round(a[keep], 4).tolist() for a in arrays]
+
+    calibration = binary_report(labels, probs, with_calibration=True).calibration
+    return {
+        "roc": dict(zip(("fpr", "tpr"), thin(fpr, tpr), strict=True)),
+        "pr": dict(zip(("recall", "precision"), thin(recall, precision), strict=True)),
+        "calibration": [
+            {"predicted": b.mean_predicted, "observed": b.fraction_positive, "count": b.count}
+            for b in (calibration.bins if calibration else [])
+            if b.count
+        ],
+    }
 
 
 def load(artifact: Artifact) -> ChurnPredictor:
