@@ -4,8 +4,10 @@ from drf_spectacular.views import SpectacularAPIView
 
 from analytics.api import XapiStatementsView
 from eduplatform.accounts import HardenedLoginView
+from eduplatform.health import healthz
 
 urlpatterns = [
+    path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("accounts/login/", HardenedLoginView.as_view(), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
