@@ -1,10 +1,20 @@
 import json
 
 import pytest
+import torch
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from tests.ml.churn.synth import write_oulad_folder
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Small nets: on a busy 2-core machine one intra-op thread is much faster."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

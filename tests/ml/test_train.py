@@ -7,6 +7,15 @@ from torch.utils.data import TensorDataset
 from eduplatform.ml.train import TrainConfig, fit, predict, time_ordered_split
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Small nets: on a busy 2-core machine one intra-op thread is much faster."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _data(n=400, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, 5, generator=g)

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_limits
 
 from eduplatform.ml.churn.features import CATEGORICAL, ChurnFeatures, build_dataset
 from eduplatform.ml.churn.model import ChurnPredictor, ChurnSettings, train_churn_model
@@ -203,23 +204,9 @@ def evaluate_churn(
 
     for c in cutoffs:
         add(PRODUCT, c, product_probs[test_cut == c], predictor.thresholds[1])
-    train_cut = train.frame["cutoff"].to_numpy()
-    for name in (LOGREG, HGB):
-        t2 = time.perf_counter()
-        fit_on = peer_fitter(name, train, seed)
-        for c in cutoffs:
-            at = train_cut == c
-            fit_rows, val_rows = at & ~is_val, at & is_val
-            threshold = 0.5
-            if fit_rows.any() and val_rows.any() and len(np.unique(train.labels[fit_rows])) == 2:
-                f = fit_on(train.frame[fit_rows], train.labels[fit_rows])
-                threshold = best_f1_threshold(train.labels[val_rows], f(train.frame[val_rows]))
-            f_all = fit_on(train.frame[at], train.labels[at])
-            test_rows = test.frame[test_cut == c]
-            probs = f_all(test_rows) if len(test_rows) else np.zeros(0)
-            add(name, c, probs, threshold)
-        seconds[name] = time.perf_counter() - t2
-        say(f"{name} trained and scored in {seconds[name]:.1f} s")
+    # one OpenMP thread for the peers: on a shared 2-core machine more threads mostly spin
+    with threadpool_limits(limits=1):
+        _score_peers(train, test, cutoffs, is_val, seed, seconds, add, say)
     return (
         ChurnEvaluation(
             cutoffs=cutoffs,
@@ -236,3 +223,24 @@ def evaluate_churn(
         ),
         predictor,
     )
+
+
+def _score_peers(train, test, cutoffs, is_val, seed, seconds, add, say) -> None:
+    train_cut = train.frame["cutoff"].to_numpy()
+    test_cut = test.frame["cutoff"].to_numpy()
+    for name in (LOGREG, HGB):
+        t2 = time.perf_counter()
+        fit_on = peer_fitter(name, train, seed)
+        for c in cutoffs:
+            at = train_cut == c
+            fit_rows, val_rows = at & ~is_val, at & is_val
+            threshold = 0.5
+            if fit_rows.any() and val_rows.any() and len(np.unique(train.labels[fit_rows])) == 2:
+                f = fit_on(train.frame[fit_rows], train.labels[fit_rows])
+                threshold = best_f1_threshold(train.labels[val_rows], f(train.frame[val_rows]))
+            f_all = fit_on(train.frame[at], train.labels[at])
+            test_rows = test.frame[test_cut == c]
+            probs = f_all(test_rows) if len(test_rows) else np.zeros(0)
+            add(name, c, probs, threshold)
+        seconds[name] = time.perf_counter() - t2
+        say(f"{name} trained and scored in {seconds[name]:.1f} s")

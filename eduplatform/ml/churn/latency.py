@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> None:
             "seq_hidden": s.seq_hidden,
             "use_sequence": s.use_sequence,
             "n_members": len(s.seeds),
+            "route_cutoffs": [30, 60, 90, 150] if s.per_cutoff else None,
+            "route_column": 0,
         }
         module = build_module(arch)
         n_weeks = DEFAULT_WEEKS

@@ -7,14 +7,17 @@ Network (`ChurnNet`)
     lost on the validation split, see docs/churn-model.md)
     The MLP is a stack of ordinary ``nn.Linear`` + ReLU + Dropout layers (a later
     compression step prunes / quantizes / low-ranks them). `ChurnEnsemble` averages
-    the logits of networks trained with different seeds; it is the ``nn.Module``
-    a `ChurnPredictor` exposes as ``.module`` and may be replaced by a compressed
-    module with the same ``forward(flat, seq) -> logits``.
+    the logits of networks trained with different seeds.
 
-One model across cut-offs
-    The cut-off day (and the elapsed fraction of the course) are input features,
-    so one network serves every cut-off; training rows are the learners at a set
-    of cut-offs (default 30/60/90/150).
+One expert per cut-off (default) or one model across cut-offs
+    ``per_cutoff=True``: one `ChurnEnsemble` per training cut-off, wrapped in a
+    `ChurnRouter` that sends each row to the expert of the nearest cut-off (it
+    reads the cut-off day back from its standardized input column). On the
+    validation split this was better at days 30/60 and about even on the mean
+    (docs/churn-model.md). ``per_cutoff=False``: one ensemble over all cut-offs
+    pooled, the cut-off day being an input feature. Either way the module is what
+    a `ChurnPredictor` exposes as ``.module``; it may be replaced by a compressed
+    module with the same ``forward(flat, seq) -> logits``.
 
 Imbalance and calibration
     BCE with ``pos_weight`` (default: sqrt(negatives / positives), a compromise
@@ -22,8 +25,9 @@ Imbalance and calibration
     with Platt scaling (``sigmoid(a * logit + b)``) fitted on the validation set.
 
 Training (`train_churn_model`)
-    1. Each seed is trained on `train` with early stopping on `val` (later in
-       time: the latest train presentation), watching the mean per-cut-off AUC.
+    1. Each seed (of each expert) is trained on `train` with early stopping on
+       `val` (later in time: the latest train presentation), watching the mean
+       per-cut-off AUC (the expert's own cut-off with ``per_cutoff``).
     2. Platt scaling and the risk-band thresholds are fitted on the validation
        predictions of that ensemble.
     3. With ``refit=True`` each seed is retrained on train + val for its best number
@@ -31,7 +35,7 @@ Training (`train_churn_model`)
 
 Explanations
     Integrated gradients of the logit w.r.t. the transformed inputs, from the
-    training mean as baseline; the attributions of one-hot / missing-indicator
+    training mean at the row's cut-off as baseline; the attributions of one-hot / missing-indicator
     columns are summed into their source feature, those of the weekly sequence into
     "recent weeks" and "earlier weeks". The largest ones are described in plain
     words from the raw feature values ("no activity in the last 12 days").
@@ -101,6 +105,37 @@ class ChurnEnsemble(nn.Module):
         return torch.stack([net(flat, seq) for net in self.nets]).mean(dim=0)
 
 
+class ChurnRouter(nn.Module):
+    """One expert (a `ChurnEnsemble`) per training cut-off; each row goes to the expert
+    of the nearest cut-off. The raw cut-off day is read back from its standardized
+    input column, so the interface stays ``forward(flat, seq) -> logits``."""
+
+    def __init__(
+        self,
+        experts: Sequence[nn.Module],
+        cutoffs: Sequence[float],
+        column: int,
+        mean: float,
+        std: float,
+    ):
+        super().__init__()
+        self.experts = nn.ModuleList(experts)
+        self.column = int(column)
+        self.register_buffer("cutoffs", torch.tensor([float(c) for c in cutoffs]))
+        self.register_buffer("scale", torch.tensor([float(mean), float(std)]))
+
+    def route(self, flat: torch.Tensor) -> torch.Tensor:
+        raw = flat[:, self.column] * self.scale[1] + self.scale[0]
+        return torch.argmin((raw[:, None] - self.cutoffs[None, :]).abs(), dim=1)
+
+    def forward(self, flat: torch.Tensor, seq: torch.Tensor) -> torch.Tensor:
+        index = self.route(flat)
+        if len(self.experts) == 1:
+            return self.experts[0](flat, seq)
+        outs = torch.stack([expert(flat, seq) for expert in self.experts], dim=1)
+        return outs.gather(1, index[:, None]).squeeze(1)
+
+
 class Factor(NamedTuple):
     feature: str
     text: str
@@ -127,9 +162,10 @@ class ChurnSettings:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     batch_size: int = 512
-    max_epochs: int = 12
+    max_epochs: int = 15
     patience: int = 3
-    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    seeds: tuple[int, ...] = (0, 1, 2)  # 5 seeds cost 74 s CPU on OULAD, over budget
+    per_cutoff: bool = True  # one expert per training cut-off (routing by nearest cut-off)
     pos_weight: str | float | None = "sqrt"  # "sqrt" | "balanced" | number | None
     refit: bool = True
     num_threads: int = 1  # small nets: more threads only add overhead on a busy 2-core box
@@ -194,16 +230,20 @@ class ChurnPredictor:
         self.platt = (float(platt[0]), float(platt[1]))
         self.thresholds = (float(thresholds[0]), float(thresholds[1]))
         n_in = len(preprocessor.output_columns)
-        self.baseline_flat = (
-            np.zeros(n_in, np.float32) if baseline_flat is None else np.asarray(baseline_flat)
-        )
         self.n_weeks = n_weeks
         self.channels = list(channels or SEQ_CHANNELS)
-        self.baseline_seq = (
-            np.zeros((n_weeks, len(self.channels)), np.float32)
-            if baseline_seq is None
-            else np.asarray(baseline_seq)
+        # one baseline per expert cut-off (row k for baseline_cutoffs[k])
+        self.baseline_flat = (
+            np.zeros((1, n_in), np.float32)
+            if baseline_flat is None
+            else np.asarray(baseline_flat, np.float32).reshape(-1, n_in)
         )
+        self.baseline_seq = (
+            np.zeros((1, n_weeks, len(self.channels)), np.float32)
+            if baseline_seq is None
+            else np.asarray(baseline_seq, np.float32).reshape(-1, n_weeks, len(self.channels))
+        )
+        self.baseline_cutoffs = [float("nan")] * len(self.baseline_flat)
         self.info = info or {}
 
     # ---- inputs --------------------------------------------------------------
@@ -257,11 +297,23 @@ class ChurnPredictor:
         return out
 
     # ---- explanations ------------------------------------------------------------
+    def baselines(self, frame: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
+        """The integrated-gradients baseline of each row: the training mean at its cut-off."""
+        cut = np.asarray(self.baseline_cutoffs, dtype=float)
+        if len(cut) == 1 or np.isnan(cut).any() or "cutoff" not in frame:
+            index = np.zeros(len(frame), dtype=np.int64)
+        else:
+            rows = frame["cutoff"].to_numpy(float)
+            index = np.abs(rows[:, None] - cut[None, :]).argmin(axis=1)
+        return (
+            torch.from_numpy(self.baseline_flat[index].astype(np.float32)),
+            torch.from_numpy(self.baseline_seq[index].astype(np.float32)),
+        )
+
     def attributions(self, frame: pd.DataFrame, steps: int = 16) -> pd.DataFrame:
         """Integrated gradients (logit units) grouped by source feature, one row per learner."""
         flat, seq = self.inputs(frame)
-        b_flat = torch.from_numpy(self.baseline_flat.astype(np.float32))[None, :]
-        b_seq = torch.from_numpy(self.baseline_seq.astype(np.float32))[None, :, :]
+        b_flat, b_seq = self.baselines(frame)
         d_flat, d_seq = flat - b_flat, seq - b_seq
         g_flat = torch.zeros_like(flat)
         g_seq = torch.zeros_like(seq)
@@ -307,6 +359,7 @@ class ChurnPredictor:
         tensors["baseline_flat"] = torch.from_numpy(self.baseline_flat.astype(np.float32))
         tensors["baseline_seq"] = torch.from_numpy(self.baseline_seq.astype(np.float32))
         config = {
+            "baseline_cutoffs": [None if math.isnan(c) else c for c in self.baseline_cutoffs],
             "kind": "churn",
             "version": STATE_VERSION,
             "arch": self.arch,
@@ -329,7 +382,7 @@ class ChurnPredictor:
             {k[len("module.") :]: v for k, v in tensors.items() if k.startswith("module.")}
         )
         module.eval()
-        return cls(
+        predictor = cls(
             preprocessor=Preprocessor.from_config(config["preprocessor"]),
             seq_scale=tensors["seq_scale"].numpy(),
             module=module,
@@ -342,13 +395,27 @@ class ChurnPredictor:
             channels=list(config["channels"]),
             info=config.get("info", {}),
         )
+        cuts = config.get("baseline_cutoffs") or [None]
+        predictor.baseline_cutoffs = [float("nan") if c is None else float(c) for c in cuts]
+        return predictor
 
 
 def _py(value):
     return value.item() if hasattr(value, "item") else value
 
 
-def build_module(arch: dict[str, Any]) -> ChurnEnsemble:
+def build_module(arch: dict[str, Any]) -> nn.Module:
+    """The module of an architecture: an ensemble, or a router over per-cut-off ensembles."""
+    if arch.get("route_cutoffs"):
+        member = {**arch, "route_cutoffs": None}
+        experts = [build_module(member) for _ in arch["route_cutoffs"]]
+        return ChurnRouter(
+            experts, arch["route_cutoffs"], arch["route_column"], 0.0, 1.0
+        )  # the scale buffer is restored by load_state_dict
+    return _ensemble(arch)
+
+
+def _ensemble(arch: dict[str, Any]) -> ChurnEnsemble:
     nets = [
         ChurnNet(
             arch["n_flat"],
@@ -412,11 +479,40 @@ def train_churn_model(
         torch.set_num_threads(threads)
 
 
+def _nearest(values: np.ndarray, cutoffs: list[int]) -> np.ndarray:
+    values = np.asarray(values, dtype=float)
+    return np.asarray(cutoffs)[
+        np.abs(values[:, None] - np.asarray(cutoffs)[None, :]).argmin(axis=1)
+    ]
+
+
+def _train_members(arch, config, seeds, train_set, val_set, val_groups):
+    """One network per seed, early-stopped on `val_set` (mean per-cut-off AUC)."""
+
+    def score(out: torch.Tensor, y: torch.Tensor) -> float:
+        return _mean_group_auc(y.numpy(), out.numpy(), val_groups)
+
+    nets: list[nn.Module] = []
+    epochs: list[int] = []
+    history: list[list[float | None]] = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        net = _ensemble({**arch, "n_members": 1}).nets[0]
+        cfg = TrainConfig(**{**config.to_dict(), "seed": seed})
+        result = fit(net, train_set, val_set, cfg, val_score=score if val_set else None)
+        nets.append(net)
+        epochs.append(result.best_epoch or result.epochs_run)
+        history.append([h.val_score for h in result.history])
+    return nets, epochs, history
+
+
 def _train(train: ChurnFeatures, val: ChurnFeatures, s: ChurnSettings, start):
     pre = Preprocessor.fit(train.frame, train.kinds)
     raw_seq = np.log1p(np.maximum(train.sequence(), 0))
     seq_scale = raw_seq.reshape(-1, raw_seq.shape[2]).std(axis=0) + 1e-6
-    arch = {
+    cutoffs = sorted(int(c) for c in np.unique(train.frame["cutoff"]))
+    per_cutoff = s.per_cutoff and len(cutoffs) > 1
+    arch: dict[str, Any] = {
         "n_flat": len(pre.output_columns),
         "n_channels": len(train.channels),
         "hidden": s.hidden,
@@ -425,90 +521,102 @@ def _train(train: ChurnFeatures, val: ChurnFeatures, s: ChurnSettings, start):
         "seq_hidden": s.seq_hidden,
         "use_sequence": s.use_sequence,
         "n_members": len(s.seeds),
+        "route_cutoffs": cutoffs if per_cutoff else None,
+        "route_column": pre.output_columns.index("cutoff_day") if per_cutoff else None,
     }
     predictor = ChurnPredictor(
-        pre,
-        seq_scale,
-        build_module(arch),
-        arch,
-        n_weeks=train.n_weeks,
-        channels=train.channels,
+        pre, seq_scale, _ensemble(arch), arch, n_weeks=train.n_weeks, channels=train.channels
     )
     x_tr, q_tr = predictor.inputs(train.frame)
     y_tr = torch.tensor(train.labels, dtype=torch.float32)
     x_va, q_va = predictor.inputs(val.frame)
     y_va = torch.tensor(val.labels, dtype=torch.float32)
     val_groups = val.frame["cutoff"].to_numpy()
+    has_val = len(val) > 0 and len(np.unique(val.labels)) == 2
+    tr_route = train.frame["cutoff"].to_numpy()
+    va_route = _nearest(val_groups, cutoffs) if len(val) else val_groups
+    groups: list[int | None] = list(cutoffs) if per_cutoff else [None]
 
-    def score(out: torch.Tensor, y: torch.Tensor) -> float:
-        return _mean_group_auc(y.numpy(), out.numpy(), val_groups)
-
-    config = TrainConfig(
-        loss="bce",
-        optimizer="adam",
-        lr=s.lr,
-        weight_decay=s.weight_decay,
-        batch_size=s.batch_size,
-        max_epochs=s.max_epochs,
-        patience=s.patience,
-        pos_weight=_pos_weight(s.pos_weight, train.labels),
-    )
-    nets: list[nn.Module] = []
+    experts: list[nn.Module] = []
+    plan = []
     best_epochs: list[int] = []
     history: list[list[float | None]] = []
-    has_val = len(val) > 0 and len(np.unique(val.labels)) == 2
-    for seed in s.seeds:
-        torch.manual_seed(seed)
-        net = build_module({**arch, "n_members": 1}).nets[0]
-        cfg = TrainConfig(**{**config.to_dict(), "seed": seed})
-        result = fit(
-            net,
-            TensorDataset(x_tr, q_tr, y_tr),
-            TensorDataset(x_va, q_va, y_va) if has_val else None,
-            cfg,
-            val_score=score if has_val else None,
+    for g in groups:
+        tm = np.ones(len(train), bool) if g is None else tr_route == g
+        vm = np.ones(len(val), bool) if g is None else va_route == g
+        config = TrainConfig(
+            loss="bce",
+            optimizer="adam",
+            lr=s.lr,
+            weight_decay=s.weight_decay,
+            batch_size=s.batch_size,
+            max_epochs=s.max_epochs,
+            patience=s.patience,
+            pos_weight=_pos_weight(s.pos_weight, train.labels[tm]),
         )
-        nets.append(net)
-        best_epochs.append(result.best_epoch or result.epochs_run)
-        history.append([h.val_score for h in result.history])
-    ensemble = ChurnEnsemble(nets)
-    predictor.module = ensemble
+        group_val = has_val and len(np.unique(val.labels[vm])) == 2
+        nets, epochs, hist = _train_members(
+            arch,
+            config,
+            s.seeds,
+            TensorDataset(x_tr[tm], q_tr[tm], y_tr[tm]),
+            TensorDataset(x_va[vm], q_va[vm], y_va[vm]) if group_val else None,
+            val_groups[vm],
+        )
+        experts.append(ChurnEnsemble(nets))
+        plan.append((tm, vm, config, epochs, group_val))
+        best_epochs += epochs
+        history += hist
+
+    def assemble(members: list[nn.Module]) -> nn.Module:
+        if not per_cutoff:
+            return members[0]
+        column = arch["route_column"]
+        return ChurnRouter(
+            members, cutoffs, column, pre.means["cutoff_day"], pre.stds["cutoff_day"]
+        )
+
+    predictor.module = assemble(experts)
     if has_val:
-        val_logits = predict_outputs(ensemble, (x_va, q_va)).numpy().astype(float)
+        val_logits = predict_outputs(predictor.module, (x_va, q_va)).numpy().astype(float)
         predictor.platt = _fit_platt(val_logits, val.labels)
         val_probs = predictor.calibrate(val_logits)
         predictor.thresholds = _risk_thresholds(val_probs, val.labels)
         val_auc = _mean_group_auc(val.labels, val_logits, val_groups)
-        per_cutoff = {
+        per_cutoff_auc = {
             int(c): roc_auc(val.labels[val_groups == c], val_logits[val_groups == c])
             for c in np.unique(val_groups)
         }
     else:
-        train_logits = predict_outputs(ensemble, (x_tr, q_tr)).numpy().astype(float)
+        train_logits = predict_outputs(predictor.module, (x_tr, q_tr)).numpy().astype(float)
         predictor.platt = _fit_platt(train_logits, train.labels)
         predictor.thresholds = _risk_thresholds(predictor.calibrate(train_logits), train.labels)
-        val_auc, per_cutoff = float("nan"), {}
+        val_auc, per_cutoff_auc = float("nan"), {}
     if s.refit and has_val:
-        x_all = torch.cat([x_tr, x_va])
-        q_all = torch.cat([q_tr, q_va])
-        y_all = torch.cat([y_tr, y_va])
-        refit_nets: list[nn.Module] = []
-        for seed, epochs in zip(s.seeds, best_epochs, strict=True):
-            torch.manual_seed(seed)
-            net = build_module({**arch, "n_members": 1}).nets[0]
-            cfg = TrainConfig(**{**config.to_dict(), "seed": seed, "max_epochs": epochs})
-            fit(net, TensorDataset(x_all, q_all, y_all), None, cfg)
-            refit_nets.append(net)
-        predictor.module = ChurnEnsemble(refit_nets)
+        refit: list[nn.Module] = []
+        for tm, vm, config, epochs, _ in plan:
+            x_all = torch.cat([x_tr[tm], x_va[vm]])
+            q_all = torch.cat([q_tr[tm], q_va[vm]])
+            y_all = torch.cat([y_tr[tm], y_va[vm]])
+            nets = []
+            for seed, n_epochs in zip(s.seeds, epochs, strict=True):
+                torch.manual_seed(seed)
+                net = _ensemble({**arch, "n_members": 1}).nets[0]
+                cfg = TrainConfig(**{**config.to_dict(), "seed": seed, "max_epochs": n_epochs})
+                fit(net, TensorDataset(x_all, q_all, y_all), None, cfg)
+                nets.append(net)
+            refit.append(ChurnEnsemble(nets))
+        predictor.module = assemble(refit)
     predictor.module.eval()
-    predictor.baseline_flat = x_tr.numpy().mean(axis=0)
-    predictor.baseline_seq = q_tr.numpy().mean(axis=0)
+    predictor.baseline_flat = np.stack([x_tr[tm].numpy().mean(axis=0) for tm, *_ in plan])
+    predictor.baseline_seq = np.stack([q_tr[tm].numpy().mean(axis=0) for tm, *_ in plan])
+    predictor.baseline_cutoffs = [float(g) if g is not None else float("nan") for g in groups]
     report = TrainReport(
         seconds=time.perf_counter() - start[0],
         cpu_seconds=time.process_time() - start[1],
         best_epochs=best_epochs,
         val_auc=val_auc,
-        val_auc_per_cutoff=per_cutoff,
+        val_auc_per_cutoff=per_cutoff_auc,
         n_train=len(train),
         n_val=len(val),
         history=history,
@@ -519,6 +627,6 @@ def _train(train: ChurnFeatures, val: ChurnFeatures, s: ChurnSettings, start):
         "val_auc": None if math.isnan(val_auc) else val_auc,
         "n_train": len(train),
         "n_val": len(val),
-        "train_cutoffs": sorted(int(c) for c in np.unique(train.frame["cutoff"])),
+        "train_cutoffs": cutoffs,
     }
     return predictor, report

@@ -5,11 +5,23 @@ from torch import nn
 
 from eduplatform.ml.artifacts import load_artifact, save_artifact
 from eduplatform.ml.churn.features import build_dataset
-from eduplatform.ml.churn.model import ChurnPredictor, ChurnSettings, train_churn_model
+from eduplatform.ml.churn.model import (
+    ChurnEnsemble,
+    ChurnPredictor,
+    ChurnRouter,
+    ChurnSettings,
+    train_churn_model,
+)
 from eduplatform.ml.metrics import roc_auc
 
 SMALL = ChurnSettings(
-    hidden=16, seq_hidden=8, use_sequence=True, seeds=(0, 1), max_epochs=5, patience=3
+    hidden=16,
+    seq_hidden=8,
+    use_sequence=True,
+    seeds=(0, 1),
+    max_epochs=5,
+    patience=3,
+    batch_size=64,
 )
 
 
@@ -32,7 +44,7 @@ def test_it_learns(trained, splits):
     probs = predictor.predict_proba(test.frame)
     assert roc_auc(test.labels, probs) > 0.75
     assert report.val_auc > 0.75
-    assert len(report.best_epochs) == 2
+    assert len(report.best_epochs) == 3 * 2  # one expert per cut-off x seeds
 
 
 def test_predictions_are_probabilities_with_bands(trained, splits):
@@ -81,10 +93,9 @@ def test_explanations_name_inactivity(trained, splits):
     attributions = predictor.attributions(idle.iloc[:5])
     # integrated gradients: attributions add up to logit(x) - logit(baseline)
     logits = predictor.logits(idle.iloc[:5])
-    flat = torch.from_numpy(predictor.baseline_flat.astype(np.float32))[None]
-    seq = torch.from_numpy(predictor.baseline_seq.astype(np.float32))[None]
+    flat, seq = predictor.baselines(idle.iloc[:5])
     with torch.no_grad():
-        base = predictor.module(flat, seq).item()
+        base = predictor.module(flat, seq).numpy()
     np.testing.assert_allclose(attributions.sum(axis=1), logits - base, atol=0.15)
 
 
@@ -116,6 +127,28 @@ def test_same_seed_gives_identical_weights(splits):
     other, _ = train_churn_model(train, val, ChurnSettings(**{**settings.to_dict(), "seeds": (4,)}))
     t3, _ = other.to_state()
     assert not all(torch.equal(t1[k], t3[k]) for k in t1)
+
+
+def test_one_expert_per_cutoff_and_routing(trained, splits):
+    predictor, _ = trained
+    router = predictor.module
+    assert isinstance(router, ChurnRouter)
+    assert router.cutoffs.tolist() == [30.0, 60.0, 90.0]
+    frame = splits[2].frame
+    flat, _ = predictor.inputs(frame)
+    routed = router.cutoffs[router.route(flat)].numpy()
+    np.testing.assert_array_equal(routed, frame["cutoff"].to_numpy(float))
+    # a day between cut-offs goes to the nearest expert
+    row = frame.iloc[:1].assign(cutoff=70, cutoff_day=70.0)
+    assert router.cutoffs[router.route(predictor.inputs(row)[0])].item() == 60.0
+
+
+def test_pooled_model_when_asked(splits):
+    train, val, test = splits
+    settings = ChurnSettings(hidden=8, seeds=(0,), max_epochs=2, per_cutoff=False)
+    predictor, _ = train_churn_model(train, val, settings)
+    assert isinstance(predictor.module, ChurnEnsemble)
+    assert 0 <= predictor.predict_proba(test.frame).min() <= 1
 
 
 def test_module_is_replaceable_and_uses_plain_linear_layers(trained, splits):
