@@ -58,7 +58,9 @@ def test_vectorized_metrics_match_scalar_versions():
     k = 4
     rankings = [list(rng.permutation(10)) for _ in range(6)]
     relevant = [set(rng.choice(10, size=int(rng.integers(1, 7)), replace=False)) for _ in range(6)]
-    hits = np.array([[item in rel for item in r[:k]] for r, rel in zip(rankings, relevant)])
+    hits = np.array(
+        [[item in rel for item in r[:k]] for r, rel in zip(rankings, relevant, strict=True)]
+    )
     n_rel = np.array([len(r) for r in relevant])
     recall, ndcg = hit_matrix_metrics(hits, n_rel, k)
     plain, _ = hit_matrix_metrics(hits, n_rel, k, capped=False)

@@ -69,14 +69,30 @@ def write_oulad(folder: Path) -> Path:
         ]
     ].to_csv(folder / "studentInfo.csv", index=False)
     info.assign(date_registration=-10, date_unregistration="")[
-        ["code_module", "code_presentation", "id_student", "date_registration", "date_unregistration"]
+        [
+            "code_module",
+            "code_presentation",
+            "id_student",
+            "date_registration",
+            "date_unregistration",
+        ]
     ].to_csv(folder / "studentRegistration.csv", index=False)
     pd.DataFrame(
-        {"id_assessment": [1], "id_student": [int(info["id_student"].iloc[0])], "date_submitted": [29],
-         "is_banked": [0], "score": [70]}
+        {
+            "id_assessment": [1],
+            "id_student": [int(info["id_student"].iloc[0])],
+            "date_submitted": [29],
+            "is_banked": [0],
+            "score": [70],
+        }
     ).to_csv(folder / "studentAssessment.csv", index=False)
     vle = split(data.item_activity).rename(
-        columns={"learner_id": "id_student", "item_id": "id_site", "day": "date", "clicks": "sum_click"}
+        columns={
+            "learner_id": "id_student",
+            "item_id": "id_site",
+            "day": "date",
+            "clicks": "sum_click",
+        }
     )
     vle[["code_module", "code_presentation", "id_student", "id_site", "date", "sum_click"]].to_csv(
         folder / "studentVle.csv", index=False
@@ -119,7 +135,9 @@ def _importable(name: str) -> bool:
     return True
 
 
-def test_runs_without_implicit_and_reports_those_peers_unavailable(oulad_dir, monkeypatch, tmp_path):
+def test_runs_without_implicit_and_reports_those_peers_unavailable(
+    oulad_dir, monkeypatch, tmp_path
+):
     monkeypatch.setitem(sys.modules, "implicit", None)  # import implicit -> ImportError
     target = tmp_path / "r.json"
     text = run("--data", str(oulad_dir), "--split-day", str(SPLIT), "--json", str(target))

@@ -316,14 +316,16 @@ def format_table(result: dict) -> str:
     lines = [
         f"split day {result['split_day']}: {result['course_runs']} course runs, "
         f"{result['test_learners']} test learners, {result['catalogue_items']} items",
-        f"{'model':<20} {'Recall@' + str(k):>10} {'NDCG@' + str(k):>10} {'coverage':>10} {'seconds':>9}",
+        f"{'model':<20} {'Recall@' + str(k):>10} {'NDCG@' + str(k):>10} "
+        f"{'coverage':>10} {'seconds':>9}",
     ]
     for name, m in result["models"].items():
         if not m.get("available"):
             lines.append(f"{name:<20} {m.get('note', 'unavailable')}")
             continue
         lines.append(
-            f"{name:<20} {m['recall']:>10.4f} {m['ndcg']:>10.4f} {m['coverage']:>10.4f} {m['seconds']:>9.1f}"
+            f"{name:<20} {m['recall']:>10.4f} {m['ndcg']:>10.4f} "
+            f"{m['coverage']:>10.4f} {m['seconds']:>9.1f}"
         )
     if "best_peer" in result:
         lines.append(

@@ -184,7 +184,9 @@ def item_features(
     clicks7 = timeline.window(timeline.cum_clicks, t, 7)
     cols.append(np.log1p(clicks7 / np.maximum(rows_w[7], 1.0)))
     seen = timeline.first_active < t
-    age = np.where(seen, np.clip((t - np.where(seen, timeline.first_active, t)) / TIME_SCALE, 0, 4), 0)
+    age = np.where(
+        seen, np.clip((t - np.where(seen, timeline.first_active, t)) / TIME_SCALE, 0, 4), 0
+    )
     cols.append(age)
     cols.append((~seen).astype(np.float64))
     center, _ = timeline.center(t)
@@ -240,7 +242,9 @@ def top_m(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n_items: int, m:
     return out
 
 
-def covisit_neighbours(pairs: PairTable, n_learners: int, n_items: int, t: int, m: int) -> Neighbours:
+def covisit_neighbours(
+    pairs: PairTable, n_learners: int, n_items: int, t: int, m: int
+) -> Neighbours:
     """Cosine similarity of items over the learners who opened them before t."""
     import scipy.sparse as sp
 
@@ -265,7 +269,7 @@ class FollowPairs:
 
 
 def follow_pairs(pairs: PairTable, window: int) -> FollowPairs:
-    """All ordered (j -> i) first-visit pairs of the same learner with 0 <= day_i - day_j <= window."""
+    """Ordered (j -> i) first-visit pairs of one learner with 0 <= day_i - day_j <= window."""
     order = np.lexsort((pairs.first_day, pairs.learner))
     lrn, itm, fday = pairs.learner[order], pairs.item[order], pairs.first_day[order]
     src, dst, dday = [], [], []
@@ -378,7 +382,8 @@ def learner_batch(
     )
 
 
-DENSE_SPREAD_MAX_ITEMS = 4096
+DENSE_SPREAD_MAX_ITEMS = 4096  # keep a dense copy of the neighbour matrices up to this size
+DENSE_SPREAD_MIN_BATCH = 16  # a matmul pays off for batches; one learner scatters
 
 
 def dense_neighbours(nb_idx: torch.Tensor, nb_val: torch.Tensor) -> torch.Tensor:
@@ -400,7 +405,7 @@ def spread(
     With `dense` (S as a dense matrix, for small catalogues) this is one matmul;
     otherwise a scatter over the learners' visited items (large catalogues).
     """
-    if dense is not None:
+    if dense is not None and x.shape[0] >= DENSE_SPREAD_MIN_BATCH:
         return x @ dense
     b, n = x.shape
     out = torch.zeros(b, n, dtype=x.dtype)
@@ -449,8 +454,9 @@ def pair_features(
     rsum = r.sum(1, keepdim=True)
     co = spread(w, *graph.covisit, graph.covisit_dense) / wsum
     fol = spread(r, *graph.follows, graph.follows_dense) / rsum.clamp_min(1e-6)
-    onehot = torch.nn.functional.one_hot(item_type, n_types).to(w.dtype)
-    type_share = (w @ onehot) / wsum  # (B, n_types)
+    type_share = torch.zeros(w.shape[0], n_types, dtype=w.dtype)
+    type_share.index_add_(1, item_type, w)
+    type_share = type_share / wsum  # (B, n_types)
     type_aff = type_share[:, item_type]
     known_r = r * center_known.to(r.dtype).unsqueeze(0)
     ksum = known_r.sum(1, keepdim=True)

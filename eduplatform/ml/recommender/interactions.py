@@ -33,7 +33,16 @@ def interaction_weights(
     Columns: course_id, learner_id, item_id, weight (clicks and recency, see the
     module doc), clicks (sum), first_day, last_day, days (number of active days).
     """
-    cols = ["course_id", "learner_id", "item_id", "weight", "clicks", "first_day", "last_day", "days"]
+    cols = [
+        "course_id",
+        "learner_id",
+        "item_id",
+        "weight",
+        "clicks",
+        "first_day",
+        "last_day",
+        "days",
+    ]
     rows = item_activity[item_activity["day"] < now_day]
     if rows.empty:
         return pd.DataFrame({c: [] for c in cols})
@@ -53,7 +62,7 @@ def interaction_weights(
 
 @dataclass
 class PairTable:
-    """Learner x item pairs of one course run at a day, as parallel arrays sorted by (learner, item).
+    """Learner x item pairs of one course run at a day, parallel arrays sorted by (learner, item).
 
     `learner` / `item` are row indices into the run's learner and item arrays.
     """
@@ -70,7 +79,7 @@ class PairTable:
         return len(self.learner)
 
     def compact(self) -> PairTable:
-        """The storage dtypes (int32 rows and days, float32 weights), as kept by the serving state."""
+        """The storage dtypes (int32 rows and days, float32 weights) kept by the serving state."""
         return PairTable(
             self.learner.astype(np.int32),
             self.item.astype(np.int32),

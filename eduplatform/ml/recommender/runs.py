@@ -114,7 +114,7 @@ def build_run(
     keep_raw: bool,
     horizon_days: int | None = None,
 ) -> CourseRun:
-    """One course run from its items and its item_activity rows (any day; rows >= as_of are ignored)."""
+    """One course run from its items and item_activity rows (rows dated >= as_of are ignored)."""
     clicks = clicks[clicks["day"] < as_of]
     ids = np.unique(
         np.concatenate(
@@ -122,7 +122,9 @@ def build_run(
         )
     )
     n_items = len(ids)
-    meta = items.drop_duplicates("item_id").set_index(as_int_ids(items.drop_duplicates("item_id")["item_id"], "item"))
+    meta = items.drop_duplicates("item_id").set_index(
+        as_int_ids(items.drop_duplicates("item_id")["item_id"], "item")
+    )
     vocab = {t: i for i, t in enumerate(type_vocab)}
     types = meta["activity_type"].reindex(ids)
     item_type = (

@@ -211,7 +211,15 @@ class Recommender:
             self._cache.popitem(last=False)
         return part
 
-    def _score(self, run: CourseRun, part: _ItemPart, pairs: PairTable, learners: np.ndarray, now_day: int, offsets: np.ndarray):
+    def _score(
+        self,
+        run: CourseRun,
+        part: _ItemPart,
+        pairs: PairTable,
+        learners: np.ndarray,
+        now_day: int,
+        offsets: np.ndarray,
+    ):
         lb = learner_batch(pairs, learners, run.n_items, now_day, offsets)
         px = pair_features(
             lb, part.graph, part.item_type, self.n_types, part.center, part.center_known
@@ -223,8 +231,10 @@ class Recommender:
     def _learner_pairs(self, run: CourseRun, learner, now_day: int, history) -> PairTable:
         """The learner's pairs at now_day as a one-learner table (learner row 0)."""
         if history is not None:
-            frame = history if isinstance(history, pd.DataFrame) else pd.DataFrame(
-                list(history), columns=["item_id", "day", "clicks"]
+            frame = (
+                history
+                if isinstance(history, pd.DataFrame)
+                else pd.DataFrame(list(history), columns=["item_id", "day", "clicks"])
             )
             if frame.empty:
                 return pair_table(*(np.zeros(0, dtype=np.int64),) * 4, run.n_items, now_day)
@@ -242,10 +252,7 @@ class Recommender:
             ).compact()
         row = run.learner_index.get(int(learner)) if learner is not None else None
         p = run.pairs
-        if row is None:
-            sl = slice(0, 0)
-        else:
-            sl = slice(int(run.offsets[row]), int(run.offsets[row + 1]))
+        sl = slice(0, 0) if row is None else slice(int(run.offsets[row]), int(run.offsets[row + 1]))
         sub = PairTable(
             np.zeros(sl.stop - sl.start, dtype=np.int32),
             p.item[sl],
@@ -268,7 +275,9 @@ class Recommender:
             )
         return sub.rescaled(now_day, self.config.half_life_days)
 
-    def score_learners(self, course, learner_ids: Iterable, now_day: int | None = None, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    def score_learners(
+        self, course, learner_ids: Iterable, now_day: int | None = None, batch_size: int = 256
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Scores (learners x run items, item order = `item_ids(course)`) and the visited mask.
 
         Uses the stored history (clicks before the as-of day); for offline evaluation.
@@ -334,19 +343,24 @@ class Recommender:
         recent = lb.recent[0].numpy()
         src = np.flatnonzero(recent > 0)
         rsum = float(recent.sum())
-        fol_idx = run.follows.idx[src]
-        fol_val = run.follows.val[src] * recent[src, None]
+        # the strongest "j -> i" follow link from the learner's recent items j, per top item i
+        best_src: dict[int, tuple[float, int]] = {}
+        if len(src) and rsum > 0:
+            fol_idx = run.follows.idx[src]
+            rows, cols = np.nonzero(np.isin(fol_idx, top) & (run.follows.val[src] > 0))
+            contrib = run.follows.val[src][rows, cols] * recent[src][rows] / rsum
+            for j, i, c in zip(src[rows], fol_idx[rows, cols], contrib, strict=True):
+                if c > best_src.get(int(i), (0.0, -1))[0]:
+                    best_src[int(i)] = (float(c), int(j))
         week = now // 7
         out = []
         for i in top:
             item_id = int(run.item_ids[i])
             reason, related = None, None
-            if len(src) and rsum > 0:
-                contrib = np.where(fol_idx == i, fol_val, 0.0).sum(axis=1)
-                best = int(np.argmax(contrib))
-                if contrib[best] / rsum >= FOLLOW_REASON_MIN:
-                    related = int(run.item_ids[src[best]])
-                    reason = f"usually follows {related}"
+            share, j = best_src.get(int(i), (0.0, -1))
+            if share >= FOLLOW_REASON_MIN:
+                related = int(run.item_ids[j])
+                reason = f"usually follows {related}"
             if reason is None:
                 fa = part.first_active[i]
                 wf = run.week_from[i]
@@ -370,7 +384,10 @@ class Recommender:
         chosen: list[tuple[int, float, str]] = []
         seen = {i}
         name = int(run.item_ids[i])
-        for nb, label in ((run.covisit, "often opened together with"), (run.follows, "usually follows")):
+        for nb, label in (
+            (run.covisit, "often opened together with"),
+            (run.follows, "usually follows"),
+        ):
             for j, v in zip(nb.idx[i], nb.val[i], strict=True):
                 if v > 0 and int(j) not in seen and len(chosen) < k:
                     seen.add(int(j))
@@ -438,7 +455,12 @@ class Recommender:
             for name, arr in arrays.items():
                 tensors[p + name] = torch.from_numpy(np.ascontiguousarray(arr).copy())
             runs_cfg.append(
-                {"course_id": run.course_id, "as_of": run.as_of, "day0": tl.day0, "pairs_day": pr.day}
+                {
+                    "course_id": run.course_id,
+                    "as_of": run.as_of,
+                    "day0": tl.day0,
+                    "pairs_day": pr.day,
+                }
             )
         net = self.net
         config = {
@@ -465,9 +487,11 @@ class Recommender:
             raise ValueError(f"not a recommender state (format {config.get('format')!r})")
         vocab = list(config["type_vocab"])
         n = config["net"]
-        if n["n_item_features"] != n_item_features(len(vocab)) or n[
-            "n_learner_features"
-        ] != N_LEARNER_FEATURES or n["n_pair_features"] != N_PAIR_FEATURES:
+        if (
+            n["n_item_features"] != n_item_features(len(vocab))
+            or n["n_learner_features"] != N_LEARNER_FEATURES
+            or n["n_pair_features"] != N_PAIR_FEATURES
+        ):
             raise ValueError("recommender state was built by an incompatible feature set")
         net = ScoringNet(**n)
         net.load_state_dict(

@@ -68,7 +68,7 @@ def synthetic_learning_data(
         lag = rng.integers(0, max_lag_weeks + 1, n_learners) * 7
         # sequential items: learner x item visit day
         # sequential items: each learner opens a random p_visit share of them (sparse draw)
-        draws = int(round(n_learners * n_seq * p_visit))
+        draws = round(n_learners * n_seq * p_visit)
         key = np.unique(
             rng.integers(0, n_learners, draws).astype(np.int64) * n_seq
             + rng.integers(0, n_seq, draws)
@@ -122,9 +122,9 @@ def synthetic_learning_data(
     item_activity = pd.concat(clicks, ignore_index=True)
     item_frame = pd.concat(items, ignore_index=True)
     typed = item_activity.merge(item_frame[["course_id", "item_id", "activity_type"]])
-    activity = typed.groupby(
-        ["course_id", "learner_id", "day", "activity_type"], as_index=False
-    )["clicks"].sum()[ACTIVITY_COLUMNS]
+    activity = typed.groupby(["course_id", "learner_id", "day", "activity_type"], as_index=False)[
+        "clicks"
+    ].sum()[ACTIVITY_COLUMNS]
     data = LearningData(
         courses=pd.DataFrame(courses, columns=COURSE_COLUMNS),
         enrolments=pd.concat(enrol, ignore_index=True),
@@ -154,8 +154,11 @@ def build_synthetic(
     embedding tables of n_items rows) is built from the synthetic clicks as in
     production. The course run is "SYN_BENCH" and "now" is day `n_days`.
     """
-    from eduplatform.ml.recommender.features import N_LEARNER_FEATURES, N_PAIR_FEATURES
-    from eduplatform.ml.recommender.features import n_item_features
+    from eduplatform.ml.recommender.features import (
+        N_LEARNER_FEATURES,
+        N_PAIR_FEATURES,
+        n_item_features,
+    )
     from eduplatform.ml.recommender.model import ScoringNet
     from eduplatform.ml.recommender.runs import build_runs, type_vocabulary
     from eduplatform.ml.recommender.service import Recommender

@@ -198,11 +198,7 @@ def ranking_loss(scores: torch.Tensor, visited: torch.Tensor, target: torch.Tens
 
 
 def cutoffs(run: CourseRun, config: TrainConfig) -> list[int]:
-    return [
-        run.as_of - o
-        for o in config.cutoff_offsets
-        if run.as_of - o >= config.min_cutoff_day
-    ]
+    return [run.as_of - o for o in config.cutoff_offsets if run.as_of - o >= config.min_cutoff_day]
 
 
 def train_net(
@@ -246,9 +242,7 @@ def _train_net(
     for si, s in enumerate(snaps):
         learners = s.learners
         if config.max_learners_per_cutoff and len(learners) > config.max_learners_per_cutoff:
-            learners = np.sort(
-                rng.choice(learners, config.max_learners_per_cutoff, replace=False)
-            )
+            learners = np.sort(rng.choice(learners, config.max_learners_per_cutoff, replace=False))
         order = rng.permutation(len(learners))
         for start in range(0, len(learners), config.batch_size):
             batches.append((si, learners[np.sort(order[start : start + config.batch_size])]))

@@ -9,7 +9,7 @@ SPLIT = 42
 def small_config(**overrides) -> TrainConfig:
     values = dict(
         seed=7,
-        epochs=3,
+        epochs=8,
         cutoff_offsets=(7, 14, 21),
         min_cutoff_day=7,
         batch_size=64,

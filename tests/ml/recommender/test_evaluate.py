@@ -78,7 +78,10 @@ def test_test_set_is_exactly_first_visits_on_or_after_the_split(tiny):
         int(u): set(s.item_ids[s.test[r].indices].tolist()) for r, u in enumerate(s.learner_ids)
     }
     assert test == {100: {3, 4}, 400: {5}}
-    visited = {int(u): set(s.item_ids[np.flatnonzero(v)].tolist()) for u, v in zip(s.learner_ids, s.visited)}
+    visited = {
+        int(u): set(s.item_ids[np.flatnonzero(v)].tolist())
+        for u, v in zip(s.learner_ids, s.visited, strict=True)
+    }
     assert visited == {100: {1, 2}, 400: {1}}
     # clicks summed before the split only
     assert s.train[0].toarray().tolist() == [[3.0, 1.0, 0.0, 0.0, 0.0]]

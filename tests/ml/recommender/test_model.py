@@ -21,8 +21,10 @@ from .conftest import SPLIT, small_config
 
 def _identical(x: torch.Tensor, y: torch.Tensor) -> bool:
     if x.dtype.is_floating_point:  # week_from holds NaN (unknown week)
-        return x.shape == y.shape and bool(torch.equal(x.isnan(), y.isnan())) and bool(
-            torch.equal(x.nan_to_num(0.0), y.nan_to_num(0.0))
+        return (
+            x.shape == y.shape
+            and bool(torch.equal(x.isnan(), y.isnan()))
+            and bool(torch.equal(x.nan_to_num(0.0), y.nan_to_num(0.0)))
         )
     return torch.equal(x, y)
 
@@ -96,7 +98,9 @@ def test_recommendations_are_sorted_and_explained(trained):
     assert all(isinstance(r, Recommendation) for r in recs)
     scores = [r.score for r in recs]
     assert scores == sorted(scores, reverse=True)
-    assert all(isinstance(r.reason, str) and r.reason.strip() and "\n" not in r.reason for r in recs)
+    assert all(
+        isinstance(r.reason, str) and r.reason.strip() and "\n" not in r.reason for r in recs
+    )
     follows = [r for r in recs if r.reason.startswith("usually follows")]
     assert all(r.related_item is not None and str(r.related_item) in r.reason for r in follows)
 
