@@ -18,5 +18,6 @@ urlpatterns = [
     path("api/v1/", include("churn.urls")),
     path("api/v1/", include("recommender.urls")),
     path("xapi/statements", XapiStatementsView.as_view(), name="xapi-statements"),
+    path("", include("eduplatform.registry.page_urls")),
     path("", include("analytics.urls")),
 ]
