@@ -1,0 +1,88 @@
+"""Model compression (Django-free): pruning, int8 quantization, low-rank factors,
+their serialization as tensors + JSON, and the report / choice of the served variant.
+
+See docs/compression.md. Model adapters: `eduplatform.ml.compress.churn`,
+`eduplatform.ml.compress.recommender`.
+"""
+
+from eduplatform.ml.compress.layers import (
+    Int8Embedding,
+    Int8Linear,
+    LowRankEmbedding,
+    LowRankLinear,
+    dequantize_rows,
+    quantize_rows,
+)
+from eduplatform.ml.compress.methods import (
+    AUTO_LINEAR_BACKEND,
+    UnitGroup,
+    benchmark_linear_backends,
+    choose_rank,
+    low_rank,
+    magnitude_prune,
+    mlp_groups,
+    quantize,
+    quantize_embeddings,
+    quantize_linear_layers,
+    structured_prune,
+    unit_importance,
+)
+from eduplatform.ml.compress.pipeline import (
+    FP32,
+    VARIANTS,
+    CompressionResult,
+    CompressionSettings,
+    SelectionPolicy,
+    VariantRow,
+    artifact_size,
+    build_variant,
+    compress_model,
+    format_table,
+    measure_latency,
+    select_variant,
+)
+from eduplatform.ml.compress.serialize import (
+    load_variant,
+    parameter_counts,
+    read_variant,
+    save_variant,
+    variant_state,
+)
+
+__all__ = [
+    "AUTO_LINEAR_BACKEND",
+    "FP32",
+    "VARIANTS",
+    "CompressionResult",
+    "CompressionSettings",
+    "Int8Embedding",
+    "Int8Linear",
+    "LowRankEmbedding",
+    "LowRankLinear",
+    "SelectionPolicy",
+    "UnitGroup",
+    "VariantRow",
+    "artifact_size",
+    "benchmark_linear_backends",
+    "build_variant",
+    "choose_rank",
+    "compress_model",
+    "dequantize_rows",
+    "format_table",
+    "load_variant",
+    "low_rank",
+    "magnitude_prune",
+    "measure_latency",
+    "mlp_groups",
+    "parameter_counts",
+    "quantize",
+    "quantize_embeddings",
+    "quantize_linear_layers",
+    "quantize_rows",
+    "read_variant",
+    "save_variant",
+    "select_variant",
+    "structured_prune",
+    "unit_importance",
+    "variant_state",
+]
