@@ -33,9 +33,15 @@ def shared_oulad() -> Path:
 
 @pytest.fixture(autouse=True)
 def _clear_cache() -> None:
+    """Each test starts with an empty shared cache and no model loaded in this process."""
     from django.core.cache import cache
 
+    from churn.features import serving_frames
+    from eduplatform.registry import serving
+
     cache.clear()
+    serving.reset()
+    serving_frames.clear()
 
 
 @pytest.fixture
