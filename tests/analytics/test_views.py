@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -33,6 +34,29 @@ DAY = dt.timedelta(days=1)
 @pytest.fixture
 def world() -> World:
     return build_world()
+
+
+ORIGINAL_SLOTS = dict(dashboards.SLOTS)
+
+
+@pytest.fixture(autouse=True)
+def analytics_only_panels(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Test analytics on its own: no installed panel providers, slot templates that do not exist.
+
+    Churn and recommender fill the slots when installed; their panels have
+    their own tests. Here every slot shows analytics' fallback unless a test
+    registers a provider, and query counts are analytics' own.
+    See test_installed_panels_keep_query_counts_flat for the real thing.
+    """
+    monkeypatch.setattr(dashboards, "_providers", {})
+    monkeypatch.setattr(
+        dashboards,
+        "SLOTS",
+        {
+            name: dataclasses.replace(slot, template=f"no-such-app/{name}.html")
+            for name, slot in dashboards.SLOTS.items()
+        },
+    )
 
 
 def client_for(user) -> Client:
@@ -345,10 +369,10 @@ def test_csv_export_of_empty_course_has_a_header_only(world: World) -> None:
 # -- panel slots ------------------------------------------------------------------------
 
 LOCMEM_TEMPLATES = {
-    "churn/_course_risk_columns.html": (
+    "fake/_course_risk_columns.html": (
         '<td class="risk">{{ panel.band|default:"none" }}</td><td>{{ panel.factors }}</td>'
     ),
-    "churn/_learner_risk.html": '<p class="risk-now">risk {{ panel }}</p>',
+    "fake/_learner_risk.html": '<p class="risk-now">risk {{ panel }}</p>',
 }
 
 
@@ -373,7 +397,16 @@ def templates_with(extra: dict[str, str]) -> list[dict]:
 
 
 @pytest.fixture
-def risk_provider(world: World):
+def risk_provider(world: World, monkeypatch: pytest.MonkeyPatch):
+    """A fake churn app: templates (in a locmem loader) and data functions for two slots."""
+    slots = dict(dashboards.SLOTS)
+    templates = {
+        "course_risk": "fake/_course_risk_columns.html",
+        "learner_risk": "fake/_learner_risk.html",
+    }
+    for name, template in templates.items():
+        slots[name] = dataclasses.replace(slots[name], template=template)
+    monkeypatch.setattr(dashboards, "SLOTS", slots)
     calls = []
 
     def risk(course, learner_ids):
@@ -385,8 +418,6 @@ def risk_provider(world: World):
     )
     dashboards.register_panel_data("learner_risk", lambda learner, courses: "0.42")
     yield calls
-    dashboards.unregister_panel_data("course_risk")
-    dashboards.unregister_panel_data("learner_risk")
 
 
 def test_panel_slots_render_provider_templates_and_data(world: World, risk_provider) -> None:
@@ -413,10 +444,7 @@ def test_failing_panel_falls_back_without_breaking_the_page(world: World, caplog
         raise RuntimeError("model file missing")
 
     dashboards.register_panel_data("course_risk", broken)
-    try:
-        response = client_for(world.admin).get(f"/courses/{world.course_a.pk}/")
-    finally:
-        dashboards.unregister_panel_data("course_risk")
+    response = client_for(world.admin).get(f"/courses/{world.course_a.pk}/")
     assert response.status_code == 200
     assert "no model yet" in body(response)
     assert "panel data failed slot=course_risk" in caplog.text
@@ -425,6 +453,43 @@ def test_failing_panel_falls_back_without_breaking_the_page(world: World, caplog
 def test_unknown_slot_is_rejected() -> None:
     with pytest.raises(KeyError, match="unknown panel slot"):
         dashboards.register_panel_data("course_risks", lambda *a: {})
+
+
+def test_installed_panels_keep_query_counts_flat(world: World, monkeypatch) -> None:
+    """With whatever apps fill the slots in this project (churn, recommender), the course
+    page, its export and the learner page still cost the same queries for 6 or 36 learners."""
+    from django.apps import apps
+
+    # Undo the isolation: re-register the installed apps' providers.
+    monkeypatch.setattr(dashboards, "_providers", {})
+    monkeypatch.setattr(dashboards, "SLOTS", dict(ORIGINAL_SLOTS))
+    for config in apps.get_app_configs():
+        if config.name in ("churn", "recommender"):
+            config.ready()
+    client = client_for(world.instructor_a)
+    learner = world.learners[world.course_a.code][0]
+    urls = [
+        f"/courses/{world.course_a.pk}/?status=all",
+        f"/courses/{world.course_a.pk}/export.csv?status=all",
+        f"/learners/{learner.pseudonym}/",
+    ]
+
+    def measure() -> list[int]:
+        counts = []
+        for url in urls:
+            # Warm up first: the serving caches of the model apps load the
+            # active model version on a cold request, whatever the learners.
+            body(client.get(url))
+            with CaptureQueriesContext(connection) as queries:
+                response = client.get(url)
+                body(response)
+            assert response.status_code == 200
+            counts.append(len(queries))
+        return counts
+
+    before = measure()
+    add_learners(world.course_a, 30, today=world.today, tag="More", start=10)
+    assert measure() == before
 
 
 # -- learner ---------------------------------------------------------------------------
