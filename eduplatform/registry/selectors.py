@@ -42,6 +42,20 @@ class KindVersions:
             and v.artifact_sha256
         ]
 
+    @property
+    def rollback_target(self) -> ModelVersion | None:
+        """What a rollback without a version returns to (as services.model_version_rollback)."""
+        active = self.active
+        earlier = [
+            v
+            for v in self.versions
+            if v.status == ModelVersion.Status.RETIRED
+            and v.promoted_at is not None
+            and v.artifact_sha256
+            and (active is None or v.version < active.version)
+        ]
+        return max(earlier, key=lambda v: v.promoted_at, default=None)
+
 
 def page_kinds() -> list[str]:
     known = kind_names()

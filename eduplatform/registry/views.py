@@ -408,6 +408,8 @@ def kind_section(group: KindVersions, *, admin: bool) -> dict[str, Any]:
     }
     if admin:
         section["promotable"] = [v.version for v in group.promotable]
+        target = group.rollback_target
+        section["rollback_to"] = target.version if target is not None else None
         section["retrain_url"] = reverse("api-model-retrain", kwargs={"kind": group.kind})
         section["promote_url"] = reverse("api-model-promote", kwargs={"kind": group.kind})
         section["rollback_url"] = reverse("api-model-rollback", kwargs={"kind": group.kind})

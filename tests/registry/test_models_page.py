@@ -237,6 +237,18 @@ def test_old_active_version_is_shown_beyond_the_recent_window() -> None:
     assert group.active.version == 1
 
 
+def test_rollback_offers_the_previously_promoted_version(users) -> None:
+    version("churn", 1, Status.RETIRED, promoted_at=timezone.now() - dt.timedelta(days=2))
+    version("churn", 2, Status.RETIRED)  # never served: not a rollback target
+    version("churn", 3, Status.ACTIVE, promoted_at=timezone.now())
+    html = client_for(users["admin"]).get("/models/").content.decode()
+    assert ">Roll back to v1</button>" in html
+    version("recommender", 1, Status.ACTIVE, promoted_at=timezone.now())
+    html = client_for(users["admin"]).get("/models/").content.decode()
+    recommender = html.split('id="model-recommender"')[1]
+    assert re.search(r'data-action="rollback"[^>]* disabled', recommender)
+
+
 def test_analyst_sees_the_page_without_buttons(users) -> None:
     churn_history()
     response = client_for(users["analyst"]).get("/models/")
