@@ -83,3 +83,23 @@ def test_admin_retrains_churn_with_live_progress(login, tiny_platform) -> None:
         assert page.locator(f"#{chart}-title ~ * table, figure:has(#{chart}) table").count() >= 1
     session.screenshot("models")
     assert session.errors == []  # no script errors, no CSP violations, no failed polls
+
+    # A run started elsewhere after the page loaded: Retrain gets 409, the
+    # error is announced and the page follows that run until it ends.
+    recommender = page.locator("#model-recommender")
+    running = ModelVersion.objects.create(
+        kind="recommender", version=1, status="training", stage="train", percent=30
+    )
+    recommender.get_by_role("button", name="Retrain").click()
+    page.wait_for_selector("#model-recommender [data-message].model-message--error")
+    assert "already in progress" in recommender.locator("[data-message]").inner_text()
+    page.wait_for_function(
+        "() => document.querySelector('#model-recommender [role=progressbar]')"
+        ".getAttribute('aria-valuenow') === '30'"
+    )
+    ModelVersion.objects.filter(pk=running.pk).update(status="failed", status_reason="stopped")
+    page.wait_for_selector('#model-recommender [data-progress][data-state="failed"]')
+    page.wait_for_selector('#model-recommender tr[data-version="1"][data-status="failed"]')
+    assert "finished: failed (stopped)" in recommender.locator("[data-message]").inner_text()
+    # The refused POST is the only console error (the browser logs every 4xx).
+    assert all("409" in error for error in session.errors), session.errors
