@@ -123,6 +123,8 @@ class ChurnRouter(nn.Module):
         self.column = int(column)
         self.register_buffer("cutoffs", torch.tensor([float(c) for c in cutoffs]))
         self.register_buffer("scale", torch.tensor([float(mean), float(std)]))
+        self.cutoffs: torch.Tensor
+        self.scale: torch.Tensor
 
     def route(self, flat: torch.Tensor) -> torch.Tensor:
         raw = flat[:, self.column] * self.scale[1] + self.scale[0]
