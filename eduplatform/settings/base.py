@@ -244,3 +244,6 @@ CHURN_CUTOFFS = [int(c) for c in env_list("CHURN_CUTOFFS", ["30", "60", "90", "1
 CHURN_INACTIVITY_DAYS = env_int("CHURN_INACTIVITY_DAYS", 28)
 # Per-process cache lifetime of a course run's serving features.
 SERVING_FEATURES_TTL = env_int("SERVING_FEATURES_TTL", 600)
+
+# Intra-op threads of PyTorch in web and worker processes (trainings set their own).
+TORCH_THREADS = env_int("TORCH_THREADS", 1)
