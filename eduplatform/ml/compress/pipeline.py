@@ -69,15 +69,26 @@ class SelectionPolicy:
     (absolute, or relative to the fp32 quality when `relative`) and its p50 latency
     at batch 1 and at batch 256 is at most `max_latency_ratio` x fp32's (timings
     on a shared machine are noisy, hence some slack). Among the qualifying
-    variants the smallest artifact wins; variants within `size_slack` of the
-    smallest are compared on speed (p50 at batch 256, then batch 1). With no
-    qualifying variant, fp32 is served.
+    variants, by `objective`:
+
+    "balanced" (default)  the largest ``size_weight * ln(size_ratio) + speed_weight *
+                          ln(sqrt(speedup_b1 * speedup_b256))``: smaller and faster
+                          both count (e.g. 7.5x smaller at the same speed loses to
+                          5.4x smaller and 1.4x faster).
+    "size"                the smallest artifact; variants within `size_slack` of it
+                          are compared on speed (p50 at batch 256, then batch 1).
+    "speed"               the fastest at batch 256 (then batch 1, then size).
+
+    With no qualifying variant, fp32 is served.
     """
 
     metric: str = "auc"
     tolerance: float = 0.005
     relative: bool = False
     max_latency_ratio: float = 1.25
+    objective: str = "balanced"
+    size_weight: float = 1.0
+    speed_weight: float = 1.0
     size_slack: float = 0.10
     candidates: tuple[str, ...] | None = None  # None: every built variant
 
@@ -88,6 +99,13 @@ class SelectionPolicy:
     @classmethod
     def recommender(cls, **overrides) -> SelectionPolicy:
         return cls(**{"metric": "ndcg@10", "tolerance": 0.02, "relative": True, **overrides})
+
+    def score(self, row: VariantRow) -> float:
+        """The "balanced" objective of a row (higher is better)."""
+        speed = math.sqrt(max(row.speedup_b1, 1e-9) * max(row.speedup_b256, 1e-9))
+        return self.size_weight * math.log(max(row.size_ratio, 1e-9)) + self.speed_weight * (
+            math.log(speed)
+        )
 
     def quality_loss(self, base: float, value: float) -> float:
         if not (math.isfinite(base) and math.isfinite(value)):
@@ -380,14 +398,24 @@ def select_variant(rows: Sequence[VariantRow], policy: SelectionPolicy) -> tuple
             for r in allowed
         )
         return FP32, f"no variant within tolerance ({why or 'none built'}); serving fp32"
-    smallest = min(r.artifact_bytes for r in ok)
-    near = [r for r in ok if r.artifact_bytes <= smallest * (1.0 + policy.size_slack)]
-    best = min(near, key=lambda r: (r.p50_b256_ms, r.p50_b1_ms, r.artifact_bytes))
+    tol = f"tolerance {policy.tolerance}{' relative' if policy.relative else ''}"
+    if policy.objective == "size":
+        smallest = min(r.artifact_bytes for r in ok)
+        near = [r for r in ok if r.artifact_bytes <= smallest * (1.0 + policy.size_slack)]
+        best = min(near, key=lambda r: (r.p50_b256_ms, r.p50_b1_ms, r.artifact_bytes))
+        why = f"smallest qualifying ({', '.join(r.name for r in near)}), then fastest"
+    elif policy.objective == "speed":
+        best = min(ok, key=lambda r: (r.p50_b256_ms, r.p50_b1_ms, r.artifact_bytes))
+        why = "fastest qualifying at batch 256"
+    elif policy.objective == "balanced":
+        best = max(ok, key=lambda r: (policy.score(r), -r.artifact_bytes))
+        why = "best size x speed score among qualifying variants"
+    else:
+        raise ValueError(f"unknown objective {policy.objective!r}")
     return best.name, (
-        f"smallest qualifying variant{'s' if len(near) > 1 else ''} "
-        f"({', '.join(r.name for r in near)}), fastest at batch 256: {best.name}; "
-        f"{best.size_ratio:.1f}x smaller, quality loss {best.quality_loss:+.4f} "
-        f"(tolerance {policy.tolerance}{' relative' if policy.relative else ''})"
+        f"{why}: {best.size_ratio:.1f}x smaller, {best.speedup_b1:.2f}x / "
+        f"{best.speedup_b256:.2f}x as fast at batch 1 / 256, quality loss "
+        f"{best.quality_loss:+.4f} ({tol})"
     )
 
 
