@@ -287,7 +287,11 @@ def evaluate(
             if name == PRODUCT:
                 cfg = config or TrainConfig(seed=seed)
                 scorer, rec = product_scorer(data, split_day, cfg, log=log)
-                extra = {"train_seconds": rec.stats.get("train_seconds")}
+                extra = {
+                    k: rec.stats.get(k)
+                    for k in ("fit_seconds", "fit_cpu_seconds", "train_seconds", "epochs")
+                    if k in rec.stats
+                }
             else:
                 scorer, extra = peer_scorer(name, seed), {}
         except ImportError as exc:

@@ -226,13 +226,19 @@ class Neighbours:
 
 
 def top_m(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n_items: int, m: int) -> Neighbours:
-    """Keep the m largest values per row of a sparse (rows, cols, vals) matrix (ties: lower col)."""
+    """Keep the m largest values per row of a sparse (rows, cols, vals) matrix.
+
+    Ties keep the input order (callers pass entries sorted by (row, col): lower col first).
+    """
     out = Neighbours.empty(n_items, m)
     keep = (vals > 0) & (rows != cols)
     rows, cols, vals = rows[keep], cols[keep], vals[keep]
     if len(rows) == 0:
         return out
-    order = np.lexsort((cols, -vals, rows))
+    # one stable sort on "row, then larger value first"; equal values keep the input
+    # order, so the caller's column order breaks ties
+    scaled = vals / vals.max()
+    order = np.argsort(rows * 4.0 + (1.0 - scaled), kind="stable")
     rows, cols, vals = rows[order], cols[order], vals[order]
     starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
     rank = np.arange(len(rows)) - np.repeat(starts, np.diff(np.r_[starts, len(rows)]))
@@ -253,7 +259,9 @@ def covisit_neighbours(
         return Neighbours.empty(n_items, m)
     u, i = pairs.learner[keep].astype(np.int64), pairs.item[keep].astype(np.int64)
     b = sp.csr_matrix((np.ones(len(u), dtype=np.float32), (u, i)), shape=(n_learners, n_items))
-    co = (b.T @ b).tocoo()
+    co = (b.T @ b).tocsr()
+    co.sort_indices()
+    co = co.tocoo()
     norms = np.sqrt(np.bincount(i, minlength=n_items).astype(np.float64))
     vals = co.data / (norms[co.row] * norms[co.col])
     return top_m(co.row.astype(np.int64), co.col.astype(np.int64), vals, n_items, m)
@@ -261,25 +269,32 @@ def covisit_neighbours(
 
 @dataclass
 class FollowPairs:
-    """(j, i, day of i) for every learner who first opened i within `window` days after j."""
+    """(j, i, day of i) for every learner who first opened i within `window` days after j,
+    sorted by `key` = j * n_items + i."""
 
     src: np.ndarray
     dst: np.ndarray
     dst_day: np.ndarray
+    key: np.ndarray
 
 
-def follow_pairs(pairs: PairTable, window: int) -> FollowPairs:
+def follow_pairs(pairs: PairTable, window: int, n_items: int) -> FollowPairs:
     """Ordered (j -> i) first-visit pairs of one learner with 0 <= day_i - day_j <= window."""
     order = np.lexsort((pairs.first_day, pairs.learner))
     lrn, itm, fday = pairs.learner[order], pairs.item[order], pairs.first_day[order]
     src, dst, dday = [], [], []
     n = len(lrn)
+    # p -> p + k is a pair only if p -> p + k - 1 was (same learner, days sorted): keep
+    # shrinking the set of starting points instead of rescanning every row for every k
+    active = np.arange(n, dtype=np.int64)
     k = 1
-    while k < n:
-        same = (lrn[k:] == lrn[:-k]) & (fday[k:] - fday[:-k] <= window)
-        if not same.any():
+    while len(active):
+        active = active[active + k < n]
+        ok = (lrn[active + k] == lrn[active]) & (fday[active + k] - fday[active] <= window)
+        active = active[ok]
+        if not len(active):
             break
-        a = np.flatnonzero(same)
+        a = active
         src.append(itm[a])
         dst.append(itm[a + k])
         dday.append(fday[a + k])
@@ -290,12 +305,12 @@ def follow_pairs(pairs: PairTable, window: int) -> FollowPairs:
         k += 1
     if not src:
         z = np.zeros(0, dtype=np.int64)
-        return FollowPairs(z, z, np.zeros(0))
-    return FollowPairs(
-        np.concatenate(src).astype(np.int64),
-        np.concatenate(dst).astype(np.int64),
-        np.concatenate(dday).astype(np.float64),
-    )
+        return FollowPairs(z, z, np.zeros(0), z)
+    s = np.concatenate(src).astype(np.int64)
+    d = np.concatenate(dst).astype(np.int64)
+    key = s * n_items + d
+    o = np.argsort(key, kind="stable")
+    return FollowPairs(s[o], d[o], np.concatenate(dday).astype(np.float64)[o], key[o])
 
 
 def follow_neighbours(
@@ -305,8 +320,10 @@ def follow_neighbours(
     keep = fp.dst_day < t
     if not keep.any():
         return Neighbours.empty(n_items, m)
-    key = fp.src[keep] * n_items + fp.dst[keep]
-    uniq, counts = np.unique(key, return_counts=True)
+    key = fp.key[keep]  # sorted: count the runs
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    counts = np.diff(np.r_[starts, len(key)])
+    uniq = key[starts]
     src, dst = uniq // n_items, uniq % n_items
     visitors = np.bincount(pairs.item[pairs.first_day < t], minlength=n_items).astype(np.float64)
     vals = counts / np.maximum(visitors[src], 1.0)

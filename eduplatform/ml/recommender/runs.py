@@ -141,7 +141,7 @@ def build_run(
     nclk = clicks["clicks"].to_numpy(np.float64)
     pairs = pair_table(lrow, irow, day, nclk, n_items, as_of, half_life_days).compact()
     timeline = ItemTimeline.from_rows(irow, day, nclk, pairs, n_items, as_of, horizon_days)
-    fp = follow_pairs(pairs, follow_window)
+    fp = follow_pairs(pairs, follow_window, n_items)
     return CourseRun(
         course_id=course_id,
         item_ids=ids,

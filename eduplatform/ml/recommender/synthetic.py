@@ -171,7 +171,7 @@ def build_synthetic(
         seed=seed,
         course_ids=("SYN_BENCH",),
         n_hubs=min(4, max(n_items // 20, 1)),
-        p_visit=min(0.8, 40.0 / max(n_items, 1) * 8),
+        p_visit=min(0.8, 80.0 / max(n_items, 1)),  # ~80 items per learner, as in OULAD
     )
     config = config or TrainConfig(seed=seed)
     if train:
