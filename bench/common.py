@@ -51,11 +51,13 @@ def setup_django(name: str = BENCH_DB) -> None:
     django.setup()
 
 
-def manage(*args: str, name: str = BENCH_DB, check: bool = True) -> subprocess.CompletedProcess:
+def manage(
+    *args: str, name: str = BENCH_DB, check: bool = True, **extra_env: str
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(ROOT / ".venv" / "bin" / "python"), "manage.py", *args],
         cwd=ROOT,
-        env=django_env(name),
+        env={**django_env(name), **extra_env},
         capture_output=True,
         text=True,
         check=check,

@@ -1,0 +1,171 @@
+"""Serving under load: gunicorn (2 workers) + wrk on loopback, side by side with a bare view.
+
+Run: python -m bench.run --only serving [--full]
+
+1. A scratch database with a seeded platform (two runs of ~1,000 learners),
+   both models trained, promoted and batch-scored.
+2. gunicorn with 2 sync workers; per-token limits raised so the load test
+   measures serving, not the rate limiter.
+3. wrk with 16 connections per endpoint, learners drawn at random per request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+from bench.common import ROOT, Section, django_env, manage, recreate_database, table
+
+DB = "eduplatform_bench_serving"
+SETUP = r"""
+import json, django
+django.setup()
+from django.contrib.auth.models import User
+from rest_framework.authtoken.models import Token
+from analytics.models import Course, Enrollment
+from eduplatform.registry import services
+admin, _ = User.objects.get_or_create(username="bench-admin", defaults={"is_superuser": True, "is_staff": True})
+admin.is_superuser = admin.is_staff = True
+admin.set_password("bench-password-123")
+admin.save()
+teacher, _ = User.objects.get_or_create(username="bench-teacher")
+for course in Course.objects.all():
+    course.instructors.add(teacher)
+ids = list(Course.objects.values_list("id", flat=True))
+for kind in ("churn", "recommender"):
+    services.batch_scores_refresh(kind=kind, course_ids=ids)
+course = Course.objects.order_by("-id").first()
+pairs = list(Enrollment.objects.filter(course=course).values_list("learner__pseudonym", "course_id"))
+print(json.dumps({
+    "token": Token.objects.get_or_create(user=teacher)[0].key,
+    "course": course.id,
+    "learners": course.enrollments.count(),
+    "pairs": pairs,
+}))
+"""
+
+LUA = """
+local paths = {}
+for line in io.lines("%(paths)s") do paths[#paths + 1] = line end
+math.randomseed(%(seed)d)
+request = function()
+  return wrk.format("GET", paths[math.random(#paths)])
+end
+"""
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wrk(url: str, seconds: int, headers: dict[str, str], paths: list[str] | None) -> dict:
+    args = ["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", "--timeout", "5s"]
+    for key, value in headers.items():
+        args += ["-H", f"{key}: {value}"]
+    with tempfile.TemporaryDirectory() as tmp:
+        if paths:
+            (Path(tmp) / "paths.txt").write_text("\n".join(paths) + "\n")
+            (Path(tmp) / "s.lua").write_text(LUA % {"paths": Path(tmp) / "paths.txt", "seed": 7})
+            args += ["-s", str(Path(tmp) / "s.lua")]
+        out = subprocess.run(args + [url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    lat = {}
+    for pct in ("50", "90", "99"):
+        m = re.search(rf"\s{pct}(?:\.000)?%\s+([\d.]+)(us|ms|s)", out)
+        value, unit = float(m.group(1)), m.group(2)
+        lat[pct] = value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p50": lat["50"], "p90": lat["90"], "p99": lat["99"],
+            "non_2xx": int(errors.group(1)) if errors else 0}
+
+
+def run(full: bool) -> Section:
+    seconds = 30 if full else 10
+    learners = 2400 if full else 2000
+    recreate_database(DB)
+    manage("migrate", "--noinput", name=DB)
+    manage("seed_demo", "--learners", str(learners), "--courses", "2", "--days", "150", "--seed", "11", name=DB)
+    for kind in ("churn", "recommender"):
+        # In-process training: the benchmark measures serving, no worker runs here.
+        manage("retrain", kind, "--wait", name=DB, CELERY_TASK_ALWAYS_EAGER="true")
+    env = django_env(DB)
+    env.update(
+        API_RATE_LIMIT="100000000/min",
+        PREDICTION_QUERY_BUDGET="100000000/hour",
+        CELERY_TASK_ALWAYS_EAGER="true",
+    )
+    setup = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "python"), "-c", SETUP],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+    )
+    info = json.loads(setup.stdout.strip().splitlines()[-1])
+    port = _port()
+    server = subprocess.Popen(
+        [str(ROOT / ".venv" / "bin" / "gunicorn"), "eduplatform.wsgi", "-w", "2",
+         "-b", f"127.0.0.1:{port}", "--log-level", "warning"],
+        cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE": "eduplatform.settings.dev"},
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                requests.get(base + "/healthz", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        session = requests.Session()
+        page = session.get(base + "/accounts/login/")
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+        session.post(base + "/accounts/login/", data={
+            "username": "bench-admin", "password": "bench-password-123",
+            "csrfmiddlewaretoken": token}, headers={"Referer": base + "/accounts/login/"})
+        cookie = "; ".join(f"{k}={v}" for k, v in session.cookies.items())
+        auth = {"Authorization": f"Token {info['token']}"}
+        pairs = info["pairs"]
+        risk = [f"/api/v1/learners/{p}/risk?course={c}" for p, c in pairs]
+        recs = [f"/api/v1/learners/{p}/recommendations?course={c}&k=10" for p, c in pairs]
+        # Warm both workers: models loaded, course feature frames cached.
+        for path in risk[:20] + recs[:20]:
+            requests.get(base + path, headers=auth, timeout=30)
+        course_page = f"/courses/{info['course']}/"
+        for _ in range(4):
+            session.get(base + course_page)
+        results = {
+            "bare view (/healthz)": _wrk(base + "/healthz", seconds, {}, None),
+            "risk API": _wrk(base, seconds, auth, risk),
+            "recommendations API (k=10)": _wrk(base, seconds, auth, recs),
+            f"course page ({info['learners']} learners)": _wrk(
+                base + course_page, seconds, {"Cookie": cookie}, None
+            ),
+        }
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    bare = results["bare view (/healthz)"]["rps"]
+    rows = [
+        [name, r["rps"], f"{r['rps'] / bare:.2f}x", r["p50"], r["p90"], r["p99"], r["non_2xx"]]
+        for name, r in results.items()
+    ]
+    body = (
+        f"gunicorn with 2 sync workers and wrk (2 threads, 16 connections, {seconds} s per "
+        "endpoint) on loopback, one run, against the same server. API requests draw a random "
+        "learner of the run per request (non-admin token: bands and item ids). Per-token limits "
+        "were raised for the run.\n\n"
+        + table(["endpoint", "requests/s", "vs bare view", "p50 ms", "p90 ms", "p99 ms", "non-2xx"], rows)
+        + "\n\nTargets: risk and recommendations APIs at least 0.33x the bare view with p99 at most "
+        "25 ms at 16 connections; course page p50 at most 200 ms.\n"
+    )
+    return Section(name="serving", title="Serving under load", body=body,
+                   mode="full" if full else "quick", figures=results)
