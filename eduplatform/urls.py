@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
+from rest_framework.permissions import AllowAny
 
 from analytics.api import XapiStatementsView
 from eduplatform.accounts import HardenedLoginView
@@ -12,7 +13,12 @@ urlpatterns = [
     path("accounts/login/", HardenedLoginView.as_view(), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("captcha/", include("captcha.urls")),
-    path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    # The schema is public: it documents the API, it grants nothing.
+    path(
+        "api/v1/schema/",
+        SpectacularAPIView.as_view(permission_classes=[AllowAny], authentication_classes=[]),
+        name="api-schema",
+    ),
     path("api/v1/", include("analytics.api_urls")),
     path("api/v1/", include("eduplatform.registry.urls")),
     path("api/v1/", include("churn.urls")),
