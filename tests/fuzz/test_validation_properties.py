@@ -1,4 +1,4 @@
-"""Property tests: validation answers every input with events or a ValidationFailure, never a crash."""
+"""Property tests: validation answers any input with events or a ValidationFailure."""
 
 import datetime as dt
 
