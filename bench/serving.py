@@ -119,12 +119,12 @@ def run(full: bool) -> Section:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
+        for _ in range(120):
             try:
-                requests.get(base + "/healthz", timeout=1)
+                requests.get(base + "/healthz", timeout=5)
                 break
-            except requests.ConnectionError:
-                time.sleep(0.2)
+            except requests.RequestException:  # not listening yet, or still importing
+                time.sleep(0.5)
         session = requests.Session()
         page = session.get(base + "/accounts/login/")
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
