@@ -15,6 +15,20 @@ FUZZ = settings(
 )
 
 
+@pytest.fixture(autouse=True)
+def keep_test_connection():
+    """Raw WSGI calls close the database connection after each request; the test's
+    transaction lives on it. Django's test client disconnects the same handler."""
+    from django.core import signals
+    from django.db import close_old_connections
+
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
 @pytest.fixture
 def admin_token(db):
     from rest_framework.authtoken.models import Token
