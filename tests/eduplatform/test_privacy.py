@@ -36,3 +36,17 @@ def test_key_rotation_keeps_old_rows_readable(settings):
     settings.FIELD_ENCRYPTION_KEYS = [new]
     with pytest.raises(ValueError, match="cannot decrypt"):
         Learner.objects.get(pk=learner.pk)
+
+
+@pytest.mark.django_db
+def test_rotate_field_keys_command_lets_the_old_key_go(settings):
+    from django.core.management import call_command
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.FIELD_ENCRYPTION_KEYS = [old]
+    learner = LearnerFactory(name="Ada Lovelace", email="ada@example.org")
+    settings.FIELD_ENCRYPTION_KEYS = [new, old]
+    call_command("rotate_field_keys")
+    settings.FIELD_ENCRYPTION_KEYS = [new]
+    fresh = Learner.objects.get(pk=learner.pk)
+    assert (fresh.name, fresh.email) == ("Ada Lovelace", "ada@example.org")

@@ -1,0 +1,40 @@
+"""Re-encrypt learners' personal data with the newest key of FIELD_ENCRYPTION_KEYS.
+
+Rotation: 1. prepend a new Fernet key to FIELD_ENCRYPTION_KEYS (old ones stay
+listed, so everything still decrypts); 2. run this command; 3. drop the old key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand
+from django.db import connection, transaction
+
+from eduplatform.privacy import fernet
+
+
+class Command(BaseCommand):
+    help = "Re-encrypt every learner's name and email with the primary (first) key."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        multi = fernet()
+        done = 0
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT id, name, email FROM analytics_learner WHERE name <> '' OR email <> ''"
+            )
+            rows = cursor.fetchall()
+            updates = [
+                (
+                    multi.rotate(name.encode()).decode() if name else "",
+                    multi.rotate(email.encode()).decode() if email else "",
+                    pk,
+                )
+                for pk, name, email in rows
+            ]
+            cursor.executemany(
+                "UPDATE analytics_learner SET name = %s, email = %s WHERE id = %s", updates
+            )
+            done = len(updates)
+        self.stdout.write(f"re-encrypted personal data of {done} learners with the primary key")
