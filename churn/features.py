@@ -116,10 +116,3 @@ class _ServingFrames:
 
 
 serving_frames = _ServingFrames()
-
-
-def learner_row(course: Course, learner_id: int, as_of: dt.date) -> pd.DataFrame | None:
-    frame = serving_frames.get(course, as_of)
-    if learner_id not in frame.index:
-        return None
-    return frame.loc[[learner_id]].reset_index(drop=True)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
+
 from analytics.models import Course, Learner
-from churn.features import learner_row
+from churn.features import serving_frames
 from churn.models import RiskHistory, RiskScore
 from eduplatform.clock import today
 from eduplatform.registry.serving import get_served
@@ -23,16 +27,51 @@ class LiveRisk:
     factors: tuple[str, ...] = ()
 
 
+class _RunPredictions:
+    """Per-process predictions of a whole course run by the served model.
+
+    Explanations (integrated gradients) cost far less per learner in one
+    vectorised pass over the run than one learner at a time, so the first
+    request for a run scores all its learners with the loaded model and the
+    next ones are lookups, until the model, the day or the TTL changes.
+    """
+
+    def __init__(self) -> None:
+        self._runs: dict[tuple[int, int, dt.date], tuple[float, dict[int, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, served: Any, course: Course, as_of: dt.date) -> dict[int, Any]:
+        key = (course.id, served.version_id, as_of)
+        hit = self._runs.get(key)
+        now = time.monotonic()
+        if hit is not None and now - hit[0] < settings.SERVING_FEATURES_TTL:
+            return hit[1]
+        with self._lock:
+            frame = serving_frames.get(course, as_of).reset_index(drop=True)
+            predictions = served.model.predict(frame, top_k=3) if len(frame) else []
+            by_learner = {int(p.learner_id): p for p in predictions}
+            # Keep only the newest entry per run: old days and versions are dead weight.
+            self._runs = {k: v for k, v in self._runs.items() if k[0] != course.id}
+            self._runs[key] = (now, by_learner)
+            return by_learner
+
+    def clear(self) -> None:
+        with self._lock:
+            self._runs.clear()
+
+
+run_predictions = _RunPredictions()
+
+
 def live_risk(*, learner: Learner, course: Course) -> LiveRisk:
-    """Score one learner now with the served model (features from the cached course frame)."""
+    """The learner's risk now, from the served model over the run's current features."""
     served = get_served("churn")
     if served is None:
         return LiveRisk(status="no_model")
     as_of = today()
-    row = learner_row(course, learner.id, as_of)
-    if row is None:
+    prediction = run_predictions.get(served, course, as_of).get(learner.id)
+    if prediction is None:
         return LiveRisk(status="not_enrolled", model_version=served.version, as_of=as_of)
-    prediction = served.model.predict(row, top_k=3)[0]
     return LiveRisk(
         status="ok",
         model_version=served.version,

@@ -37,11 +37,13 @@ def _clear_cache() -> None:
     from django.core.cache import cache
 
     from churn.features import serving_frames
+    from churn.selectors import run_predictions
     from eduplatform.registry import serving
 
     cache.clear()
     serving.reset()
     serving_frames.clear()
+    run_predictions.clear()
 
 
 @pytest.fixture
