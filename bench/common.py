@@ -122,7 +122,11 @@ def render_markdown() -> str:
         "# Benchmarks",
         "",
         "Made by `make bench` (or `make bench-quick`); each section says when, where and at which",
-        "commit it ran, and compares with its baseline measured in the same run. Sections:",
+        "commit it ran, and compares with its baseline measured in the same run. Model quality",
+        "on OULAD against the peers is in [churn-model.md](churn-model.md) (`evaluate_churn`),",
+        "[recommender-model.md](recommender-model.md) (`evaluate_recommender`) and compression in",
+        "[compression.md](compression.md) (`compression_report`); sections not listed here are not",
+        "written yet (see the open issues). Sections:",
         "",
     ]
     sections = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]

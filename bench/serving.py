@@ -86,8 +86,13 @@ def _wrk(url: str, seconds: int, headers: dict[str, str], paths: list[str] | Non
         value, unit = float(m.group(1)), m.group(2)
         lat[pct] = value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rps, "p50": lat["50"], "p90": lat["90"], "p99": lat["99"],
-            "non_2xx": int(errors.group(1)) if errors else 0}
+    return {
+        "rps": rps,
+        "p50": lat["50"],
+        "p90": lat["90"],
+        "p99": lat["99"],
+        "non_2xx": int(errors.group(1)) if errors else 0,
+    }
 
 
 def run(full: bool) -> Section:
@@ -95,7 +100,18 @@ def run(full: bool) -> Section:
     learners = 2400 if full else 2000
     recreate_database(DB)
     manage("migrate", "--noinput", name=DB)
-    manage("seed_demo", "--learners", str(learners), "--courses", "2", "--days", "150", "--seed", "11", name=DB)
+    manage(
+        "seed_demo",
+        "--learners",
+        str(learners),
+        "--courses",
+        "2",
+        "--days",
+        "150",
+        "--seed",
+        "11",
+        name=DB,
+    )
     for kind in ("churn", "recommender"):
         # In-process training: the benchmark measures serving, no worker runs here.
         manage("retrain", kind, "--wait", name=DB, CELERY_TASK_ALWAYS_EAGER="true")
@@ -107,14 +123,27 @@ def run(full: bool) -> Section:
     )
     setup = subprocess.run(
         [str(ROOT / ".venv" / "bin" / "python"), "-c", SETUP],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     info = json.loads(setup.stdout.strip().splitlines()[-1])
     port = _port()
     server = subprocess.Popen(
-        [str(ROOT / ".venv" / "bin" / "gunicorn"), "eduplatform.wsgi", "-w", "2",
-         "-b", f"127.0.0.1:{port}", "--log-level", "warning"],
-        cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE": "eduplatform.settings.dev"},
+        [
+            str(ROOT / ".venv" / "bin" / "gunicorn"),
+            "eduplatform.wsgi",
+            "-w",
+            "2",
+            "-b",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env={**env, "DJANGO_SETTINGS_MODULE": "eduplatform.settings.dev"},
         start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
@@ -128,9 +157,15 @@ def run(full: bool) -> Section:
         session = requests.Session()
         page = session.get(base + "/accounts/login/")
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
-        session.post(base + "/accounts/login/", data={
-            "username": "bench-admin", "password": "bench-password-123",
-            "csrfmiddlewaretoken": token}, headers={"Referer": base + "/accounts/login/"})
+        session.post(
+            base + "/accounts/login/",
+            data={
+                "username": "bench-admin",
+                "password": "bench-password-123",
+                "csrfmiddlewaretoken": token,
+            },
+            headers={"Referer": base + "/accounts/login/"},
+        )
         cookie = "; ".join(f"{k}={v}" for k, v in session.cookies.items())
         auth = {"Authorization": f"Token {info['token']}"}
         pairs = info["pairs"]
@@ -163,9 +198,17 @@ def run(full: bool) -> Section:
         "endpoint) on loopback, one run, against the same server. API requests draw a random "
         "learner of the run per request (non-admin token: bands and item ids). Per-token limits "
         "were raised for the run.\n\n"
-        + table(["endpoint", "requests/s", "vs bare view", "p50 ms", "p90 ms", "p99 ms", "non-2xx"], rows)
+        + table(
+            ["endpoint", "requests/s", "vs bare view", "p50 ms", "p90 ms", "p99 ms", "non-2xx"],
+            rows,
+        )
         + "\n\nTargets: risk and recommendations APIs at least 0.33x the bare view with p99 at most "
         "25 ms at 16 connections; course page p50 at most 200 ms.\n"
     )
-    return Section(name="serving", title="Serving under load", body=body,
-                   mode="full" if full else "quick", figures=results)
+    return Section(
+        name="serving",
+        title="Serving under load",
+        body=body,
+        mode="full" if full else "quick",
+        figures=results,
+    )
