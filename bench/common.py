@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -74,10 +75,8 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     memory = 0
-    try:
+    with contextlib.suppress(OSError, ValueError, IndexError):
         memory = int(Path("/proc/meminfo").read_text().split()[1]) // (1024 * 1024)
-    except (OSError, ValueError, IndexError):
-        pass
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()

@@ -78,7 +78,7 @@ def _wrk(url: str, seconds: int, headers: dict[str, str], paths: list[str] | Non
             (Path(tmp) / "paths.txt").write_text("\n".join(paths) + "\n")
             (Path(tmp) / "s.lua").write_text(LUA % {"paths": Path(tmp) / "paths.txt", "seed": 7})
             args += ["-s", str(Path(tmp) / "s.lua")]
-        out = subprocess.run(args + [url], capture_output=True, text=True, check=True).stdout
+        out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     lat = {}
     for pct in ("50", "90", "99"):
