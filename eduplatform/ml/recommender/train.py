@@ -48,6 +48,7 @@ class TrainConfig:
     hidden2: int = 16
     emb_dim: int = 16
     epochs: int = 1  # more epochs overfit the replayed days (validation at days 60 and 80)
+    min_steps: int = 100  # small data: repeat epochs until this many optimiser steps
     batch_size: int = 128
     lr: float = 3e-3
     weight_decay: float = 1e-5
@@ -255,11 +256,14 @@ def _train_net(
     if emb_params:
         groups.append({"params": emb_params, "weight_decay": config.emb_weight_decay})
     opt = AdamW(groups)
-    total_steps = max(config.epochs * len(batches), 1)
+    epochs = config.epochs
+    if batches and config.min_steps:
+        epochs = max(epochs, -(-config.min_steps // len(batches)))
+    total_steps = max(epochs * len(batches), 1)
     step = 0
     losses = []
     net.train()
-    for epoch in range(config.epochs):
+    for epoch in range(epochs):
         perm = rng.permutation(len(batches))
         total = 0.0
         for bi in perm:
@@ -290,6 +294,7 @@ def _train_net(
     stats = {
         "snapshots": len(snaps),
         "batches": len(batches),
+        "epochs": epochs,
         "examples": int(sum(len(b[1]) for b in batches)),
         "prepare_seconds": round(prep_s, 2),
         "train_seconds": round(time.perf_counter() - started, 2),

@@ -47,7 +47,11 @@ def test_follow_neighbours_are_shares_of_the_source_items_visitors():
     nb = follow_neighbours(fp, pairs, n_items=9, t=30, m=9)
     dense = dense_neighbours(torch.from_numpy(nb.idx), torch.from_numpy(nb.val)).numpy()
     for j in range(9):
-        visitors = {int(u) for u, i, f in zip(pairs.learner, pairs.item, pairs.first_day, strict=True) if i == j and f < 30}
+        visitors = {
+            int(u)
+            for u, i, f in zip(pairs.learner, pairs.item, pairs.first_day, strict=True)
+            if i == j and f < 30
+        }
         for i in range(9):
             if i == j:
                 continue
