@@ -43,3 +43,19 @@ def test_throttle_fails_open_when_the_cache_is_down(monkeypatch, settings):
     client = ingest_client("c")
     statuses = [client.post("/api/v1/events", [], format="json").status_code for _ in range(3)]
     assert statuses == [400, 400, 400]
+
+
+def test_prediction_api_has_an_hourly_budget_per_token(monkeypatch):
+    from eduplatform.throttles import PredictionBudgetThrottle
+    from tests.factories import EnrollmentFactory
+
+    monkeypatch.setattr(PredictionBudgetThrottle, "rate", "2/hour", raising=False)
+    enrollment = EnrollmentFactory()
+    admin = UserFactory(username="boss", is_superuser=True)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=admin).key}")
+    url = f"/api/v1/learners/{enrollment.learner.pseudonym}/risk?course={enrollment.course_id}"
+    assert [client.get(url).status_code for _ in range(3)] == [200, 200, 429]
+    limited = client.get(url.replace("/risk?", "/recommendations?"))
+    assert limited.status_code == 429  # one budget across the prediction endpoints
+    assert int(limited["Retry-After"]) > 60  # an hourly window, not a per-minute one
