@@ -24,6 +24,7 @@ from eduplatform.ml.recommender.features import (
     learner_batch,
     n_item_features,
     pair_features,
+    percentile_rank,
 )
 from eduplatform.ml.recommender.interactions import PairTable, pair_table
 from eduplatform.ml.recommender.model import ScoringNet
@@ -37,6 +38,8 @@ from eduplatform.ml.recommender.train import TrainConfig, train_net
 
 STATE_FORMAT = "eduplatform.recommender/1"
 FOLLOW_REASON_MIN = 0.15  # share of the learner's recent items' follow signal
+FOLLOW_REASON_WEAK = 0.05  # a weaker follow link still beats a generic reason
+TOP_USE_RANK = 0.75  # "most used this week": top quarter of the run's items by 7-day use
 _CACHE_SIZE = 64
 
 
@@ -60,6 +63,7 @@ class _ItemPart:
     graph: ItemGraph
     rows: torch.Tensor
     used_7d: np.ndarray
+    used_7d_rank: np.ndarray
     first_active: np.ndarray
 
 
@@ -201,6 +205,7 @@ class Recommender:
             item_features(run.timeline, now_day, run.item_type, run.week_from, self.n_types)
         )
         center, known = run.timeline.center(now_day)
+        used_7d = run.timeline.window(run.timeline.cum_rows, now_day, 7)
         with torch.inference_mode():
             item_h = self.net.item_hidden(x)
         part = _ItemPart(
@@ -211,7 +216,8 @@ class Recommender:
             center_known=torch.from_numpy(known),
             graph=self._graph(run),
             rows=torch.from_numpy(run.emb_rows),
-            used_7d=run.timeline.window(run.timeline.cum_rows, now_day, 7),
+            used_7d=used_7d,
+            used_7d_rank=percentile_rank(used_7d),
             first_active=run.timeline.first_active,
         )
         self._cache[key] = part
@@ -364,25 +370,29 @@ class Recommender:
         out = []
         for i in top:
             item_id = int(run.item_ids[i])
-            reason, related = None, None
+            related = None
             share, j = best_src.get(int(i), (0.0, -1))
-            if share >= FOLLOW_REASON_MIN:
+            fa = part.first_active[i]
+            wf = run.week_from[i]
+            new = (np.isfinite(fa) and now - 7 <= fa < now) or (
+                not np.isfinite(fa) and not np.isnan(wf) and int(wf) == week
+            )
+            if share >= FOLLOW_REASON_MIN or (
+                share >= FOLLOW_REASON_WEAK and not new and part.used_7d_rank[i] < TOP_USE_RANK
+            ):
                 related = int(run.item_ids[j])
                 reason = f"usually follows {related}"
-            if reason is None:
-                fa = part.first_active[i]
-                wf = run.week_from[i]
-                if (np.isfinite(fa) and now - 7 <= fa < now) or (
-                    not np.isfinite(fa) and not np.isnan(wf) and int(wf) == week
-                ):
-                    reason = "new this week for your course"
-                elif part.used_7d[i] > 0:
-                    reason = "most used by your cohort this week"
-                elif np.isfinite(fa):
-                    reason = "used by your cohort earlier in the course"
-                else:
-                    kind = self.type_vocab[int(run.item_type[i])]
-                    reason = f"not opened yet by your cohort ({kind})"
+            elif new:
+                reason = "new this week for your course"
+            elif part.used_7d[i] > 0 and part.used_7d_rank[i] >= TOP_USE_RANK:
+                reason = "most used by your cohort this week"
+            elif part.used_7d[i] > 0:
+                reason = "used by your cohort this week"
+            elif np.isfinite(fa):
+                reason = "used by your cohort earlier in the course"
+            else:
+                kind = self.type_vocab[int(run.item_type[i])]
+                reason = f"not opened yet by your cohort ({kind})"
             out.append(Recommendation(item_id, float(scores[i]), reason, related))
         return out
 
