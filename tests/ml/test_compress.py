@@ -448,3 +448,87 @@ def test_latency_measurement_interleaves_and_restores_threads():
     assert torch.get_num_threads() == threads
     assert len(samples["a"]) == len(samples["b"]) == 4
     assert order[2:] == ["a", "b", "b", "a", "a", "b", "b", "a"]
+
+
+# ------------------------------------------------------------------ model adapters
+
+
+@pytest.fixture(scope="module")
+def churn_features(tmp_path_factory):
+    from eduplatform.ml.churn.features import build_dataset
+    from eduplatform.ml.oulad import load_oulad
+    from eduplatform.ml.synthetic import generate, write_oulad_folder
+
+    folder = tmp_path_factory.mktemp("oulad")
+    write_oulad_folder(generate(learners=120, courses=2, seed=3), folder)
+    return build_dataset(load_oulad(folder), [30, 60]).labelled()
+
+
+def test_churn_predictor_with_a_compressed_network_round_trips(churn_features, tmp_path):
+    from eduplatform.ml.artifacts import load_artifact, save_artifact
+    from eduplatform.ml.churn.model import ChurnPredictor, build_module
+    from eduplatform.ml.compress.churn import churn_serving_state, load_churn_predictor
+    from eduplatform.ml.preprocess import Preprocessor
+
+    f = churn_features
+    pre = Preprocessor.fit(f.frame, f.kinds)
+    arch = {
+        "n_flat": len(pre.output_columns),
+        "n_channels": len(f.channels),
+        "hidden": 32,
+        "layers": 2,
+        "dropout": 0.1,
+        "seq_hidden": 8,
+        "use_sequence": True,  # the GRU stays fp32 ("rest" tensors)
+        "n_members": 2,
+    }
+    torch.manual_seed(0)
+    predictor = ChurnPredictor(pre, np.ones(len(f.channels)), build_module(arch).eval(), arch)
+    compressed = C.quantize(C.structured_prune(predictor.module, C.mlp_groups(predictor.module)))
+    predictor.module = compressed
+    path = tmp_path / "churn.safetensors"
+    sha = save_artifact(path, *churn_serving_state(predictor, compressed, "structured+quantized"))
+    artifact = load_artifact(path, sha)
+    assert not any(k.startswith("module.") for k in artifact.tensors)
+    loaded = load_churn_predictor(artifact.tensors, artifact.config)
+    assert isinstance(loaded.module.nets[0].mlp[0], C.Int8Linear)
+    assert loaded.module.nets[0].mlp[0].out_features == 16
+    assert np.array_equal(loaded.predict_proba(f.frame), predictor.predict_proba(f.frame))
+    assert loaded.predict(f.frame.head(2), top_k=2)[0].top_factors  # explanations still work
+    predictor.module = build_module(arch).eval()
+    plain = load_churn_predictor(*predictor.to_state())  # fp32 states load as before
+    assert np.array_equal(plain.predict_proba(f.frame), predictor.predict_proba(f.frame))
+
+
+def test_recommender_with_a_compressed_network_round_trips(tmp_path):
+    from eduplatform.ml.artifacts import load_artifact, save_artifact
+    from eduplatform.ml.compress.recommender import (
+        load_recommender,
+        prepare_scoring,
+        recommender_serving_state,
+        scoring_groups,
+        scoring_inputs,
+    )
+    from eduplatform.ml.recommender.synthetic import build_synthetic
+
+    rec = build_synthetic(80, seed=0, n_learners=60)
+    net = rec.net
+    small = C.structured_prune(net, scoring_groups(net), keep=0.5)
+    assert small.item_emb.weight.shape[1] == small.ctx_emb.weight.shape[1] == net.emb_dim // 2
+    assert small.hidden.in_features == small.item_in.out_features == net.item_in.out_features // 2
+    compressed = C.quantize(small)
+    raw = scoring_inputs(rec, 4)
+    with torch.no_grad():
+        scores = compressed(*prepare_scoring(compressed, raw))
+    assert scores.shape == (4, rec.runs["SYN_BENCH"].n_items)
+    path = tmp_path / "rec.safetensors"
+    sha = save_artifact(path, *recommender_serving_state(rec, compressed, "structured+quantized"))
+    artifact = load_artifact(path, sha)
+    loaded = load_recommender(artifact.tensors, artifact.config)
+    assert isinstance(loaded.net.item_emb, C.Int8Embedding)
+    rec.net = compressed
+    rec._cache.clear()
+    learner = int(rec.runs["SYN_BENCH"].learner_ids[0])
+    assert loaded.recommend(learner, "SYN_BENCH") == rec.recommend(learner, "SYN_BENCH")
+    with torch.no_grad():
+        assert torch.equal(loaded.net(*prepare_scoring(loaded.net, raw)), scores)

@@ -167,7 +167,7 @@ def compress_churn(
         evaluate=evaluate,
         finetune=finetune,
         policy=policy or SelectionPolicy.churn(),
-        settings=settings,
+        settings=settings or CompressionSettings.churn(),
         serving_state=lambda m: churn_serving_state(predictor, m),
         log=log,
     )

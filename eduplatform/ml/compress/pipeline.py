@@ -149,6 +149,17 @@ class CompressionSettings:
     bench_seconds: float = 60.0  # per batch size, all variants together
     warmup: int = 2
 
+    @classmethod
+    def churn(cls, **overrides) -> CompressionSettings:
+        """Half of the hidden units: a quarter lost 0.008 AUC on OULAD (docs/compression.md)."""
+        return cls(**{"structured_keep": 0.5, **overrides})
+
+    @classmethod
+    def recommender(cls, **overrides) -> CompressionSettings:
+        """A quarter of the hidden units and embedding dimensions: no NDCG@10 loss on
+        OULAD after distillation, and the scoring cost is mostly those widths."""
+        return cls(**{"structured_keep": 0.25, **overrides})
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["variants"] = list(self.variants)

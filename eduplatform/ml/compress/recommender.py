@@ -322,6 +322,57 @@ def ranking_finetune(
     return finetune
 
 
+# -------------------------------------------------------------------------- catalogues
+
+
+def large_catalogue_config(n_items: int, seed: int = 0):
+    """Training settings that keep a large synthetic catalogue within minutes: fewer
+    replayed days and learners (the cached inputs are learners x items x features)."""
+    from eduplatform.ml.recommender.train import TrainConfig
+
+    if n_items <= 5000:
+        return TrainConfig(seed=seed)
+    return TrainConfig(
+        seed=seed, cutoff_offsets=(7, 14, 21), max_learners_per_cutoff=256, batch_size=32
+    )
+
+
+def synthetic_catalogue(
+    n_items: int,
+    *,
+    seed: int = 0,
+    n_learners: int = 500,
+    n_days: int = 70,
+    holdout_days: int = 14,
+    config=None,
+    log=None,
+):
+    """A recommender trained on one synthetic course run of `n_items` items, and the
+    held-out split to score it: (rec, splits, split_day).
+
+    The run is generated as `eduplatform.ml.recommender.synthetic.build_synthetic`
+    generates it (same density settings), but the network is trained on the clicks
+    before ``n_days - holdout_days`` and the first visits after are held out, so
+    quality is the product's NDCG@10 protocol.
+    """
+    from eduplatform.ml.recommender.evaluate import split_runs, train_view
+    from eduplatform.ml.recommender.synthetic import synthetic_learning_data
+
+    data = synthetic_learning_data(
+        n_items=n_items,
+        n_learners=n_learners,
+        n_days=n_days,
+        seed=seed,
+        course_ids=("SYN_BENCH",),
+        n_hubs=min(4, max(n_items // 20, 1)),  # as build_synthetic
+        p_visit=min(0.8, 80.0 / max(n_items, 1)),
+    )
+    split = n_days - holdout_days
+    config = config or large_catalogue_config(n_items, seed)
+    rec = Recommender.fit(train_view(data, split), split, config, log=log)
+    return rec, split_runs(data, split), split
+
+
 # ------------------------------------------------------------------------------ state
 
 
@@ -389,7 +440,7 @@ def compress_recommender(
         evaluate=evaluate,
         finetune=finetune,
         policy=policy or SelectionPolicy.recommender(),
-        settings=settings,
+        settings=settings or CompressionSettings.recommender(),
         groups=scoring_groups(rec.net),
         prepare_inputs=prepare_scoring,
         serving_state=serving_state_fn(rec) if with_serving_bytes else None,

@@ -10,11 +10,12 @@ churn        OULAD folder (default ../shared/datasets/oulad), the runs of
              (or with --synthetic) on a generated platform written as an OULAD folder.
 recommender  same data; trained on the clicks before --split-day, quality = NDCG@10
              of the first visits on or after it (the product's evaluation protocol).
-             With --catalog-items N: a synthetic course run of N items
-             (eduplatform.ml.recommender.synthetic.build_synthetic), untrained, so
-             quality = agreement of each variant's top 10 with fp32's (NDCG@10,
-             fp32 = 1.0) after distillation; this mode shows how size and speed
-             scale with the catalogue.
+             With --catalog-items N: one synthetic course run of N items (the
+             generator of eduplatform.ml.recommender.synthetic.build_synthetic),
+             trained on its first 56 days, NDCG@10 of the first visits of the last
+             14; this mode shows how size and speed scale with the catalogue.
+             --untrained: build_synthetic's random network instead (seconds), quality
+             = agreement of each variant's top 10 with fp32's (NDCG@10, fp32 = 1.0).
 
 No database access. Timings are in this process, one thread by default.
 """
@@ -48,6 +49,11 @@ class Command(BaseCommand):
         parser.add_argument("--max-students", type=int, help="first N learners of each run")
         parser.add_argument("--catalog-items", type=int, help="recommender: synthetic catalogue")
         parser.add_argument("--learners", type=int, default=500, help="with --catalog-items")
+        parser.add_argument(
+            "--untrained",
+            action="store_true",
+            help="with --catalog-items: random network (fast), quality = agreement with fp32",
+        )
         parser.add_argument("--split-day", type=int, default=100, help="recommender split day")
         parser.add_argument("--json", metavar="FILE", help="also write the report as JSON")
         parser.add_argument("--variants", help="comma-separated variant names (default: all)")
@@ -77,7 +83,8 @@ class Command(BaseCommand):
     def _settings(self, options):
         from eduplatform.ml.compress import VARIANTS, CompressionSettings
 
-        s = CompressionSettings(threads=max(1, options["threads"]))
+        kind = CompressionSettings.churn if options["model"] == "churn" else None
+        s = (kind or CompressionSettings.recommender)(threads=max(1, options["threads"]))
         if options.get("variants"):
             names = tuple(v.strip() for v in options["variants"].split(",") if v.strip())
             unknown = [n for n in names if n not in VARIANTS]
@@ -181,26 +188,37 @@ class Command(BaseCommand):
 
         epochs = options.get("finetune_epochs")
         if options.get("catalog_items"):
-            from eduplatform.ml.recommender.synthetic import build_synthetic
-
             n = options["catalog_items"]
             if n < 20:
                 raise CommandError("--catalog-items must be at least 20")
+            large = n > 5000
             t0 = time.perf_counter()
-            rec = build_synthetic(n, seed=options["seed"], n_learners=max(options["learners"], 2))
-            self._say(f"synthetic catalogue of {n} items built in {time.perf_counter() - t0:.1f}s")
-            evaluate = fidelity_evaluator(rec, learners=200)
+            if options["untrained"]:
+                from eduplatform.ml.recommender.synthetic import build_synthetic
+
+                rec = build_synthetic(n, seed=options["seed"], n_learners=options["learners"])
+                evaluate = fidelity_evaluator(rec, learners=200)
+                what = "untrained network, quality = agreement with fp32's top 10"
+            else:
+                from eduplatform.ml.compress.recommender import synthetic_catalogue
+
+                rec, splits, split = synthetic_catalogue(
+                    n, seed=options["seed"], n_learners=options["learners"]
+                )
+                evaluate = ndcg_evaluator(rec, splits, split)
+                what = f"trained on days < {split}, NDCG@10 of the later first visits"
+            self._say(f"synthetic catalogue of {n} items ready in {time.perf_counter() - t0:.1f}s")
             finetune = distill_finetune(
                 rec,
-                epochs=2 if epochs is None else epochs,
-                batch_size=64 if n <= 5000 else 8,
-                max_learners=512 if n <= 5000 else 64,
+                epochs=3 if epochs is None else epochs,
+                batch_size=8 if large else 64,
+                max_learners=64 if large else 2048,
             )
             result = compress_recommender(
                 rec, evaluate=evaluate, finetune=finetune, policy=policy, settings=s, log=self._say
             )
-            result.extra.update({"quality": "agreement with fp32 top 10 (NDCG@10)"})
-            return result, f"recommender, synthetic catalogue of {n} items (untrained network)"
+            result.extra.update({"quality": what})
+            return result, f"recommender, synthetic catalogue of {n} items ({what})"
 
         from eduplatform.ml.recommender.evaluate import split_runs, train_view
         from eduplatform.ml.recommender.runs import build_runs, type_vocabulary
