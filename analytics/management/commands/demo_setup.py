@@ -21,8 +21,15 @@ class Command(BaseCommand):
         user.set_password(password)
         user.save()
         if "retrain" in get_commands():
+            from analytics.models import Course
+            from eduplatform.registry.services import batch_scores_refresh
+
+            course_ids = list(Course.objects.values_list("id", flat=True))
             for kind in ("churn", "recommender"):
                 call_command("retrain", kind, "--wait", stdout=self.stdout)
+                # Tables of many learners read batch scores: fill them once for the demo.
+                written = batch_scores_refresh(kind=kind, course_ids=course_ids)
+                self.stdout.write(f"{kind}: scored {written} enrolments")
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo ready: open http://127.0.0.1:8000/ and log in as admin / {password}"
