@@ -56,6 +56,7 @@ def test_recommender_report_on_a_small_synthetic_catalogue(tmp_path):
     text = run(
         "--model", "recommender", "--catalog-items", "60", "--learners", "60", "--untrained",
         "--variants", "quantized,structured+quantized", *FAST, "--json", str(path),
+        "--serve", "structured+quantized",
     )  # fmt: skip
     assert "synthetic catalogue of 60 items" in text
     report = json.loads(path.read_text())
@@ -63,10 +64,19 @@ def test_recommender_report_on_a_small_synthetic_catalogue(tmp_path):
     assert report["metric"] == "ndcg@10" and report["policy"]["relative"] is True
     assert report["variants"][0]["quality"] == 1.0  # agreement of fp32 with itself
     assert report["extra"]["items"] == 60
+    assert report["chosen"] == "structured+quantized"  # --serve: a recipe chosen elsewhere
+    assert report["extra"]["policy_choice"]["chosen"] in (
+        "fp32",
+        "quantized",
+        "structured+quantized",
+    )
+    assert "forced by --serve" in text
 
 
 def test_bad_arguments_are_command_errors():
     with pytest.raises(CommandError, match="--catalog-items"):
         run("--model", "churn", "--catalog-items", "100")
+    with pytest.raises(CommandError, match="--serve"):
+        run("--model", "churn", "--synthetic", "--variants", "quantized", "--serve", "pruned")
     with pytest.raises(CommandError, match="unknown variants"):
         run("--model", "churn", "--synthetic", "--variants", "zip")

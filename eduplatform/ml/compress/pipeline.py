@@ -216,6 +216,14 @@ class CompressionResult:
                 return r
         raise KeyError(name)
 
+    def force(self, name: str, why: str) -> None:
+        """Serve `name` whatever the policy says (e.g. a recipe chosen on other data);
+        the policy's own choice stays in the report."""
+        self.row(name)  # KeyError for an unknown variant
+        self.extra["policy_choice"] = {"chosen": self.chosen, "reason": self.reason}
+        self.chosen = name
+        self.reason = f"{why}; the policy alone would serve {self.extra['policy_choice']['chosen']}"
+
     @property
     def module(self) -> nn.Module:
         """The chosen variant's module."""

@@ -70,6 +70,12 @@ class Command(BaseCommand):
         parser.add_argument("--sparsity", type=float, help="magnitude pruning sparsity")
         parser.add_argument("--keep", type=float, help="structured pruning: share of units kept")
         parser.add_argument("--energy", type=float, help="low-rank: explained energy")
+        parser.add_argument(
+            "--serve",
+            metavar="VARIANT",
+            help="serve this variant (a recipe chosen on other data, e.g. OULAD, for a "
+            "synthetic catalogue); the policy's own choice is reported too",
+        )
         parser.add_argument("--tolerance", type=float, help="quality tolerance of the policy")
         parser.add_argument("--repeats", type=int, help="timing rounds at batch 1 (b256: / 5)")
         parser.add_argument("--bench-seconds", type=float, default=60.0)
@@ -280,11 +286,16 @@ class Command(BaseCommand):
         torch.manual_seed(options["seed"])
         s = self._settings(options)
         policy = self._policy(kind, options)
+        serve = options.get("serve")
+        if serve and serve not in ("fp32", *s.variants):
+            raise CommandError(f"--serve {serve}: not among the variants built")
         with tempfile.TemporaryDirectory(prefix="compression-report-") as tmp:
             if kind == "churn":
                 result, title = self._churn(options, s, policy, Path(tmp))
             else:
                 result, title = self._recommender(options, s, policy, Path(tmp))
+        if serve:
+            result.force(serve, f"forced by --serve {serve}")
         wall = time.perf_counter() - started
         self.stdout.write(f"compression report: {title}")
         self.stdout.write(result.table())

@@ -1,0 +1,112 @@
+"""The quantization backend measurement behind `AUTO_LINEAR_BACKEND` / `AUTO_EMBEDDING_MODE`.
+
+    python -m eduplatform.ml.compress.bench [--threads 1] [--repeats 30] [--json FILE]
+
+Times fp32 nn.Linear against each Int8Linear backend, and fp32 nn.Embedding
+against Int8Embedding's two modes, at the shapes the two models serve, side by
+side (calls interleaved), and prints a markdown table (p50 ms, ratio to fp32).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+from torch import nn
+
+from eduplatform.ml.compress.layers import EMBEDDING_MODES, Int8Embedding
+from eduplatform.ml.compress.methods import benchmark_linear_backends
+
+# (rows, in, out): churn MLP at batch 1 / 256 (180 flat inputs, 64 hidden), the
+# recommender's pair_in and hidden layers over 1 x 50,000 and 256 x 460 items.
+LINEAR_SHAPES = [
+    (1, 180, 64),
+    (256, 180, 64),
+    (256, 64, 64),
+    (50_000, 6, 32),
+    (50_000, 32, 16),
+    (117_760, 6, 32),
+    (117_760, 32, 16),
+]
+EMBEDDING_SHAPES = [(2_000, 16), (50_000, 16), (50_000, 4)]  # (rows looked up, dim)
+
+
+def benchmark_embedding_modes(shapes=EMBEDDING_SHAPES, repeats: int = 30, seed: int = 0):
+    out = []
+    for n, d in shapes:
+        torch.manual_seed(seed)
+        base = nn.Embedding(n + 1, d)
+        layers: dict[str, nn.Module] = {"fp32": base}
+        for mode in EMBEDDING_MODES:
+            layers[mode] = Int8Embedding.from_float(base, 8, mode)
+        idx = torch.randperm(n)
+        times: dict[str, list[float]] = {k: [] for k in layers}
+        with torch.inference_mode():
+            for m in layers.values():
+                m(idx)
+            for r in range(repeats):
+                names = list(layers)
+                names = names[r % len(names) :] + names[: r % len(names)]
+                for name in names:
+                    t0 = time.perf_counter()
+                    layers[name](idx)
+                    times[name].append(time.perf_counter() - t0)
+        out.append(
+            {
+                "shape": [n, d],
+                "p50_ms": {k: float(torch.tensor(v).median()) * 1e3 for k, v in times.items()},
+            }
+        )
+    return out
+
+
+def markdown(linear: list[dict], embedding: list[dict]) -> str:
+    lines = [
+        "| Linear (rows, in, out) | fp32 ms | dequant | ao_dynamic | int_mm | max rel. error "
+        "(dequant / ao / int_mm) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in linear:
+        t = r["p50_ms"]
+        e = r["max_rel_error"]
+        lines.append(
+            f"| {tuple(r['shape'])} | {t['fp32']:.3f} | "
+            + " | ".join(
+                f"{t[b]:.3f} ({t[b] / t['fp32']:.2f}x)" for b in ("dequant", "ao_dynamic", "int_mm")
+            )
+            + f" | {e['dequant']:.4f} / {e['ao_dynamic']:.4f} / {e['int_mm']:.4f} |"
+        )
+    lines += [
+        "",
+        "| Embedding lookup (rows, dim) | fp32 ms | int8 dequant | int8 gather |",
+        "|---|---|---|---|",
+    ]
+    for r in embedding:
+        t = r["p50_ms"]
+        lines.append(
+            f"| {tuple(r['shape'])} | {t['fp32']:.3f} | "
+            + " | ".join(f"{t[m]:.3f} ({t[m] / t['fp32']:.2f}x)" for m in EMBEDDING_MODES)
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--json", metavar="FILE")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    linear = benchmark_linear_backends(LINEAR_SHAPES, repeats=args.repeats)
+    embedding = benchmark_embedding_modes(repeats=args.repeats)
+    print(markdown(linear, embedding))
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump({"linear": linear, "embedding": embedding}, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()
