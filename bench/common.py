@@ -123,9 +123,9 @@ def render_markdown() -> str:
         "Made by `make bench` (or `make bench-quick`); each section says when, where and at which",
         "commit it ran, and compares with its baseline measured in the same run. Model quality",
         "on OULAD against the peers is in [churn-model.md](churn-model.md) (`evaluate_churn`),",
-        "[recommender-model.md](recommender-model.md) (`evaluate_recommender`) and compression in",
-        "[compression.md](compression.md) (`compression_report`); sections not listed here are not",
-        "written yet (see the open issues). Sections:",
+        "[recommender-model.md](recommender-model.md) (`evaluate_recommender`); compression by",
+        "`manage.py compression_report`. Sections not listed here are not written yet (see the",
+        "open issues). Sections:",
         "",
     ]
     sections = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
