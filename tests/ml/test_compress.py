@@ -532,3 +532,23 @@ def test_recommender_with_a_compressed_network_round_trips(tmp_path):
     assert loaded.recommend(learner, "SYN_BENCH") == rec.recommend(learner, "SYN_BENCH")
     with torch.no_grad():
         assert torch.equal(loaded.net(*prepare_scoring(loaded.net, raw)), scores)
+
+
+def test_compact_linear_matches_linear_in_both_orientations(tmp_path):
+    torch.manual_seed(0)
+    for rows, fin, fout in [(3, 6, 8), (5000, 6, 8), (5000, 6, 32), (2, 2500, 6)]:
+        base = nn.Linear(fin, fout)
+        compact = C.CompactLinear(fin, fout)
+        compact.load_state_dict(base.state_dict())
+        x = torch.randn(2, rows, fin)
+        with torch.no_grad():
+            ref, out = base(x), compact(x)
+        assert out.shape == ref.shape
+        assert torch.allclose(out, ref, atol=1e-5, rtol=1e-5)
+    small = C.structured_prune(mlp(), C.mlp_groups(mlp()), keep=0.25)
+    assert isinstance(small[0], C.CompactLinear)
+    loaded = roundtrip(small, mlp, tmp_path)
+    assert isinstance(loaded[0], C.CompactLinear)
+    x = torch.randn(5000, 16)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), small(x))

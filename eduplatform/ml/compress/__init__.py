@@ -6,6 +6,7 @@ See docs/compression.md. Model adapters: `eduplatform.ml.compress.churn`,
 """
 
 from eduplatform.ml.compress.layers import (
+    CompactLinear,
     Int8Embedding,
     Int8Linear,
     LowRankEmbedding,
@@ -53,6 +54,7 @@ __all__ = [
     "AUTO_LINEAR_BACKEND",
     "FP32",
     "VARIANTS",
+    "CompactLinear",
     "CompressionResult",
     "CompressionSettings",
     "Int8Embedding",

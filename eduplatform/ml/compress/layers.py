@@ -13,7 +13,7 @@ Int8 (symmetric, one scale per output row / embedding row)
 Int8Linear backends (compute path; the stored tensors are the same)
     "dequant"     int8 + scales on disk, weight dequantized once when the layer
                   is built or loaded, fp32 matmul (the fastest here, see
-                  docs/compression.md).
+                  docs/compression.md), in the orientation of `linear_forward`.
     "ao_dynamic"  fbgemm / x86 dynamic int8: activations quantized per call,
                   int8 GEMM (``torch.ops.quantized.linear_dynamic``).
     "int_mm"      per-row dynamic activation quantization + ``torch._int_mm``.
@@ -32,8 +32,36 @@ import torch.nn.functional as F
 from torch import nn
 
 LINEAR_BACKENDS = ("dequant", "ao_dynamic", "int_mm")
+# Narrow layers over many rows: ``(W x^T)^T`` instead of ``x W^T``. This torch build's
+# CPU GEMM is slow for few output columns (50,000 x 6 -> 8: 2.2 ms as x W^T, 0.19 ms
+# as (W x^T)^T; 50,000 x 32 -> 16: about even; docs/compression.md).
+NARROW_OUT_FEATURES = 16
+NARROW_MIN_ROWS = 4096
 EMBEDDING_MODES = ("dequant", "gather")
 _FP16_TINY = float(torch.finfo(torch.float16).tiny)
+
+
+def linear_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
+    """``F.linear``, computed as ``(W x^T)^T`` for narrow layers over many rows.
+
+    The result is a (non-contiguous) view with the usual shape; values agree with
+    ``F.linear`` up to float summation order.
+    """
+    out_features, in_features = weight.shape
+    rows = x.numel() // max(in_features, 1)
+    if out_features > NARROW_OUT_FEATURES or rows < NARROW_MIN_ROWS:
+        return F.linear(x, weight, bias)
+    xt = x.reshape(rows, in_features).t()
+    y = torch.mm(weight, xt) if bias is None else torch.addmm(bias.unsqueeze(1), weight, xt)
+    return y.t().reshape(*x.shape[:-1], out_features)
+
+
+class CompactLinear(nn.Linear):
+    """nn.Linear made by structured pruning / low rank: same parameters, computed with
+    `linear_forward` (fast when pruning has made the layer narrow)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return linear_forward(x, self.weight, self.bias)
 
 
 def quantize_rows(
@@ -146,7 +174,7 @@ class Int8Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.backend == "dequant":
-            return F.linear(x, self._prepared, self.bias)  # type: ignore[arg-type]
+            return linear_forward(x, self._prepared, self.bias)  # type: ignore[arg-type]
         if self.backend == "ao_dynamic":
             return torch.ops.quantized.linear_dynamic(x.contiguous(), self._prepared, True)
         shape = x.shape
@@ -253,8 +281,8 @@ class LowRankLinear(nn.Module):
         self.in_features = in_features
         self.out_features = out_features
         self.rank = rank
-        self.first = nn.Linear(in_features, rank, bias=False)
-        self.second = nn.Linear(rank, out_features, bias=bias)
+        self.first = CompactLinear(in_features, rank, bias=False)
+        self.second = CompactLinear(rank, out_features, bias=bias)
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, rank: int) -> LowRankLinear:
@@ -282,7 +310,7 @@ class LowRankEmbedding(nn.Module):
         self.embedding_dim = embedding_dim
         self.rank = rank
         self.table = nn.Embedding(num_embeddings, rank)
-        self.proj = nn.Linear(rank, embedding_dim, bias=False)
+        self.proj = CompactLinear(rank, embedding_dim, bias=False)
 
     @classmethod
     def from_embedding(cls, embedding: nn.Embedding, rank: int) -> LowRankEmbedding:

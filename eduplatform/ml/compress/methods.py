@@ -41,6 +41,7 @@ from torch.nn.utils import prune as torch_prune
 from eduplatform.ml.compress.layers import (
     EMBEDDING_MODES,
     LINEAR_BACKENDS,
+    CompactLinear,
     Int8Embedding,
     Int8Linear,
     LowRankEmbedding,
@@ -216,12 +217,12 @@ def _shrink(layer: nn.Module, role: str, keep: torch.Tensor) -> nn.Module:
             w = layer.weight.detach()
             has_bias = layer.bias is not None
             if role == "out":
-                new = nn.Linear(layer.in_features, len(keep), bias=has_bias)
+                new = CompactLinear(layer.in_features, len(keep), bias=has_bias)
                 new.weight.copy_(w[keep])
                 if has_bias:
                     new.bias.copy_(layer.bias.detach()[keep])
             elif role == "in":
-                new = nn.Linear(len(keep), layer.out_features, bias=has_bias)
+                new = CompactLinear(len(keep), layer.out_features, bias=has_bias)
                 new.weight.copy_(w[:, keep])
                 if has_bias:
                     new.bias.copy_(layer.bias.detach())

@@ -30,6 +30,7 @@ from torch import nn
 
 from eduplatform.ml.artifacts import load_artifact, save_artifact
 from eduplatform.ml.compress.layers import (
+    CompactLinear,
     Int8Embedding,
     Int8Linear,
     LowRankEmbedding,
@@ -95,6 +96,7 @@ def _layer_kind(m: nn.Module) -> str | None:
     # exact types: subclasses may carry state we do not know about
     kinds = {
         nn.Linear: "linear",
+        CompactLinear: "compact_linear",
         nn.Embedding: "embedding",
         Int8Linear: "int8_linear",
         Int8Embedding: "int8_embedding",
@@ -105,7 +107,7 @@ def _layer_kind(m: nn.Module) -> str | None:
 
 
 def _spec_and_tensors(m: nn.Module, kind: str) -> tuple[dict, dict[str, torch.Tensor]]:
-    if kind == "linear":
+    if kind in ("linear", "compact_linear"):
         spec = {"in": m.in_features, "out": m.out_features, "bias": m.bias is not None}
         ts = {"weight": m.weight}
         if m.bias is not None:
@@ -150,6 +152,8 @@ def _build_layer(spec: dict) -> nn.Module:
     kind = spec["type"]
     if kind == "linear":
         return nn.Linear(spec["in"], spec["out"], bias=spec["bias"])
+    if kind == "compact_linear":
+        return CompactLinear(spec["in"], spec["out"], bias=spec["bias"])
     if kind == "embedding":
         return nn.Embedding(spec["n"], spec["dim"], padding_idx=spec.get("padding_idx"))
     if kind == "int8_linear":
@@ -166,7 +170,7 @@ def _build_layer(spec: dict) -> nn.Module:
 
 
 def _fill_layer(layer: nn.Module, kind: str, values: dict[str, torch.Tensor]) -> None:
-    if kind in ("linear", "embedding"):
+    if kind in ("linear", "compact_linear", "embedding"):
         with torch.no_grad():
             for name, value in values.items():
                 target = getattr(layer, name)
