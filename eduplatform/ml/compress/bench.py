@@ -14,9 +14,10 @@ import json
 import time
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from eduplatform.ml.compress.layers import EMBEDDING_MODES, Int8Embedding
+from eduplatform.ml.compress.layers import EMBEDDING_MODES, Int8Embedding, linear_forward
 from eduplatform.ml.compress.methods import benchmark_linear_backends
 
 # (rows, in, out): churn MLP at batch 1 / 256 (180 flat inputs, 64 hidden), the
@@ -30,6 +31,8 @@ LINEAR_SHAPES = [
     (117_760, 6, 32),
     (117_760, 32, 16),
 ]
+# narrow layers left by structured pruning: F.linear vs `linear_forward`'s orientation
+NARROW_SHAPES = [(50_000, 6, 8), (50_000, 8, 4), (50_000, 6, 16), (50_000, 32, 16), (256, 180, 16)]
 EMBEDDING_SHAPES = [(2_000, 16), (50_000, 16), (50_000, 4)]  # (rows looked up, dim)
 
 
@@ -62,7 +65,31 @@ def benchmark_embedding_modes(shapes=EMBEDDING_SHAPES, repeats: int = 30, seed: 
     return out
 
 
-def markdown(linear: list[dict], embedding: list[dict]) -> str:
+def benchmark_orientation(shapes=NARROW_SHAPES, repeats: int = 30, seed: int = 0):
+    out = []
+    for rows, fin, fout in shapes:
+        torch.manual_seed(seed)
+        x = torch.rand(1, rows, fin)
+        w, b = torch.randn(fout, fin), torch.randn(fout)
+        calls = {"F.linear": F.linear, "linear_forward": linear_forward}
+        times: dict[str, list[float]] = {k: [] for k in calls}
+        with torch.inference_mode():
+            for r in range(repeats + 2):
+                for name, call in calls.items():
+                    t0 = time.perf_counter()
+                    call(x, w, b)
+                    if r >= 2:
+                        times[name].append(time.perf_counter() - t0)
+        out.append(
+            {
+                "shape": [rows, fin, fout],
+                "p50_ms": {k: float(torch.tensor(v).median()) * 1e3 for k, v in times.items()},
+            }
+        )
+    return out
+
+
+def markdown(linear: list[dict], embedding: list[dict], narrow: list[dict]) -> str:
     lines = [
         "| Linear (rows, in, out) | fp32 ms | dequant | ao_dynamic | int_mm | max rel. error "
         "(dequant / ao / int_mm) |",
@@ -90,6 +117,17 @@ def markdown(linear: list[dict], embedding: list[dict]) -> str:
             + " | ".join(f"{t[m]:.3f} ({t[m] / t['fp32']:.2f}x)" for m in EMBEDDING_MODES)
             + " |"
         )
+    lines += [
+        "",
+        "| narrow Linear (rows, in, out) | F.linear ms | linear_forward ms |",
+        "|---|---|---|",
+    ]
+    for r in narrow:
+        t = r["p50_ms"]
+        lines.append(
+            f"| {tuple(r['shape'])} | {t['F.linear']:.3f} | {t['linear_forward']:.3f} "
+            f"({t['linear_forward'] / t['F.linear']:.2f}x) |"
+        )
     return "\n".join(lines)
 
 
@@ -102,10 +140,13 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     linear = benchmark_linear_backends(LINEAR_SHAPES, repeats=args.repeats)
     embedding = benchmark_embedding_modes(repeats=args.repeats)
-    print(markdown(linear, embedding))
+    narrow = benchmark_orientation(repeats=args.repeats)
+    print(markdown(linear, embedding, narrow))
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump({"linear": linear, "embedding": embedding}, handle, indent=2)
+            json.dump(
+                {"linear": linear, "embedding": embedding, "narrow": narrow}, handle, indent=2
+            )
 
 
 if __name__ == "__main__":

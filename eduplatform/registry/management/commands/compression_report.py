@@ -212,7 +212,11 @@ class Command(BaseCommand):
                     n, seed=options["seed"], n_learners=options["learners"]
                 )
                 evaluate = ndcg_evaluator(rec, splits, split)
-                what = f"trained on days < {split}, NDCG@10 of the later first visits"
+                learners = sum(len(x.test_rows) for x in splits)
+                what = (
+                    f"trained on days < {split}, NDCG@10 of the later first visits "
+                    f"of {learners} learners"
+                )
             self._say(f"synthetic catalogue of {n} items ready in {time.perf_counter() - t0:.1f}s")
             finetune = distill_finetune(
                 rec,
@@ -271,7 +275,13 @@ class Command(BaseCommand):
         for run in runs:
             run.raw = None
             run.follow_all = None
-        result.extra.update({"data": label, "split_day": split})
+        result.extra.update(
+            {
+                "data": label,
+                "split_day": split,
+                "test_learners": sum(len(x.test_rows) for x in splits),
+            }
+        )
         return result, f"recommender, {label}, split day {split}"
 
     # ------------------------------------------------------------------ main
