@@ -124,7 +124,7 @@ def render_markdown() -> str:
         "commit it ran, and compares with its baseline measured in the same run. Model quality",
         "on OULAD against the peers is in [churn-model.md](churn-model.md) (`evaluate_churn`),",
         "[recommender-model.md](recommender-model.md) (`evaluate_recommender`); compression by",
-        "`manage.py compression_report`. Sections not listed here are not written yet (see the",
+        "`manage.py compression_report` ([compression.md](compression.md)). Sections not listed here are not written yet (see the",
         "open issues). Sections:",
         "",
     ]
