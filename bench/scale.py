@@ -1,0 +1,253 @@
+"""Scale: feature extraction and training time against the number of events.
+
+Run: python -m bench.run --only scale [--full]
+
+Sizes (events in `analytics_learningevent`):
+  ~1M   OULAD 2014B, first 600 learners of each run (a database of its own)
+  ~3M   OULAD 2013J                          \
+  ~5M   + 2013B                   (full only) | one database, presentations
+  ~7M   + 2014B: all of OULAD here (full only) | added one after another
+  ~10M  + `seed_demo` top-up      (full only) /
+At each size, in a fresh process, what retraining does: churn training features
+(`training_sets`) and training (`train_churn_model`, default settings), the
+recommender's frames (`learning_data(with_items=True)`) and `Recommender.fit`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+from bench.common import RESULTS, SHARED_OULAD, Section, manage, recreate_database, table
+from bench.features import measure_subprocess
+
+SMALL_DB = "eduplatform_bench_feat_scale1m"
+BIG_DB = "eduplatform_bench_feat_scale"
+DEMO_EVENTS_PER_LEARNER = 230  # seed_demo, 10 runs, 200 days (measured)
+TARGET_TOP = 10_000_000
+
+
+def _events(name: str) -> int:
+    import psycopg
+
+    from bench.common import database_url
+
+    with psycopg.connect(database_url(name).replace("postgres://", "postgresql://")) as conn:
+        return int(conn.execute("SELECT count(*) FROM analytics_learningevent").fetchone()[0])
+
+
+def _import(name: str, presentations: str, *extra: str) -> float:
+    started = time.perf_counter()
+    out = manage(
+        "import_oulad",
+        str(SHARED_OULAD),
+        "--no-progress",
+        "--presentations",
+        presentations,
+        *extra,
+        name=name,
+    )
+    print(out.stdout.strip(), file=sys.stderr)
+    return time.perf_counter() - started
+
+
+def measure() -> dict:
+    import django
+
+    django.setup()
+    from analytics.learning_data import learning_data
+    from analytics.models import Course
+    from churn.features import training_sets
+    from eduplatform.ml.churn.model import ChurnSettings, train_churn_model
+    from eduplatform.ml.recommender.service import Recommender
+    from eduplatform.ml.recommender.train import TrainConfig
+
+    as_of = dt.date.today()  # after every OULAD run; the demo runs are in progress
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    sets = training_sets(as_of=as_of)
+    seconds["churn_features"] = time.perf_counter() - started
+    started = time.perf_counter()
+    _, report = train_churn_model(sets.train, sets.val, ChurnSettings())
+    seconds["churn_train"] = time.perf_counter() - started
+    courses = list(Course.objects.filter(start_date__lt=as_of).order_by("start_date", "id"))
+    started = time.perf_counter()
+    data = learning_data(course_ids=[c.id for c in courses], until=as_of, with_items=True)
+    seconds["recommender_features"] = time.perf_counter() - started
+    days = {c.id: min(c.day_of(as_of), c.length_days) for c in courses}
+    started = time.perf_counter()
+    Recommender.fit(data, days, TrainConfig())
+    seconds["recommender_fit"] = time.perf_counter() - started
+    return {
+        "seconds": seconds,
+        "courses": len(courses),
+        "churn_rows": len(sets.train) + len(sets.val),
+        "churn_val_auc": report.val_auc,
+        "rollup_rows": len(data.activity),
+        "item_rows": len(data.item_activity),
+        "learners": int(data.enrolments["learner_id"].nunique()),
+    }
+
+
+STEPS = {
+    "churn_features": "churn features",
+    "churn_train": "churn training",
+    "recommender_features": "recommender frames",
+    "recommender_fit": "recommender fit",
+}
+
+
+def _plot(points: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    events = [p["events"] / 1e6 for p in points]
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    for key, label in STEPS.items():
+        ax.plot(events, [p["seconds"][key] for p in points], "o-", label=label)
+    total = [sum(p["seconds"].values()) for p in points]
+    ax.plot(events, total, "s-", color="black", label="all four")
+    ref = [total[0] * e / events[0] for e in events]
+    ax.plot(events, ref, "--", color="grey", label="linear from the smallest size")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("events (millions, log)")
+    ax.set_ylabel("seconds (log)")
+    ax.set_title("Retraining cost against events (OULAD + seed_demo)")
+    ax.set_xticks(events)
+    ax.set_xticklabels([f"{e:.1f}" for e in events])
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    fig.savefig(RESULTS / "scale.png")
+    plt.close(fig)
+
+
+def _slope(xs: list[float], ys: list[float]) -> float:
+    lx = [math.log(x) for x in xs]
+    ly = [math.log(max(y, 1e-9)) for y in ys]
+    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
+    den = sum((x - mx) ** 2 for x in lx)
+    return sum((x - mx) * (y - my) for x, y in zip(lx, ly, strict=True)) / den if den else 0.0
+
+
+def run(full: bool) -> Section:
+    points: list[dict] = []
+    imports: list[dict] = []
+
+    def point(name: str, label: str) -> None:
+        m = measure_subprocess("scale", name)
+        m.update(events=_events(name), label=label)
+        print(f"scale: {label}: {m['events']:,} events {m['seconds']}", file=sys.stderr)
+        points.append(m)
+        Path("/tmp/bench_scale_points.json").write_text(json.dumps(points))  # in case of a stop
+
+    recreate_database(SMALL_DB)
+    manage("migrate", "--noinput", name=SMALL_DB)
+    imports.append(
+        {
+            "what": "2014B, 600 per run",
+            "seconds": _import(SMALL_DB, "2014B", "--max-students", "600"),
+        }
+    )
+    point(SMALL_DB, "2014B, first 600 learners per run")
+    recreate_database(BIG_DB)
+    manage("migrate", "--noinput", name=BIG_DB)
+    steps = [("2013J", "2013J")]
+    if full:
+        steps += [("2013B", "+ 2013B"), ("2014B", "+ 2014B (all OULAD here)")]
+    for presentation, label in steps:
+        imports.append({"what": presentation, "seconds": _import(BIG_DB, presentation)})
+        point(BIG_DB, label)
+    if full:
+        missing = TARGET_TOP - _events(BIG_DB)
+        learners = max(100, round(missing / DEMO_EVENTS_PER_LEARNER))
+        started = time.perf_counter()
+        out = manage(
+            "seed_demo", "--learners", str(learners), "--courses", "10", "--days", "200",
+            "--seed", "29", name=BIG_DB,
+        )  # fmt: skip
+        print(out.stdout.strip(), file=sys.stderr)
+        imports.append(
+            {"what": f"seed_demo {learners} learners", "seconds": time.perf_counter() - started}
+        )
+        point(BIG_DB, f"+ seed_demo ({learners:,} learners, 10 runs)")
+    _plot(points)
+
+    rows = []
+    for i, p in enumerate(points):
+        s = p["seconds"]
+        total = sum(s.values())
+        if i == 0:
+            growth = ["", ""]
+        else:
+            q = points[i - 1]
+            ev = p["events"] / q["events"]
+            growth = [f"{ev:.2f}x", f"{total / sum(q['seconds'].values()):.2f}x"]
+        rows.append(
+            [p["label"], p["events"], p["rollup_rows"], p["churn_rows"], s["churn_features"], s["churn_train"],
+             s["recommender_features"], s["recommender_fit"], total, *growth]
+        )  # fmt: skip
+    first, last = points[0], points[-1]
+    ev = last["events"] / first["events"]
+    growth_rows = []
+    for key, label in STEPS.items():
+        f = last["seconds"][key] / first["seconds"][key]
+        slope = _slope([p["events"] for p in points], [p["seconds"][key] for p in points])
+        growth_rows.append(
+            [label, f"{f:.2f}x", f"{ev:.2f}x", f"{slope:.2f}", "yes" if f <= ev * 1.1 else "NO"]
+        )
+    total_f = sum(last["seconds"].values()) / sum(first["seconds"].values())
+    total_slope = _slope(
+        [p["events"] for p in points], [sum(p["seconds"].values()) for p in points]
+    )
+    growth_rows.append(["all four", f"{total_f:.2f}x", f"{ev:.2f}x", f"{total_slope:.2f}", "yes" if total_f <= ev * 1.1 else "NO"])  # fmt: skip
+    body = (
+        "Each size in a fresh process, one run each (the time of a retraining, not a "
+        "micro-benchmark), as of today (every OULAD run finished; the demo runs, if any, in "
+        "progress). Churn training uses the default `ChurnSettings` (2 seeds, one expert per "
+        "cut-off, early stopping, refit); the recommender the default `TrainConfig`.\n\n"
+        + table(
+            [
+                "data",
+                "events",
+                "rollup rows",
+                "churn rows",
+                "churn features s",
+                "churn train s",
+                "rec. frames s",
+                "rec. fit s",
+                "total s",
+                "events vs previous",
+                "time vs previous",
+            ],
+            rows,
+        )
+        + "\n\n![seconds against events](bench/scale.png)\n\n"
+        "Growth from the smallest to the largest size, and the log-log slope over all sizes "
+        "(1.0 = linear):\n\n"
+        + table(["step", "time grew", "events grew", "slope", "at most linear"], growth_rows)
+        + "\n\nTarget: cost grows at most linearly with events. The churn rows grow with "
+        "learners x cut-offs, not with events, and the recommender samples at most "
+        "`max_learners_per_cutoff` learners per cut-off, so their training steps can grow less "
+        "than the events do; the reads grow with the rollup and event rows.\n"
+    )
+    return Section(
+        name="scale",
+        title="Scale (1M to 10M events)",
+        body=body,
+        mode="full" if full else "quick",
+        figures={"points": points, "imports": imports},
+    )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 2 and sys.argv[1] == "measure":
+        print(json.dumps(measure()))
