@@ -13,7 +13,16 @@ import sys
 
 from bench.common import ROOT, SHARED_OULAD, render_markdown
 
-SECTIONS = ["ingestion", "features", "quality", "compression", "retraining", "serving", "scale"]
+SECTIONS = [
+    "ingestion",
+    "features",
+    "quality",
+    "compression",
+    "retraining",
+    "serving",
+    "scale",
+    "parallel",
+]
 
 
 def main() -> int:
