@@ -17,7 +17,14 @@ from churn.models import RiskHistory, RiskScore
 from eduplatform.clock import today
 from eduplatform.ml.artifacts import Artifact
 from eduplatform.ml.churn.model import ChurnPredictor, ChurnSettings, train_churn_model
+from eduplatform.ml.compress import FP32, CompressionSettings, SelectionPolicy
+from eduplatform.ml.compress.churn import churn_serving_state, compress_churn, load_churn_predictor
 from eduplatform.ml.metrics import binary_report, roc_auc
+from eduplatform.registry.compression import (
+    compression_wanted,
+    retrain_settings,
+    serve_requested,
+)
 from eduplatform.registry.kinds import ModelKind, TrainContext, TrainingRejected, TrainOutcome
 
 logger = logging.getLogger(__name__)
@@ -32,7 +39,16 @@ def _settings(parameters: dict[str, Any]) -> ChurnSettings:
 
 
 def train(context: TrainContext) -> TrainOutcome:
-    """Features -> train -> evaluate against the champion on the same validation rows."""
+    """Features -> train -> compress -> evaluate against the champion on the same rows.
+
+    1. Build labelled learners at the cut-offs of every run that started before
+       today; the latest-starting runs validate.
+    2. Train the predictor (early stopping on the validation runs).
+    3. Build the compressed variants and keep the one the selection policy
+       chooses (quality loss within CHURN_COMPRESSION_TOLERANCE_AUC).
+    4. Score the served variant, reloaded from its state, and the champion on
+       the same validation rows: the gate compares these two numbers.
+    """
     as_of = today()
     stages: dict[str, float] = {}
     started = time.perf_counter()
@@ -45,10 +61,30 @@ def train(context: TrainContext) -> TrainOutcome:
     t = time.perf_counter()
     predictor, report = train_churn_model(sets.train, sets.val, _settings(context.parameters))
     stages["train"] = time.perf_counter() - t
-    context.progress("evaluate", 80)
+    context.progress("compress", 65)
     t = time.perf_counter()
+    tensors, config = predictor.to_state()
+    compression: dict[str, Any] = {}
+    variant, checkpoint = FP32, None
+    if compression_wanted(context.parameters):
+        result = compress_churn(
+            predictor,
+            sets.train,
+            sets.val,
+            policy=SelectionPolicy.churn(tolerance=settings.CHURN_COMPRESSION_TOLERANCE_AUC),
+            settings=retrain_settings(CompressionSettings.churn()),
+        )
+        serve_requested(result, context.parameters)
+        compression, variant = result.to_dict(), result.chosen
+        if variant != FP32:
+            checkpoint = (tensors, config)
+            tensors, config = churn_serving_state(predictor, result.module, variant)
+    stages["compress"] = time.perf_counter() - t
+    context.progress("evaluate", 85)
+    t = time.perf_counter()
+    served = load_churn_predictor(tensors, config)
     labels = sets.val.labels
-    val_probs = predictor.predict_proba(sets.val.frame)
+    val_probs = served.predict_proba(sets.val.frame)
     score = float(roc_auc(labels, val_probs))
     champion_score = None
     if isinstance(context.champion, ChurnPredictor):
@@ -58,7 +94,6 @@ def train(context: TrainContext) -> TrainOutcome:
             # Feature schema changed: the champion cannot be scored on the new rows.
             logger.warning("churn: champion not comparable (%s); gate skipped", exc)
     stages["evaluate"] = time.perf_counter() - t
-    tensors, config = predictor.to_state()
     return TrainOutcome(
         tensors=tensors,
         config=config,
@@ -76,8 +111,9 @@ def train(context: TrainContext) -> TrainOutcome:
         },
         score=score,
         champion_score=champion_score,
-        compression_report={},
-        served_variant="fp32",
+        compression_report=compression,
+        served_variant=variant,
+        checkpoint=checkpoint,
         data_window=(
             timezone.make_aware(
                 timezone.datetime.combine(sets.window[0], timezone.datetime.min.time())
@@ -115,7 +151,8 @@ def validation_curves(labels: np.ndarray, probs: np.ndarray, points: int = 50) -
 
 
 def load(artifact: Artifact) -> ChurnPredictor:
-    return ChurnPredictor.from_state(artifact.tensors, artifact.config)
+    # fp32 and compressed states alike (the config says which).
+    return load_churn_predictor(artifact.tensors, artifact.config)
 
 
 def score_batch(predictor: ChurnPredictor, course_ids: list[int], version: int = 0) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from typing import Any
 
@@ -15,11 +16,34 @@ from analytics.learning_data import learning_data
 from analytics.models import ContentItem, Course
 from eduplatform.clock import today
 from eduplatform.ml.artifacts import Artifact
+from eduplatform.ml.compress import (
+    FP32,
+    CompressionSettings,
+    SelectionPolicy,
+    artifact_size,
+    build_variant,
+    variant_state,
+)
+from eduplatform.ml.compress.recommender import (
+    compress_recommender,
+    distill_finetune,
+    load_recommender,
+    ndcg_evaluator,
+    recommender_serving_state,
+    scoring_groups,
+)
 from eduplatform.ml.recommender.evaluate import evaluate_scorer, product_scorer, split_runs
 from eduplatform.ml.recommender.service import Recommender
 from eduplatform.ml.recommender.train import TrainConfig
+from eduplatform.registry.compression import (
+    compression_wanted,
+    retrain_settings,
+    serve_requested,
+)
 from eduplatform.registry.kinds import ModelKind, TrainContext, TrainingRejected, TrainOutcome
 from recommender.models import NextItems
+
+logger = logging.getLogger(__name__)
 
 VALIDATION_DAYS = 14
 BATCH_ITEMS = 3
@@ -36,11 +60,15 @@ def _as_of_days(courses: list[Course], as_of: dt.date) -> dict[int, int]:
 
 
 def train(context: TrainContext) -> TrainOutcome:
-    """Validate on the last two weeks, then refit on everything up to today.
+    """Validate and choose the compression on the last two weeks, then refit on everything.
 
     1. Read clicks of the runs that started before today (one aggregate scan).
     2. Fit on clicks before (today - 14 days), score first visits after: NDCG@10.
-    3. Refit on all clicks so the served model knows the latest cohort activity.
+    3. Compress that validation model: every variant is scored on the same
+       held-out visits and the policy picks the recipe to serve.
+    4. Refit on all clicks so the served model knows the latest cohort activity,
+       starting from the champion's weights when allowed (warm start).
+    5. Apply the chosen recipe to the refitted network (distilled from it).
     """
     as_of = today()
     config = _config(context.parameters)
@@ -56,36 +84,89 @@ def train(context: TrainContext) -> TrainOutcome:
     days = _as_of_days(courses, as_of)
     split_day = max(VALIDATION_DAYS, min(days.values()) - VALIDATION_DAYS)
     stages["features"] = time.perf_counter() - started
-    context.progress("validate", 20)
+    context.progress("validate", 15)
     t = time.perf_counter()
     splits = split_runs(data, split_day)
-    scorer, _ = product_scorer(data, split_day, config)
+    scorer, validation_model = product_scorer(data, split_day, config)
     validation = evaluate_scorer(splits, scorer, 10)
     stages["validate"] = time.perf_counter() - t
-    context.progress("train", 55)
+    compression: dict[str, Any] = {}
+    variant = FP32
+    recipe: CompressionSettings | None = None
+    if compression_wanted(context.parameters) and splits:
+        context.progress("compress", 35)
+        t = time.perf_counter()
+        assert isinstance(validation_model, Recommender)
+        result = compress_recommender(
+            validation_model,
+            evaluate=ndcg_evaluator(validation_model, splits, split_day),
+            finetune=_finetune(validation_model),
+            policy=SelectionPolicy.recommender(
+                tolerance=settings.RECOMMENDER_COMPRESSION_TOLERANCE_NDCG
+            ),
+            settings=retrain_settings(CompressionSettings.recommender()),
+            with_serving_bytes=False,
+        )
+        serve_requested(result, context.parameters)
+        compression, variant, recipe = result.to_dict(), result.chosen, result.settings
+        stages["compress"] = time.perf_counter() - t
+    context.progress("train", 65)
     t = time.perf_counter()
-    model = Recommender.fit(data, days, config)
+    champion = _warm_start_model(context)
+    model = Recommender.fit(data, days, config, warm_start=champion)
+    warm = model.stats.get("warm_start")
     stages["train"] = time.perf_counter() - t
     tensors, state_config = model.to_state()
+    checkpoint = None
+    if variant != FP32 and recipe is not None:
+        context.progress("compress", 85)
+        t = time.perf_counter()
+        module = build_variant(
+            variant,
+            model.net,
+            settings=recipe,
+            groups=scoring_groups(model.net),
+            finetune=_finetune(model),
+        )
+        checkpoint = (tensors, state_config)
+        tensors, state_config = recommender_serving_state(model, module, variant)
+        served_bytes = artifact_size(tensors, state_config)
+        compression["served_model"] = {
+            "network_bytes": artifact_size(*variant_state(module)),
+            "fp32_network_bytes": artifact_size(*variant_state(model.net)),
+            "artifact_bytes": served_bytes,
+            "fp32_artifact_bytes": artifact_size(*checkpoint),
+        }
+        stages["compress"] = stages.get("compress", 0.0) + time.perf_counter() - t
     champion_score = None
     if context.champion is not None and context.champion_metrics:
         # Recommender runs are per course run and day, so the champion cannot
         # be re-scored on today's split cheaply; compare with its recorded NDCG.
         champion_score = context.champion_metrics.get("score")
+    served = compression.get("variants") and next(
+        (r["quality"] for r in compression["variants"] if r["name"] == variant), None
+    )
+    score = float(served) if served is not None else validation["ndcg"]
     return TrainOutcome(
         tensors=tensors,
         config=state_config,
         metrics={
-            "ndcg@10": validation["ndcg"],
+            "ndcg@10": score,
+            "ndcg@10_fp32": validation["ndcg"],
             "recall@10": validation["recall"],
             "coverage": validation["coverage"],
             "validation_learners": validation["learners"],
             "split_day": split_day,
             "stage_seconds": stages,
             "as_of": as_of.isoformat(),
+            "warm_start": warm,
         },
-        score=validation["ndcg"],
+        score=score,
         champion_score=champion_score,
+        compression_report=compression,
+        served_variant=variant,
+        checkpoint=checkpoint,
+        warm_started=warm is not None,
         data_window=(
             timezone.make_aware(dt.datetime.combine(courses[0].start_date, dt.time())),
             timezone.make_aware(dt.datetime.combine(as_of, dt.time())),
@@ -93,8 +174,26 @@ def train(context: TrainContext) -> TrainOutcome:
     )
 
 
+def _finetune(model: Recommender):
+    # Distillation from the model's own fp32 network at the runs' as-of day: needs
+    # no training rows. A sample of learners per run keeps it within the budget.
+    return distill_finetune(model, epochs=2, max_learners=256)
+
+
+def _warm_start_model(context: TrainContext) -> Recommender | None:
+    """The champion's fp32 network (from its checkpoint) when a warm start was asked for."""
+    if context.warm_start is None:
+        return None
+    try:
+        return Recommender.from_state(context.warm_start.tensors, context.warm_start.config)
+    except (KeyError, ValueError, RuntimeError) as exc:
+        logger.warning("recommender: cannot warm start (%s); training from scratch", exc)
+        return None
+
+
 def load(artifact: Artifact) -> Recommender:
-    return Recommender.from_state(artifact.tensors, artifact.config)
+    # fp32 and compressed states alike (the config says which).
+    return load_recommender(artifact.tensors, artifact.config)
 
 
 def score_batch(model: Recommender, course_ids: list[int], version: int = 0) -> int:

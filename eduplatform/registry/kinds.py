@@ -28,7 +28,8 @@ class TrainContext:
     # The serving model of the active version (None when there is none):
     # the challenger is compared with it on the same validation data.
     champion: Any | None
-    # The active version's artifact when a warm start is wanted and allowed.
+    # The active version's fp32 training state (its checkpoint, else its artifact)
+    # when a warm start is wanted; the kind decides whether the schema allows it.
     warm_start: Artifact | None
     # The active version's recorded metrics (for kinds that cannot re-score it).
     champion_metrics: dict[str, Any] | None = None
@@ -46,6 +47,9 @@ class TrainOutcome:
     served_variant: str = "fp32"
     data_window: tuple[dt.datetime | None, dt.datetime | None] = (None, None)
     warm_started: bool = False
+    # The fp32 state to warm-start the next run from, when `tensors`/`config`
+    # hold a compressed variant (saved beside the artifact, never served).
+    checkpoint: tuple[dict[str, torch.Tensor], dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,10 @@ class ModelVersion(models.Model):
     artifact_path = models.CharField(max_length=500, blank=True)
     artifact_sha256 = models.CharField(max_length=64, blank=True)
     artifact_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+    # The fp32 training state when the served artifact is a compressed variant:
+    # the next retrain warm-starts from it (compressed weights cannot be grown back).
+    checkpoint_path = models.CharField(max_length=500, blank=True)
+    checkpoint_sha256 = models.CharField(max_length=64, blank=True)
     data_window_start = models.DateTimeField(null=True, blank=True)
     data_window_end = models.DateTimeField(null=True, blank=True)
     parameters = models.JSONField(default=dict, blank=True)

@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from eduplatform.ml.artifacts import ArtifactError, load_artifact, save_artifact
+from eduplatform.ml.artifacts import Artifact, ArtifactError, load_artifact, save_artifact
 from eduplatform.registry import serving
 from eduplatform.registry.kinds import TrainContext, TrainingRejected, get_kind
 from eduplatform.registry.models import ModelVersion
@@ -93,6 +93,19 @@ def artifact_path_for(version: ModelVersion) -> Path:
     )
 
 
+def _warm_start_state(champion: ModelVersion) -> Artifact | None:
+    """The champion's fp32 training state: its checkpoint when it serves a compressed
+    variant, else its artifact. None (train from scratch) when it cannot be read."""
+    path, sha256 = champion.checkpoint_path, champion.checkpoint_sha256
+    if not path:
+        path, sha256 = champion.artifact_path, champion.artifact_sha256
+    try:
+        return load_artifact(Path(path), sha256)
+    except ArtifactError:
+        logger.warning("registry: cannot warm start from %s", champion)
+        return None
+
+
 def model_version_train(*, version_id: int) -> ModelVersion:
     """Run one training to completion; safe to run again for the same id.
 
@@ -112,10 +125,7 @@ def model_version_train(*, version_id: int) -> ModelVersion:
     champion = serving.load_version(champion_row) if champion_row else None
     warm = None
     if champion_row is not None and version.parameters.get("warm_start", True):
-        try:
-            warm = load_artifact(Path(champion_row.artifact_path), champion_row.artifact_sha256)
-        except ArtifactError:
-            logger.warning("registry: cannot warm start from %s", champion_row)
+        warm = _warm_start_state(champion_row)
 
     def progress(stage: str, percent: int) -> None:
         model_version_progress(version_id=version_id, stage=stage, percent=percent)
@@ -135,10 +145,15 @@ def model_version_train(*, version_id: int) -> ModelVersion:
     progress("register", 95)
     path = artifact_path_for(version)
     sha256 = save_artifact(path, outcome.tensors, outcome.config)
+    checkpoint: tuple[Path, str] | None = None
+    if outcome.checkpoint is not None:
+        checkpoint_path = path.with_name(path.stem + ".train.safetensors")
+        checkpoint = (checkpoint_path, save_artifact(checkpoint_path, *outcome.checkpoint))
     return _register_and_gate(
         version_id=version_id,
         path=path,
         sha256=sha256,
+        checkpoint=checkpoint,
         outcome_metrics={
             **outcome.metrics,
             "score": outcome.score,
@@ -156,6 +171,7 @@ def _register_and_gate(
     version_id: int,
     path: Path,
     sha256: str,
+    checkpoint: tuple[Path, str] | None,
     outcome_metrics: dict[str, Any],
     outcome: Any,
     tolerance: float,
@@ -167,6 +183,8 @@ def _register_and_gate(
     version.artifact_path = str(path)
     version.artifact_sha256 = sha256
     version.artifact_bytes = path.stat().st_size
+    if checkpoint is not None:
+        version.checkpoint_path, version.checkpoint_sha256 = str(checkpoint[0]), checkpoint[1]
     version.metrics = json_safe(outcome_metrics)
     version.compression_report = json_safe(outcome.compression_report)
     version.served_variant = outcome.served_variant

@@ -166,6 +166,14 @@ EVENTS_MAX_BATCH = env_int("EVENTS_MAX_BATCH", 5000)
 # Model gate and compression tolerances.
 CHURN_GATE_TOLERANCE_AUC = env_float("CHURN_GATE_TOLERANCE_AUC", 0.01)
 RECOMMENDER_GATE_TOLERANCE_NDCG = env_float("RECOMMENDER_GATE_TOLERANCE_NDCG", 0.02)
+# Every retrain builds the compressed variants and serves the smallest and fastest
+# one within these quality losses against its own fp32 network (docs/compression.md):
+# absolute AUC for churn, relative NDCG@10 for the recommender.
+MODEL_COMPRESSION = env_bool("MODEL_COMPRESSION", True)
+CHURN_COMPRESSION_TOLERANCE_AUC = env_float("CHURN_COMPRESSION_TOLERANCE_AUC", 0.005)
+RECOMMENDER_COMPRESSION_TOLERANCE_NDCG = env_float("RECOMMENDER_COMPRESSION_TOLERANCE_NDCG", 0.02)
+# Wall seconds per batch size (1 and 256) for timing all variants of one retrain.
+COMPRESSION_TIMING_SECONDS = env_float("COMPRESSION_TIMING_SECONDS", 6.0)
 
 LOGGING = {
     "version": 1,

@@ -10,3 +10,6 @@ ARTIFACT_DIR = BASE_DIR / "var" / "test-artifacts"  # noqa: F405
 # hardening tests switch it on.
 AXES_ENABLED = False
 CAPTCHA_TEST_MODE = True
+
+# Compression runs in every retrain; tests time its variants briefly.
+COMPRESSION_TIMING_SECONDS = 0.3

@@ -51,7 +51,7 @@ def test_train_promote_score_and_serve(platform):
     version.refresh_from_db()
     assert version.status == ModelVersion.Status.ACTIVE, version.status_reason
     assert 0.0 <= version.metrics["auc"] <= 1.0
-    assert set(version.metrics["stage_seconds"]) == {"features", "train", "evaluate"}
+    assert set(version.metrics["stage_seconds"]) == {"features", "train", "compress", "evaluate"}
     curves = version.metrics["curves"]
     assert len(curves["roc"]["fpr"]) == len(curves["roc"]["tpr"]) > 2
     assert curves["calibration"] and all(0 <= b["predicted"] <= 1 for b in curves["calibration"])

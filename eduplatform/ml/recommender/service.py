@@ -34,7 +34,7 @@ from eduplatform.ml.recommender.runs import (
     build_runs,
     type_vocabulary,
 )
-from eduplatform.ml.recommender.train import TrainConfig, train_net
+from eduplatform.ml.recommender.train import TrainConfig, WarmStart, train_net
 
 STATE_FORMAT = "eduplatform.recommender/1"
 FOLLOW_REASON_MIN = 0.15  # share of the learner's recent items' follow signal
@@ -97,11 +97,14 @@ class Recommender:
         config: TrainConfig | None = None,
         course_ids: list | None = None,
         log=None,
+        warm_start: Recommender | None = None,
     ) -> Recommender:
         """Train on the clicks of `data` dated before `as_of_day` (one int, or per course run).
 
         `stats` records the wall and CPU seconds of the whole fit (state building
-        and training) and of the training part alone.
+        and training) and of the training part alone. With `warm_start` (a previous
+        Recommender) the network starts from its weights when the schema allows
+        (`train.apply_warm_start`); `stats["warm_start"]` is None when it did not.
         """
         started, cpu_started = time.perf_counter(), time.process_time()
         config = config or TrainConfig()
@@ -116,7 +119,12 @@ class Recommender:
             keep_raw=True,
             course_ids=course_ids,
         )
-        net, stats = train_net(runs, len(vocab), config, log=log)
+        warm = None
+        if warm_start is not None:
+            warm = WarmStart.of(
+                warm_start.net, list(warm_start.runs.values()), warm_start.type_vocab
+            )
+        net, stats = train_net(runs, len(vocab), config, log=log, warm_start=warm, type_vocab=vocab)
         for run in runs:
             run.raw = None
             run.follow_all = None

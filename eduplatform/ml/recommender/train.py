@@ -54,6 +54,10 @@ class TrainConfig:
     weight_decay: float = 1e-5
     emb_weight_decay: float = 1e-4
     num_threads: int = 1  # torch threads while training (1: deterministic, robust to a busy box)
+    # Warm start: share of the replay batches trained (the weights start from the
+    # previous model's, so a shorter run at a lower peak rate keeps what it knew).
+    warm_fraction: float = 0.5
+    warm_lr: float = 1e-3
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -202,21 +206,96 @@ def cutoffs(run: CourseRun, config: TrainConfig) -> list[int]:
     return [run.as_of - o for o in config.cutoff_offsets if run.as_of - o >= config.min_cutoff_day]
 
 
+@dataclass
+class WarmStart:
+    """A previous network to start training from, and where its items' embedding rows are."""
+
+    state: dict[str, torch.Tensor]
+    type_vocab: list[str]
+    rows: dict[tuple[str, int], int]  # (course run, item id) -> embedding row
+
+    @classmethod
+    def of(cls, net: ScoringNet, runs: list[CourseRun], type_vocab: list[str]) -> WarmStart:
+        rows = {
+            (str(run.course_id), int(item)): int(row)
+            for run in runs
+            for item, row in zip(run.item_ids, run.emb_rows, strict=True)
+        }
+        state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        return cls(state, list(type_vocab), rows)
+
+
+def apply_warm_start(
+    net: ScoringNet, warm: WarmStart, runs: list[CourseRun], type_vocab: list[str]
+) -> dict | None:
+    """Copy `warm`'s weights into the fresh `net`; None (nothing copied) when the schemas differ.
+
+    1. The activity-type vocabulary and every dense layer's shape must match
+       (they encode the feature schema); otherwise training starts from scratch.
+    2. Dense layers are copied as they are.
+    3. Embedding rows are copied for the items both know (same course run and
+       item id); new items keep their fresh rows, items gone are dropped.
+    """
+    if list(type_vocab) != warm.type_vocab:
+        return None
+    fresh = net.state_dict()
+    dense = {k: v for k, v in warm.state.items() if "emb" not in k}
+    if set(dense) != {k for k in fresh if "emb" not in k} or any(
+        fresh[k].shape != v.shape for k, v in dense.items()
+    ):
+        return None
+    emb = [k for k in fresh if "emb" in k]
+    if any(k not in warm.state or warm.state[k].shape[1] != fresh[k].shape[1] for k in emb):
+        return None
+    new_rows, old_rows = [], []
+    for run in runs:
+        for item, row in zip(run.item_ids, run.emb_rows, strict=True):
+            old = warm.rows.get((str(run.course_id), int(item)))
+            if old is not None:
+                new_rows.append(int(row))
+                old_rows.append(old)
+    with torch.no_grad():
+        for k, v in dense.items():
+            fresh[k].copy_(v)
+        if new_rows:
+            new_idx, old_idx = torch.tensor(new_rows), torch.tensor(old_rows)
+            for k in emb:
+                fresh[k][new_idx] = warm.state[k][old_idx]
+    total = sum(run.n_items for run in runs)
+    return {"items_known": len(new_rows), "items_new": total - len(new_rows)}
+
+
 def train_net(
-    runs: list[CourseRun], n_types: int, config: TrainConfig, log=None
+    runs: list[CourseRun],
+    n_types: int,
+    config: TrainConfig,
+    log=None,
+    warm_start: WarmStart | None = None,
+    type_vocab: list[str] | None = None,
 ) -> tuple[ScoringNet, dict]:
-    """Fit the scoring network on past-day replays of `runs`; returns (net, stats)."""
+    """Fit the scoring network on past-day replays of `runs`; returns (net, stats).
+
+    With `warm_start` (and the `type_vocab` of `runs`), the network starts from the
+    previous weights when the schema allows and trains on `config.warm_fraction`
+    of the replay batches at peak rate `config.warm_lr`; `stats["warm_start"]`
+    says what was reused (None: trained from scratch).
+    """
     threads = torch.get_num_threads()
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     try:
-        return _train_net(runs, n_types, config, log)
+        return _train_net(runs, n_types, config, log, warm_start, type_vocab)
     finally:
         torch.set_num_threads(threads)
 
 
 def _train_net(
-    runs: list[CourseRun], n_types: int, config: TrainConfig, log=None
+    runs: list[CourseRun],
+    n_types: int,
+    config: TrainConfig,
+    log=None,
+    warm_start: WarmStart | None = None,
+    type_vocab: list[str] | None = None,
 ) -> tuple[ScoringNet, dict]:
     started = time.perf_counter()
     cpu_started = time.process_time()
@@ -248,6 +327,14 @@ def _train_net(
         order = rng.permutation(len(learners))
         for start in range(0, len(learners), config.batch_size):
             batches.append((si, learners[np.sort(order[start : start + config.batch_size])]))
+    warm = None
+    if warm_start is not None and type_vocab is not None:
+        warm = apply_warm_start(net, warm_start, runs, type_vocab)
+    peak_lr = config.lr
+    if warm is not None and batches:
+        keep = max(1, round(len(batches) * config.warm_fraction))
+        batches = [batches[i] for i in np.sort(rng.choice(len(batches), keep, replace=False))]
+        peak_lr = config.warm_lr
     cache: dict[int, tuple] = {}
     prep_s = time.perf_counter() - started
     emb_params = [p for n, p in net.named_parameters() if "emb" in n]
@@ -257,7 +344,7 @@ def _train_net(
         groups.append({"params": emb_params, "weight_decay": config.emb_weight_decay})
     opt = AdamW(groups)
     epochs = config.epochs
-    if batches and config.min_steps:
+    if batches and config.min_steps and warm is None:
         epochs = max(epochs, -(-config.min_steps // len(batches)))
     total_steps = max(epochs * len(batches), 1)
     step = 0
@@ -284,7 +371,7 @@ def _train_net(
             loss = ranking_loss(scores, visited, target)
             opt.zero_grad()
             loss.backward()
-            opt.step(one_cycle_lr(step, total_steps, config.lr))
+            opt.step(one_cycle_lr(step, total_steps, peak_lr))
             step += 1
             total += float(loss.detach())
         losses.append(total / max(len(batches), 1))
@@ -300,5 +387,6 @@ def _train_net(
         "train_seconds": round(time.perf_counter() - started, 2),
         "train_cpu_seconds": round(time.process_time() - cpu_started, 2),
         "losses": [round(x, 5) for x in losses],
+        "warm_start": warm,
     }
     return net, stats
