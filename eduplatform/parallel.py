@@ -117,7 +117,8 @@ class CoursePool:
                 mp_context=context,
                 initializer=_init_worker,
                 initargs=(
-                    settings.SETTINGS_MODULE,
+                    # pytest-django's settings fixture hides SETTINGS_MODULE; the env has it.
+                    os.environ.get("DJANGO_SETTINGS_MODULE") or settings.SETTINGS_MODULE,
                     connection.settings_dict["NAME"],
                     self._overrides,
                     context.Barrier(self.workers),
