@@ -39,3 +39,32 @@ def test_until_excludes_later_activity(oulad_slice):
     data = learning_data(course_ids=[course.pk], until=cutoff)
     assert data.activity["day"].max() < course.day_of(cutoff)
     assert data.item_activity["day"].max() < course.day_of(cutoff)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_arrow_driver_and_copy_paths_read_the_same_frames(oulad_slice):
+    """Committed data through ADBC (own connection) equals Django's connection's COPY read."""
+    from django.db import connection, transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("ADBC reads PostgreSQL only; SQLite has one path")
+    import pandas as pd
+
+    from analytics import learning_data as module
+
+    call_command("import_oulad", str(oulad_slice), "--no-progress")
+    ids = list(Course.objects.values_list("id", flat=True))
+    assert module._adbc_uri() is not None
+    fast = learning_data(course_ids=ids)
+    with transaction.atomic():
+        assert module._adbc_uri() is None  # ADBC could not see this transaction's rows
+        plain = learning_data(course_ids=ids)
+    for name in ("courses", "enrolments", "activity", "item_activity", "items", "submissions"):
+        a, b = getattr(fast, name), getattr(plain, name)
+        keys = list(a.columns)
+        pd.testing.assert_frame_equal(
+            a.sort_values(keys).reset_index(drop=True),
+            b.sort_values(keys).reset_index(drop=True),
+            check_dtype=False,
+        )
+    assert fast.item_activity["clicks"].sum() > 0
