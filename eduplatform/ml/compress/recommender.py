@@ -47,7 +47,6 @@ from eduplatform.ml.compress.pipeline import (
 )
 from eduplatform.ml.compress.serialize import load_variant, variant_state
 from eduplatform.ml.ranking import dcg_discounts
-from eduplatform.ml.recommender.features import learner_batch, pair_features
 from eduplatform.ml.recommender.model import ScoringNet
 from eduplatform.ml.recommender.service import Recommender
 
@@ -90,15 +89,7 @@ def scoring_base_builder(shape: dict[str, Any]) -> Callable[[], nn.Module]:
 
 def _run_inputs(rec: Recommender, course, learner_rows: np.ndarray, now_day: int | None = None):
     """(item_x, learner_x, pair_x, item_rows, ctx_weight, visited) for learner rows of a run."""
-    run = rec.runs[course]
-    now = run.as_of if now_day is None else int(now_day)
-    part = rec._item_part(run, now)
-    pairs = run.pairs.rescaled(now, rec.config.half_life_days)
-    lb = learner_batch(
-        pairs, np.asarray(learner_rows, dtype=np.int64), run.n_items, now, run.offsets
-    )
-    px = pair_features(lb, part.graph, part.item_type, rec.n_types, part.center, part.center_known)
-    return part.item_x, lb.learner_x, px, part.rows, lb.weight, lb.visited
+    return rec.model_inputs(course, learner_rows, now_day)
 
 
 def scoring_inputs(

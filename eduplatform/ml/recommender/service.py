@@ -242,13 +242,29 @@ class Recommender:
         now_day: int,
         offsets: np.ndarray,
     ):
+        lb, px = self._learner_inputs(part, pairs, learners, run, now_day, offsets)
+        with torch.inference_mode():
+            scores = self.net(part.item_h, lb.learner_x, px, part.rows, lb.weight)
+        return scores, lb
+
+    def _learner_inputs(self, part, pairs, learners, run, now_day, offsets):
         lb = learner_batch(pairs, learners, run.n_items, now_day, offsets)
         px = pair_features(
             lb, part.graph, part.item_type, self.n_types, part.center, part.center_known
         )
-        with torch.inference_mode():
-            scores = self.net(part.item_h, lb.learner_x, px, part.rows, lb.weight)
-        return scores, lb
+        return lb, px
+
+    def model_inputs(self, course, learner_rows: np.ndarray, now_day: int | None = None) -> tuple:
+        """The network's raw inputs for learner rows of a run at a day: (item_x, learner_x,
+        pair_x, item_rows, ctx_weight, visited); `net.item_hidden(item_x)` gives the first
+        argument of `net(...)`. For compression and distillation, which swap networks."""
+        run = self._run(course)
+        now = run.as_of if now_day is None else int(now_day)
+        part = self._item_part(run, now)
+        pairs = run.pairs.rescaled(now, self.config.half_life_days)
+        rows = np.asarray(learner_rows, dtype=np.int64)
+        lb, px = self._learner_inputs(part, pairs, rows, run, now, run.offsets)
+        return part.item_x, lb.learner_x, px, part.rows, lb.weight, lb.visited
 
     def _learner_pairs(self, run: CourseRun, learner, now_day: int, history) -> PairTable:
         """The learner's pairs at now_day as a one-learner table (learner row 0)."""
