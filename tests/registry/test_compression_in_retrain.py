@@ -67,6 +67,11 @@ def test_churn_retrain_stores_report_and_serves_the_compressed_variant(platform)
     course_ids = list(Course.objects.values_list("id", flat=True))
     assert services.batch_scores_refresh(kind="churn", course_ids=course_ids) > 0
 
+    # The next run starts from the fp32 checkpoint, not from the compressed network.
+    second = _retrain("churn", **CHURN_FAST)
+    assert second.status in (ModelVersion.Status.ACTIVE, ModelVersion.Status.CANDIDATE)
+    assert second.metrics["warm_start"] is True and second.warm_started_from_id == version.id
+
 
 def test_compression_can_be_switched_off_per_run(platform):
     version = _retrain("churn", **CHURN_FAST, compress=False)

@@ -55,10 +55,10 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from eduplatform.ml.churn.features import SEQ_CHANNELS, ChurnFeatures, sequence_array
+from eduplatform.ml.churn.features import RUN_LEVEL, SEQ_CHANNELS, ChurnFeatures, sequence_array
 from eduplatform.ml.metrics import best_f1_threshold, roc_auc
 from eduplatform.ml.preprocess import Preprocessor
-from eduplatform.ml.train import TrainConfig, fit
+from eduplatform.ml.train import TrainConfig
 from eduplatform.ml.train import predict as predict_outputs
 
 STATE_VERSION = 1
@@ -75,11 +75,15 @@ class ChurnNet(nn.Module):
         dropout: float = 0.2,
         seq_hidden: int = 16,
         use_sequence: bool = True,
+        offset: bool = False,
     ):
         super().__init__()
         self.use_sequence = use_sequence
+        # with `offset`, the last flat column is a logit added to the output as is
+        # (the course module's base rate, `RunPrior`), the MLP reads the others
+        self.n_mlp_flat = n_flat - 1 if offset else n_flat
         self.gru = nn.GRU(n_channels, seq_hidden, batch_first=True) if use_sequence else None
-        width = n_flat + (seq_hidden if use_sequence else 0)
+        width = self.n_mlp_flat + (seq_hidden if use_sequence else 0)
         mods: list[nn.Module] = []
         for _ in range(layers):
             mods += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout)]
@@ -88,10 +92,14 @@ class ChurnNet(nn.Module):
         self.mlp = nn.Sequential(*mods)
 
     def forward(self, flat: torch.Tensor, seq: torch.Tensor) -> torch.Tensor:
+        x = flat[:, : self.n_mlp_flat]
         if self.gru is not None:
             _, h = self.gru(seq)
-            flat = torch.cat([flat, h[-1]], dim=1)
-        return self.mlp(flat).squeeze(1)
+            x = torch.cat([x, h[-1]], dim=1)
+        out = self.mlp(x).squeeze(1)
+        if self.n_mlp_flat < flat.shape[1]:
+            out = out + flat[:, self.n_mlp_flat]
+        return out
 
 
 class ChurnEnsemble(nn.Module):
@@ -140,6 +148,75 @@ class ChurnRouter(nn.Module):
         return outs.gather(1, index[:, None]).squeeze(1)
 
 
+PRIOR_FEATURE = "course_base_rate"
+
+
+@dataclass
+class RunPrior:
+    """Churn rate of a course module at a cut-off, learnt from the training runs.
+
+    The network only ranks learners within their course run (it is trained with
+    the logit of its own run's churn rate at that cut-off as a fixed offset); at
+    prediction time the offset is this table's rate for the row's module
+    (``frame["module"]``) at the nearest cut-off, shrunk towards the rate of all
+    modules with `smoothing` pseudo-learners; an unknown module gets the overall
+    rate. Course runs of one module keep similar churn rates across presentations
+    (OULAD: DDD 0.23-0.28, GGG 0.04-0.08 at day 30), which run-level input features
+    could not carry to new runs (docs/churn-model.md)."""
+
+    cutoffs: list[int]
+    overall: list[float]
+    modules: dict[str, list[float]]
+
+    @classmethod
+    def fit(
+        cls, modules: np.ndarray, cutoffs: np.ndarray, labels: np.ndarray, smoothing: float = 50
+    ) -> RunPrior:
+        frame = pd.DataFrame({"m": modules, "c": cutoffs, "y": labels}).dropna(subset=["y"])
+        grid = sorted(int(c) for c in frame["c"].unique())
+        overall = frame.groupby("c")["y"].mean()
+        stats = frame.dropna(subset=["m"]).groupby(["m", "c"])["y"].agg(["sum", "count"])
+        table: dict[str, list[float]] = {}
+        for m in sorted({str(k[0]) for k in stats.index}):
+            rates = []
+            for c in grid:
+                s, n = stats.loc[(m, c)] if (m, c) in stats.index else (0.0, 0.0)
+                rates.append(float((s + smoothing * overall[c]) / (n + smoothing)))
+            table[m] = rates
+        return cls(grid, [float(overall[c]) for c in grid], table)
+
+    def rate(self, modules, cutoffs) -> np.ndarray:
+        cutoffs = np.asarray(cutoffs, dtype=float)
+        grid = np.asarray(self.cutoffs, dtype=float)
+        index = np.abs(cutoffs[:, None] - grid[None, :]).argmin(axis=1)
+        out = np.asarray(self.overall, dtype=float)[index]
+        if modules is not None:
+            keys = pd.Series(modules).astype(object)
+            for m, rates in self.modules.items():
+                hit = (keys == m).to_numpy()
+                out[hit] = np.asarray(rates)[index[hit]]
+        return out
+
+    def logit(self, frame: pd.DataFrame) -> np.ndarray:
+        modules = frame["module"].astype(str).to_numpy() if "module" in frame else None
+        cutoffs = frame["cutoff"] if "cutoff" in frame else frame["cutoff_day"]
+        return _logit(self.rate(modules, cutoffs.to_numpy(float)))
+
+    def to_config(self) -> dict[str, Any]:
+        return {"cutoffs": self.cutoffs, "overall": self.overall, "modules": self.modules}
+
+    @classmethod
+    def from_config(cls, d: dict[str, Any] | None) -> RunPrior | None:
+        if not d:
+            return None
+        return cls([int(c) for c in d["cutoffs"]], list(d["overall"]), dict(d["modules"]))
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=float), 0.005, 0.995)
+    return np.log(p / (1 - p))
+
+
 class Factor(NamedTuple):
     feature: str
     text: str
@@ -172,11 +249,20 @@ class ChurnSettings:
     per_cutoff: bool = True  # one expert per training cut-off (routing by nearest cut-off)
     pos_weight: str | float | None = "sqrt"  # "sqrt" | "balanced" | number | None
     refit: bool = True
+    # Warm start (a previous predictor given to train_churn_model): at most this many
+    # epochs per network, starting from the previous weights.
+    warm_max_epochs: int = 5
     num_threads: int = 1  # small nets: more threads only add overhead on a busy 2-core box
+    # flat features the network does not read (run-level constants, see features.RUN_LEVEL)
+    exclude: tuple[str, ...] = tuple(RUN_LEVEL)
+    # module base rate as a fixed logit offset (`RunPrior`); 0 smoothing = raw rates
+    run_prior: bool = True
+    prior_smoothing: float = 50.0
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["seeds"] = list(self.seeds)
+        d["exclude"] = list(self.exclude)
         return d
 
 
@@ -226,14 +312,16 @@ class ChurnPredictor:
         n_weeks: int = 24,
         channels: list[str] | None = None,
         info: dict[str, Any] | None = None,
+        prior: RunPrior | None = None,
     ):
         self.preprocessor = preprocessor
+        self.prior = prior
         self.seq_scale = np.asarray(seq_scale, dtype=np.float32)
         self.module = module
         self.arch = arch
         self.platt = (float(platt[0]), float(platt[1]))
         self.thresholds = (float(thresholds[0]), float(thresholds[1]))
-        n_in = len(preprocessor.output_columns)
+        n_in = len(preprocessor.output_columns) + (1 if prior is not None else 0)
         self.n_weeks = n_weeks
         self.channels = list(channels or SEQ_CHANNELS)
         # one baseline per expert cut-off (row k for baseline_cutoffs[k])
@@ -252,7 +340,11 @@ class ChurnPredictor:
 
     # ---- inputs --------------------------------------------------------------
     def inputs(self, frame: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
-        flat = torch.from_numpy(self.preprocessor.transform_array(frame))
+        values = self.preprocessor.transform_array(frame)
+        if self.prior is not None:
+            offset = self.prior.logit(frame).astype(np.float32)
+            values = np.concatenate([values, offset[:, None]], axis=1)
+        flat = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
         seq = np.log1p(np.maximum(sequence_array(frame, self.n_weeks, self.channels), 0))
         return flat, torch.from_numpy((seq / self.seq_scale).astype(np.float32))
 
@@ -337,6 +429,8 @@ class ChurnPredictor:
         for j, col in enumerate(self.preprocessor.output_columns):
             src = self.preprocessor.source_of(col)
             groups[src] = groups.get(src, 0) + a_flat[:, j]
+        if self.prior is not None:
+            groups[PRIOR_FEATURE] = a_flat[:, -1]
         groups["weekly_activity_recent"] = a_seq[:, -RECENT_WEEKS:, :].sum(axis=(1, 2))
         groups["weekly_activity_earlier"] = a_seq[:, :-RECENT_WEEKS, :].sum(axis=(1, 2))
         return pd.DataFrame(groups, index=frame.index)
@@ -346,6 +440,17 @@ class ChurnPredictor:
 
         attr = self.attributions(frame)
         values = attr.to_numpy()
+        if self.prior is not None:
+            frame = frame.assign(
+                **{
+                    PRIOR_FEATURE: self.prior.rate(
+                        frame["module"].astype(str).to_numpy() if "module" in frame else None,
+                        frame["cutoff"].to_numpy(float)
+                        if "cutoff" in frame
+                        else frame["cutoff_day"],
+                    )
+                }
+            )
         names = list(attr.columns)
         result = []
         order = np.argsort(-np.abs(values), axis=1)[:, :top_k]
@@ -373,6 +478,7 @@ class ChurnPredictor:
             "n_weeks": self.n_weeks,
             "channels": self.channels,
             "info": self.info,
+            "prior": self.prior.to_config() if self.prior is not None else None,
         }
         return tensors, config
 
@@ -398,6 +504,7 @@ class ChurnPredictor:
             n_weeks=int(config["n_weeks"]),
             channels=list(config["channels"]),
             info=config.get("info", {}),
+            prior=RunPrior.from_config(config.get("prior")),
         )
         cuts = config.get("baseline_cutoffs") or [None]
         predictor.baseline_cutoffs = [float("nan") if c is None else float(c) for c in cuts]
@@ -429,6 +536,7 @@ def _ensemble(arch: dict[str, Any]) -> ChurnEnsemble:
             dropout=arch["dropout"],
             seq_hidden=arch["seq_hidden"],
             use_sequence=arch["use_sequence"],
+            offset=bool(arch.get("offset", False)),
         )
         for _ in range(arch["n_members"])
     ]
@@ -471,14 +579,21 @@ def train_churn_model(
     train: ChurnFeatures,
     val: ChurnFeatures,
     settings: ChurnSettings | None = None,
+    warm_start: ChurnPredictor | None = None,
 ) -> tuple[ChurnPredictor, TrainReport]:
-    """Train, calibrate and band; `val` must be later in time than `train`."""
+    """Train, calibrate and band; `val` must be later in time than `train`.
+
+    With `warm_start` (the previous fp32 predictor) every network starts from its
+    counterpart's weights when the feature columns and architecture are the same
+    (`info["warm_start"]` says whether they were), for at most
+    `settings.warm_max_epochs` epochs.
+    """
     settings = settings or ChurnSettings()
     start = (time.perf_counter(), time.process_time())
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, settings.num_threads))
     try:
-        return _train(train.labelled(), val.labelled(), settings, start)
+        return _train(train.labelled(), val.labelled(), settings, start, warm_start)
     finally:
         torch.set_num_threads(threads)
 
@@ -490,11 +605,91 @@ def _nearest(values: np.ndarray, cutoffs: list[int]) -> np.ndarray:
     ]
 
 
-def _train_members(arch, config, seeds, train_set, val_set, val_groups):
-    """One network per seed, early-stopped on `val_set` (mean per-cut-off AUC)."""
+def _warm_states(
+    warm: ChurnPredictor | None, arch: dict[str, Any], columns: list[str]
+) -> list[list[dict[str, torch.Tensor]]] | None:
+    """Per expert, per seed: the previous network's weights, or None when the schema differs
+    (other feature columns or architecture, or a compressed network)."""
+    if warm is None or list(warm.preprocessor.output_columns) != list(columns):
+        return None
+    if dict(warm.arch) != arch:
+        return None
+    module = warm.module
+    experts = list(module.experts) if isinstance(module, ChurnRouter) else [module]
+    if not all(isinstance(e, ChurnEnsemble) for e in experts):
+        return None
+    states = [[net.state_dict() for net in e.nets] for e in experts]
+    fresh = _ensemble({**arch, "n_members": 1}).nets[0].state_dict()
+    for expert in states:
+        for state in expert:
+            if state.keys() != fresh.keys() or any(state[k].shape != fresh[k].shape for k in fresh):
+                return None
+    return states
 
-    def score(out: torch.Tensor, y: torch.Tensor) -> float:
-        return _mean_group_auc(y.numpy(), out.numpy(), val_groups)
+
+def _fit_member(
+    net: nn.Module,
+    train_set: TensorDataset,
+    val_set: TensorDataset | None,
+    config: TrainConfig,
+    val_groups: np.ndarray | None = None,
+) -> tuple[int, list[float | None]]:
+    """Train one network in place (Adam, BCE with ``pos_weight``, gradient clipping);
+    with `val_set`, early stopping on the mean per-cut-off validation AUC, restoring
+    the best epoch's weights. Returns (best epoch or epochs run, validation history).
+
+    Same recipe as `eduplatform.ml.train.fit`, but batches are tensor slices of a
+    seeded permutation instead of a DataLoader collating rows one by one (several
+    times less CPU for these small networks)."""
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        generator = torch.Generator().manual_seed(config.seed)
+        pw = None if config.pos_weight is None else torch.tensor(float(config.pos_weight))
+        loss_fn = nn.BCEWithLogitsLoss(pos_weight=pw)
+        optimizer = torch.optim.Adam(
+            net.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
+        x, q, y = train_set.tensors
+        best_score, best_epoch, bad = -math.inf, 0, 0
+        best_state = None
+        history: list[float | None] = []
+        epoch = 0
+        for epoch in range(1, config.max_epochs + 1):
+            net.train()
+            order = torch.randperm(len(y), generator=generator)
+            for begin in range(0, len(y), config.batch_size):
+                b = order[begin : begin + config.batch_size]
+                optimizer.zero_grad(set_to_none=True)
+                loss = loss_fn(net(x[b], q[b]), y[b])
+                loss.backward()
+                if config.grad_clip:
+                    nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
+                optimizer.step()
+            if val_set is None:
+                continue
+            xv, qv, yv = val_set.tensors
+            out = predict_outputs(net, (xv, qv)).numpy()
+            score = _mean_group_auc(yv.numpy(), out, val_groups)
+            history.append(score)
+            if score > best_score + config.min_delta:
+                best_score, best_epoch, bad = score, epoch, 0
+                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            else:
+                bad += 1
+                if config.patience and bad >= config.patience:
+                    break
+        if best_state is not None:
+            net.load_state_dict(best_state)
+        net.eval()
+        return (best_epoch or epoch), history
+    finally:
+        torch.use_deterministic_algorithms(previous)
+
+
+def _train_members(arch, config, seeds, train_set, val_set, val_groups, init=None):
+    """One network per seed, early-stopped on `val_set` (mean per-cut-off AUC); each
+    starts from `init[k]` (a state dict) when given."""
 
     nets: list[nn.Module] = []
     epochs: list[int] = []
@@ -502,22 +697,54 @@ def _train_members(arch, config, seeds, train_set, val_set, val_groups):
     for seed in seeds:
         torch.manual_seed(seed)
         net = _ensemble({**arch, "n_members": 1}).nets[0]
+        if init is not None:
+            net.load_state_dict(init[len(nets)])
         cfg = TrainConfig(**{**config.to_dict(), "seed": seed})
-        result = fit(net, train_set, val_set, cfg, val_score=score if val_set else None)
+        best, hist = _fit_member(net, train_set, val_set, cfg, val_groups)
         nets.append(net)
-        epochs.append(result.best_epoch or result.epochs_run)
-        history.append([h.val_score for h in result.history])
+        epochs.append(best)
+        history.append(hist)
     return nets, epochs, history
 
 
-def _train(train: ChurnFeatures, val: ChurnFeatures, s: ChurnSettings, start):
-    pre = Preprocessor.fit(train.frame, train.kinds)
+def _modules(features: ChurnFeatures) -> np.ndarray | None:
+    frame = features.frame
+    return frame["module"].astype(str).to_numpy() if "module" in frame else None
+
+
+def _own_run_logit(features: ChurnFeatures) -> np.ndarray:
+    """Logit of each row's own course run churn rate at its cut-off."""
+    frame = features.frame
+    rate = (
+        pd.Series(features.labels)
+        .groupby([frame["course_id"].astype(str).to_numpy(), frame["cutoff"].to_numpy()])
+        .transform("mean")
+    )
+    return _logit(rate.to_numpy(float))
+
+
+def _train(
+    train: ChurnFeatures,
+    val: ChurnFeatures,
+    s: ChurnSettings,
+    start,
+    warm_start: ChurnPredictor | None = None,
+):
+    excluded = set(s.exclude) - {"cutoff_day"}  # the router reads the cut-off day
+    pre = Preprocessor.fit(train.frame, {k: v for k, v in train.kinds.items() if k not in excluded})
     raw_seq = np.log1p(np.maximum(train.sequence(), 0))
     seq_scale = raw_seq.reshape(-1, raw_seq.shape[2]).std(axis=0) + 1e-6
     cutoffs = sorted(int(c) for c in np.unique(train.frame["cutoff"]))
     per_cutoff = s.per_cutoff and len(cutoffs) > 1
+    prior = (
+        RunPrior.fit(
+            _modules(train), train.frame["cutoff"].to_numpy(), train.labels, s.prior_smoothing
+        )
+        if s.run_prior
+        else None
+    )
     arch: dict[str, Any] = {
-        "n_flat": len(pre.output_columns),
+        "n_flat": len(pre.output_columns) + (1 if prior is not None else 0),
         "n_channels": len(train.channels),
         "hidden": s.hidden,
         "layers": s.layers,
@@ -528,13 +755,30 @@ def _train(train: ChurnFeatures, val: ChurnFeatures, s: ChurnSettings, start):
         "route_cutoffs": cutoffs if per_cutoff else None,
         "route_column": pre.output_columns.index("cutoff_day") if per_cutoff else None,
     }
+    if prior is not None:
+        arch["offset"] = True
     predictor = ChurnPredictor(
-        pre, seq_scale, _ensemble(arch), arch, n_weeks=train.n_weeks, channels=train.channels
+        pre,
+        seq_scale,
+        _ensemble(arch),
+        arch,
+        n_weeks=train.n_weeks,
+        channels=train.channels,
+        prior=prior,
     )
+    warm = _warm_states(warm_start, arch, pre.output_columns)
     x_tr, q_tr = predictor.inputs(train.frame)
     y_tr = torch.tensor(train.labels, dtype=torch.float32)
     x_va, q_va = predictor.inputs(val.frame)
     y_va = torch.tensor(val.labels, dtype=torch.float32)
+    if prior is not None:
+        # training rows: their own run's churn rate as the offset (the network learns
+        # the ranking within a run); validation rows keep the prior of their module
+        x_tr[:, -1] = torch.from_numpy(_own_run_logit(train).astype(np.float32))
+        x_va_own = x_va.clone()
+        x_va_own[:, -1] = torch.from_numpy(_own_run_logit(val).astype(np.float32))
+    else:
+        x_va_own = x_va
     val_groups = val.frame["cutoff"].to_numpy()
     has_val = len(val) > 0 and len(np.unique(val.labels)) == 2
     tr_route = train.frame["cutoff"].to_numpy()
@@ -545,7 +789,7 @@ def _train(train: ChurnFeatures, val: ChurnFeatures, s: ChurnSettings, start):
     plan = []
     best_epochs: list[int] = []
     history: list[list[float | None]] = []
-    for g in groups:
+    for gi, g in enumerate(groups):
         tm = np.ones(len(train), bool) if g is None else tr_route == g
         vm = np.ones(len(val), bool) if g is None else va_route == g
         config = TrainConfig(
@@ -554,7 +798,7 @@ def _train(train: ChurnFeatures, val: ChurnFeatures, s: ChurnSettings, start):
             lr=s.lr,
             weight_decay=s.weight_decay,
             batch_size=s.batch_size,
-            max_epochs=s.max_epochs,
+            max_epochs=s.max_epochs if warm is None else min(s.max_epochs, s.warm_max_epochs),
             patience=s.patience,
             pos_weight=_pos_weight(s.pos_weight, train.labels[tm]),
         )
@@ -566,6 +810,7 @@ def _train(train: ChurnFeatures, val: ChurnFeatures, s: ChurnSettings, start):
             TensorDataset(x_tr[tm], q_tr[tm], y_tr[tm]),
             TensorDataset(x_va[vm], q_va[vm], y_va[vm]) if group_val else None,
             val_groups[vm],
+            init=warm[gi] if warm is not None else None,
         )
         experts.append(ChurnEnsemble(nets))
         plan.append((tm, vm, config, epochs, group_val))
@@ -598,19 +843,26 @@ def _train(train: ChurnFeatures, val: ChurnFeatures, s: ChurnSettings, start):
         val_auc, per_cutoff_auc = float("nan"), {}
     if s.refit and has_val:
         refit: list[nn.Module] = []
-        for tm, vm, config, epochs, _ in plan:
-            x_all = torch.cat([x_tr[tm], x_va[vm]])
+        for gi, (tm, vm, config, epochs, _) in enumerate(plan):
+            x_all = torch.cat([x_tr[tm], x_va_own[vm]])
             q_all = torch.cat([q_tr[tm], q_va[vm]])
             y_all = torch.cat([y_tr[tm], y_va[vm]])
             nets = []
             for seed, n_epochs in zip(s.seeds, epochs, strict=True):
                 torch.manual_seed(seed)
                 net = _ensemble({**arch, "n_members": 1}).nets[0]
+                if warm is not None:
+                    net.load_state_dict(warm[gi][len(nets)])
                 cfg = TrainConfig(**{**config.to_dict(), "seed": seed, "max_epochs": n_epochs})
-                fit(net, TensorDataset(x_all, q_all, y_all), None, cfg)
+                _fit_member(net, TensorDataset(x_all, q_all, y_all), None, cfg)
                 nets.append(net)
             refit.append(ChurnEnsemble(nets))
         predictor.module = assemble(refit)
+        if prior is not None:
+            both = ChurnFeatures.concat([train, val])
+            predictor.prior = RunPrior.fit(
+                _modules(both), both.frame["cutoff"].to_numpy(), both.labels, s.prior_smoothing
+            )
     predictor.module.eval()
     predictor.baseline_flat = np.stack([x_tr[tm].numpy().mean(axis=0) for tm, *_ in plan])
     predictor.baseline_seq = np.stack([q_tr[tm].numpy().mean(axis=0) for tm, *_ in plan])
@@ -632,5 +884,6 @@ def _train(train: ChurnFeatures, val: ChurnFeatures, s: ChurnSettings, start):
         "n_train": len(train),
         "n_val": len(val),
         "train_cutoffs": cutoffs,
+        "warm_start": warm is not None,
     }
     return predictor, report
