@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
-from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 
+import psycopg
+from django.conf import settings
 from django.db import connection, transaction
 
 from analytics.models import ContentItem, Course, Enrollment, Learner, LearningEvent
@@ -38,10 +42,12 @@ def events_ingest(*, events: list[NormalizedEvent], source: str) -> IngestResult
 
 @transaction.atomic
 def _events_ingest_once(*, events: list[NormalizedEvent], source: str) -> IngestResult:
-    """1. Resolve courses and items (errors per event, nothing written).
-    2. Create missing learners and enrolments.
-    3. Insert the events, skipping stored client ids, in one statement.
-    4. Add the inserted ones to the daily rollup in one upsert.
+    """1. Resolve courses and items (errors per event, nothing written): one query each.
+    2. Create missing learners (one query to find them, one to add the missing).
+    3. PostgreSQL: one statement adds missing enrolments, inserts the events
+       (skipping stored client ids) and adds the inserted ones to the daily
+       rollup, all from arrays bound as parameters. SQLite: the same in a few
+       set-based statements.
     """
     courses_by_code, courses_by_iri = _courses_for(events)
     errors: list[dict[str, list[str]] | None] = []
@@ -81,6 +87,123 @@ def _events_ingest_once(*, events: list[NormalizedEvent], source: str) -> Ingest
         items.update(_items_for(resolved))
 
     learners = learners_ensure(events=[e for e, _ in resolved])
+    if connection.vendor == "postgresql":
+        inserted = _pg_events_store(resolved, items, learners, source)
+    else:
+        inserted = _events_store(resolved, items, learners, source)
+    return IngestResult(
+        received=len(events),
+        created=len(inserted),
+        duplicates=len(events) - len(inserted),
+        event_ids=[e.client_event_id for e in events],
+    )
+
+
+def _rollup_type(event: NormalizedEvent, item: _Item | None) -> str:
+    return item.activity_type if item else event.verb
+
+
+_PG_STORE = """
+WITH input AS (
+    SELECT (r->>0)::bigint AS learner_id, (r->>1)::bigint AS course_id,
+           (r->>2)::bigint AS item_id, r->>3 AS verb, (r->>4)::timestamptz AS occurred_at,
+           (r->>5)::int AS count, (r->>6)::float8 AS duration_seconds, (r->>7)::float8 AS score,
+           r->>8 AS client_event_id, r->>9 AS activity_type
+    FROM json_array_elements(%s::json) AS r
+), days AS (
+    -- Rollup days are UTC calendar days.
+    SELECT *, (occurred_at AT TIME ZONE 'UTC')::date AS day FROM input
+), enrolled AS (
+    INSERT INTO analytics_enrollment
+        (course_id, learner_id, registered_on, final_result, num_prev_attempts)
+    SELECT course_id, learner_id, min(day), '', 0 FROM days d
+    WHERE NOT EXISTS (
+        SELECT 1 FROM analytics_enrollment e
+        WHERE e.course_id = d.course_id AND e.learner_id = d.learner_id
+    )
+    GROUP BY course_id, learner_id ORDER BY course_id, learner_id
+    ON CONFLICT (course_id, learner_id) DO NOTHING
+), inserted AS (
+    INSERT INTO analytics_learningevent
+        (learner_id, course_id, item_id, verb, occurred_at, count, duration_seconds, score,
+         source, client_event_id)
+    SELECT learner_id, course_id, item_id, verb, occurred_at, count, duration_seconds, score,
+           %s, client_event_id
+    FROM input
+    ON CONFLICT (source, client_event_id) WHERE client_event_id IS NOT NULL DO NOTHING
+    RETURNING client_event_id
+), rolled AS (
+    INSERT INTO analytics_dailyactivity
+        (course_id, learner_id, date, activity_type, events, clicks, active_seconds)
+    SELECT i.course_id, i.learner_id, i.day, i.activity_type, count(*), sum(i.count),
+           coalesce(sum(i.duration_seconds), 0)
+    FROM days i JOIN inserted USING (client_event_id)
+    GROUP BY i.course_id, i.learner_id, i.day, i.activity_type
+    ORDER BY i.course_id, i.learner_id, i.day, i.activity_type
+    ON CONFLICT (course_id, learner_id, date, activity_type) DO UPDATE SET
+        events = analytics_dailyactivity.events + excluded.events,
+        clicks = analytics_dailyactivity.clicks + excluded.clicks,
+        active_seconds = analytics_dailyactivity.active_seconds + excluded.active_seconds
+)
+SELECT client_event_id FROM inserted
+"""
+
+
+def _pg_events_store(
+    resolved: list[tuple[NormalizedEvent, Course]],
+    items: dict[tuple[int, str], _Item],
+    learners: dict[tuple[str, str], int],
+    source: str,
+) -> set[str]:
+    """Enrolments, events and rollup in one statement; return the client ids inserted.
+
+    Rows go in as one JSON parameter; ordered upserts keep concurrent batches
+    from deadlocking.
+    """
+    rows = []
+    for event, course in resolved:
+        item = items.get((course.pk, event.item_external_id)) if event.item_external_id else None
+        rows.append(
+            (
+                learners[(event.learner_namespace, event.learner_identifier)],
+                course.pk,
+                item.pk if item else None,
+                event.verb,
+                event.occurred_at.isoformat(),
+                event.count,
+                event.duration_seconds,
+                event.score,
+                event.client_event_id,
+                _rollup_type(event, item),
+            )
+        )
+    # One JSON document for all rows: the C encoder and the server's JSON
+    # parser beat binding ten arrays element by element in Python.
+    payload = json.dumps(rows, allow_nan=False)
+    with _raw_cursor() as cursor:
+        cursor.execute(_PG_STORE, [payload, source])
+        return {row[0] for row in cursor.fetchall()}
+
+
+@contextmanager
+def _raw_cursor() -> Iterator[psycopg.Cursor]:
+    """A psycopg cursor with server-side binding on Django's connection (same transaction).
+
+    Django's own cursor binds client-side, writing every array element into
+    the SQL text; here arrays travel as parameters.
+    """
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        yield cursor
+
+
+def _events_store(
+    resolved: list[tuple[NormalizedEvent, Course]],
+    items: dict[tuple[int, str], _Item],
+    learners: dict[tuple[str, str], int],
+    source: str,
+) -> set[str]:
+    """The same as _pg_events_store in a few statements (SQLite)."""
     _enrollments_ensure(resolved, learners)
     # Raw SQL below: store datetimes exactly as the ORM would on this backend.
     adapt = connection.ops.adapt_datetimefield_value
@@ -99,7 +222,7 @@ def _events_ingest_once(*, events: list[NormalizedEvent], source: str) -> Ingest
                 event.score,
                 source,
                 event.client_event_id,
-                item.activity_type if item else event.verb,
+                _rollup_type(event, item),
             )
         )
     inserted = _events_insert(rows)
@@ -110,12 +233,7 @@ def _events_ingest_once(*, events: list[NormalizedEvent], source: str) -> Ingest
             if row[9] in inserted
         )
     )
-    return IngestResult(
-        received=len(events),
-        created=len(inserted),
-        duplicates=len(events) - len(inserted),
-        event_ids=[e.client_event_id for e in events],
-    )
+    return inserted
 
 
 _EVENT_COLUMNS = (
@@ -198,18 +316,49 @@ def _courses_for(events: list[NormalizedEvent]) -> tuple[dict[str, Course], dict
     return by_code, by_iri  # type: ignore[return-value]
 
 
+@dataclass(frozen=True)
+class _Item:
+    """What ingestion needs of a ContentItem (model instances cost more to build)."""
+
+    pk: int
+    activity_type: str
+
+
 def _items_for(
     resolved: list[tuple[NormalizedEvent, Course]],
-) -> dict[tuple[int, str], ContentItem]:
-    wanted = defaultdict(set)
-    for event, course in resolved:
-        if event.item_external_id is not None:
-            wanted[course.pk].add(event.item_external_id)
-    found: dict[tuple[int, str], ContentItem] = {}
-    for course_id, external_ids in wanted.items():
-        for item in ContentItem.objects.filter(course_id=course_id, external_id__in=external_ids):
-            found[(course_id, item.external_id)] = item
-    return found
+) -> dict[tuple[int, str], _Item]:
+    """(course pk, external id) -> item for the events' items, in one query."""
+    wanted = {
+        (course.pk, event.item_external_id)
+        for event, course in resolved
+        if event.item_external_id is not None
+    }
+    if not wanted:
+        return {}
+    course_ids = list({c for c, _ in wanted})
+    external_ids = list({e for _, e in wanted})
+    # Both lists together select a superset (every course x every id); keep the pairs asked.
+    if connection.vendor == "postgresql":
+        with _raw_cursor() as cursor:
+            cursor.execute(
+                "SELECT course_id, external_id, id, activity_type FROM analytics_contentitem "
+                "WHERE course_id = ANY(%b::bigint[]) AND external_id = ANY(%b::text[])",
+                [course_ids, external_ids],
+            )
+            rows = cursor.fetchall()
+    else:
+        rows = []
+        for chunk in _chunks(external_ids, 900):
+            rows.extend(
+                ContentItem.objects.filter(
+                    course_id__in=course_ids, external_id__in=chunk
+                ).values_list("course_id", "external_id", "id", "activity_type")
+            )
+    return {
+        (course_id, external_id): _Item(pk, activity_type)
+        for course_id, external_id, pk, activity_type in rows
+        if (course_id, external_id) in wanted
+    }
 
 
 def learners_ensure(*, events: Iterable[NormalizedEvent]) -> dict[tuple[str, str], int]:
@@ -217,27 +366,74 @@ def learners_ensure(*, events: Iterable[NormalizedEvent]) -> dict[tuple[str, str
     identities: dict[tuple[str, str], NormalizedEvent] = {}
     for event in events:
         identities.setdefault((event.learner_namespace, event.learner_identifier), event)
-    pseudonyms = {key: pseudonymise(*key) for key in identities}
-    existing = dict(
-        Learner.objects.filter(pseudonym__in=pseudonyms.values()).values_list("pseudonym", "id")
-    )
-    missing = [
-        Learner(
-            pseudonym=pseudonym,
-            email=identities[key].learner_email,
-            name=identities[key].learner_name,
-        )
-        for key, pseudonym in pseudonyms.items()
-        if pseudonym not in existing
-    ]
+    pseudonyms = {key: _pseudonym(*key) for key in identities}
+    existing = _learner_ids(list(pseudonyms.values()))
+    missing = [key for key, pseudonym in pseudonyms.items() if pseudonym not in existing]
     if missing:
-        Learner.objects.bulk_create(missing, ignore_conflicts=True)
-        existing.update(
-            Learner.objects.filter(pseudonym__in=[m.pseudonym for m in missing]).values_list(
-                "pseudonym", "id"
-            )
-        )
+        rows = [
+            (pseudonyms[key], identities[key].learner_name, identities[key].learner_email)
+            for key in missing
+        ]
+        existing.update(_learners_insert(rows))
+        # A concurrent request may have created some first: read those back.
+        late = [pseudonyms[key] for key in missing if pseudonyms[key] not in existing]
+        if late:
+            existing.update(_learner_ids(late))
     return {key: existing[pseudonym] for key, pseudonym in pseudonyms.items()}
+
+
+def _learner_ids(pseudonyms: list[str]) -> dict[str, int]:
+    if not pseudonyms:
+        return {}
+    if connection.vendor == "postgresql":
+        with _raw_cursor() as cursor:
+            cursor.execute(
+                "SELECT pseudonym, id FROM analytics_learner WHERE pseudonym = ANY(%b::text[])",
+                [pseudonyms],
+            )
+            return dict(cursor.fetchall())
+    found: dict[str, int] = {}
+    for chunk in _chunks(pseudonyms, 900):
+        found.update(Learner.objects.filter(pseudonym__in=chunk).values_list("pseudonym", "id"))
+    return found
+
+
+def _learners_insert(rows: list[tuple[str, str, str]]) -> dict[str, int]:
+    """Insert (pseudonym, name, email) rows, skipping existing pseudonyms; return new ids."""
+    if connection.vendor != "postgresql":
+        Learner.objects.bulk_create(
+            [Learner(pseudonym=p, name=n, email=e) for p, n, e in rows], ignore_conflicts=True
+        )
+        return _learner_ids([p for p, _, _ in rows])
+    # Personal data is encrypted at rest by the model fields (Fernet); empty stays empty.
+    name_field = Learner._meta.get_field("name")
+    email_field = Learner._meta.get_field("email")
+    with _raw_cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO analytics_learner (pseudonym, name, email, gender, region, "
+            "highest_education, imd_band, age_band, disability, created_at) "
+            "SELECT p, n, e, '', '', '', '', '', '', now() "
+            "FROM unnest(%b::text[], %b::text[], %b::text[]) AS t(p, n, e) ORDER BY p "
+            "ON CONFLICT (pseudonym) DO NOTHING RETURNING pseudonym, id",
+            [
+                [p for p, _, _ in rows],
+                [name_field.get_prep_value(n) for _, n, _ in rows],
+                [email_field.get_prep_value(e) for _, _, e in rows],
+            ],
+        )
+        return dict(cursor.fetchall())
+
+
+@lru_cache(maxsize=65536)
+def _pseudonym_cached(key_setting: str, secret: str, namespace: str, identifier: str) -> str:
+    return pseudonymise(namespace, identifier)
+
+
+def _pseudonym(namespace: str, identifier: str) -> str:
+    """pseudonymise(), memoised per key: the same learners send event after event."""
+    return _pseudonym_cached(
+        settings.PSEUDONYM_KEY or "", settings.SECRET_KEY, namespace, identifier
+    )
 
 
 def _enrollments_ensure(

