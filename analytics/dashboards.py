@@ -27,6 +27,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -36,8 +38,11 @@ import numpy as np
 import pandas as pd
 from django.core.cache import cache
 from django.core.paginator import Paginator
+from django.db import transaction
+from django.db.models.signals import post_delete
 from django.template import TemplateDoesNotExist
-from django.template.loader import get_template
+from django.template.loader import get_template, render_to_string
+from django.utils.html import json_script
 
 from analytics import selectors
 from analytics.models import Course, Enrollment, EventSource, Learner
@@ -534,34 +539,134 @@ def learner_status(row: Mapping[str, Any]) -> str:
     return row.get("final_result") or "In progress"
 
 
-def course_page(
-    user: Any,
-    course: Course,
-    today: dt.date,
-    query: selectors.LearnerTableQuery,
-    page_number: str | int | None,
-) -> dict[str, Any]:
+# The course page's run-wide reads (charts, the table's rows before filters)
+# cost about a second on a run of 1,000 learners; they are cached per course,
+# day and data version (`selectors.data_version`, one cheap query per
+# request), in this process and in the shared cache, so any new event,
+# enrolment or submission recomputes them and erasures bump an epoch.
+COURSE_CACHE_SECONDS = 600
+_ERASURE_EPOCH_KEY = "analytics:erasure-epoch"
+
+
+@dataclass
+class _CourseBundle:
+    anchor: dt.date
+    weekly: list[dict[str, Any]]
+    types: list[dict[str, Any]]
+    items: list[dict[str, Any]]
+    scores: list[dict[str, Any]]
+    learners: list[dict[str, Any]]
+    # Per "suppresses small groups": charts and item lists derived from the rows.
+    views: dict[bool, dict[str, Any]]
+
+
+class _CourseCache:
+    """Newest bundle per course run in this process (monotonic expiry), backed by the cache."""
+
+    def __init__(self) -> None:
+        self._bundles: dict[int, tuple[float, tuple[Any, ...], _CourseBundle]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, course: Course, today: dt.date) -> _CourseBundle:
+        try:
+            epoch = cache.get(_ERASURE_EPOCH_KEY, 0)
+        except Exception:
+            # Without the shared cache an erasure elsewhere could go unnoticed:
+            # compute, keep nothing.
+            logger.warning("course cache: shared cache unavailable, not caching")
+            return _course_bundle(course, today)
+        key = (
+            course.pk,
+            course.start_date,
+            course.length_days,
+            today,
+            selectors.data_version(),
+            epoch,
+        )
+        now = time.monotonic()
+        hit = self._bundles.get(course.pk)
+        if hit is not None and hit[1] == key and now - hit[0] < COURSE_CACHE_SECONDS:
+            return hit[2]
+        shared_key = "analytics:course:" + hashlib.sha256(repr(key).encode()).hexdigest()
+        bundle = _safe_cache_get(shared_key)
+        if bundle is None:
+            bundle = _course_bundle(course, today)
+            try:
+                cache.set(shared_key, bundle, COURSE_CACHE_SECONDS)
+            except Exception:
+                logger.warning("course cache: could not store a bundle")
+        with self._lock:
+            self._bundles[course.pk] = (now, key, bundle)
+        return bundle
+
+    def clear(self) -> None:
+        with self._lock:
+            self._bundles.clear()
+
+
+def _safe_cache_get(key: str) -> Any:
+    try:
+        return cache.get(key)
+    except Exception:
+        return None
+
+
+course_cache = _CourseCache()
+
+
+def _bump_erasure_epoch(**kwargs: Any) -> None:
+    def bump() -> None:
+        try:
+            cache.add(_ERASURE_EPOCH_KEY, 0, None)
+            cache.incr(_ERASURE_EPOCH_KEY)
+        except Exception:
+            logger.warning("course cache: could not record a deletion")
+        course_cache.clear()
+
+    # After commit: a page computed between the bump and the commit would
+    # cache the learner again under the new epoch.
+    transaction.on_commit(bump)
+
+
+# Deleted learners and enrolments (erasure, admin) must leave cached tables at
+# once; max ids do not notice deletions.
+post_delete.connect(_bump_erasure_epoch, sender=Learner, dispatch_uid="analytics-erasure-learner")
+post_delete.connect(
+    _bump_erasure_epoch, sender=Enrollment, dispatch_uid="analytics-erasure-enrollment"
+)
+
+
+def _course_bundle(course: Course, today: dt.date) -> _CourseBundle:
     weekly = selectors.weekly_activity([course.pk], last=today)
     # Same anchor as course_csv_rows (latest activity on or before today),
     # read off the weekly rows to save a query.
     last = max((r["last_date"] for r in weekly), default=None)
     anchor = _anchor(last, today)
+    first_content_day = anchor - (CONTENT_WINDOW_DAYS - 1) * DAY
+    return _CourseBundle(
+        anchor=anchor,
+        weekly=weekly,
+        types=selectors.activity_by_type([course.pk]),
+        items=selectors.item_usage(course, first=first_content_day, last=anchor),
+        scores=selectors.score_histogram(course),
+        learners=selectors.course_learner_table(course, anchor=anchor),
+        views={},
+    )
 
-    weekly = access.suppress_small_groups(user, weekly, value_keys=("clicks", "events"))
+
+def _course_charts(user: Any, course: Course, bundle: _CourseBundle) -> dict[str, Any]:
+    suppress = access.suppresses_small_groups(user)
+    view = bundle.views.get(suppress)
+    if view is not None:
+        return view
+    anchor = bundle.anchor
+    weekly = access.suppress_small_groups(user, bundle.weekly, value_keys=("clicks", "events"))
     anchor_week = selectors.week_of_run(anchor, course.start_date)
     partial_week = anchor_week if (anchor - course.start_date).days % 7 != 6 else None
-    types = access.suppress_small_groups(
-        user, selectors.activity_by_type([course.pk]), value_keys=("clicks", "events")
-    )
+    types = access.suppress_small_groups(user, bundle.types, value_keys=("clicks", "events"))
     first_content_day = anchor - (CONTENT_WINDOW_DAYS - 1) * DAY
-    items = access.suppress_small_groups(
-        user,
-        selectors.item_usage(course, first=first_content_day, last=anchor),
-        value_keys=("clicks",),
-    )
-    scores = access.suppress_small_groups(
-        user, selectors.score_histogram(course), value_keys=("submissions",)
-    )
+    items = access.suppress_small_groups(user, bundle.items, value_keys=("clicks",))
+    scores = access.suppress_small_groups(user, bundle.scores, value_keys=("submissions",))
     used = sorted(items, key=lambda r: (-(r["clicks"] or 0), r["title"] or r["external_id"]))
     top = [r for r in used if r["clicks"]][:10]
     bottom = sorted(items, key=lambda r: (r["clicks"] or 0, r["title"] or r["external_id"]))[:10]
@@ -571,8 +676,31 @@ def course_page(
         _content_chart(top, first_content_day, anchor),
         _scores_chart(scores),
     ]
+    view = {
+        "charts": charts,
+        "chart_data": chart_specs(charts),
+        "top_items": top,
+        "bottom_items": bottom,
+        "content_window": (first_content_day, anchor),
+    }
+    # Rendered here once: the chart cards with their data tables are most of
+    # the page's template work and the same for every request of this view.
+    view["summary_html"] = render_to_string("analytics/_course_run_summary.html", view)
+    view["chart_data_script"] = json_script(view["chart_data"], "course-data")
+    bundle.views[suppress] = view
+    return view
 
-    rows = selectors.course_learner_rows(course, anchor=anchor, query=query)
+
+def course_page(
+    user: Any,
+    course: Course,
+    today: dt.date,
+    query: selectors.LearnerTableQuery,
+    page_number: str | int | None,
+) -> dict[str, Any]:
+    bundle = course_cache.get(course, today)
+    anchor = bundle.anchor
+    rows = selectors.filter_learner_table(bundle.learners, anchor=anchor, query=query)
     page = Paginator(rows, PAGE_SIZE).get_page(page_number)
     page_rows = [dict(r, status=learner_status(r)) for r in page.object_list]
     _attach_row_panels(course, page_rows)
@@ -580,11 +708,7 @@ def course_page(
     return {
         "course": course,
         "anchor": anchor,
-        "charts": charts,
-        "chart_data": chart_specs(charts),
-        "top_items": top,
-        "bottom_items": bottom,
-        "content_window": (first_content_day, anchor),
+        **_course_charts(user, course, bundle),
         "page": page,
         "rows": page_rows,
         "query": query,

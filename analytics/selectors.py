@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import connection
 from django.db.models import (
     BooleanField,
     Case,
@@ -398,6 +399,94 @@ def course_learner_rows(
         "last_active",
         "activity_14d",
     )
+
+
+def course_learner_table(course: Course, *, anchor: dt.date) -> list[dict[str, Any]]:
+    """Every enrolment of the run with the at-risk table's columns, ordered by pseudonym.
+
+    The same rows as `course_learner_rows` without filters, in one query: the
+    rollup is aggregated per learner once (a join, not two correlated
+    subqueries per enrolment). The course page caches the result and filters,
+    sorts and pages it in Python (see dashboards.course_page).
+    """
+    sql = (
+        "SELECT e.learner_id, l.pseudonym, e.registered_on, e.unregistered_on, e.final_result, "
+        "a.last_active, COALESCE(a.recent, 0) "
+        f"FROM {Enrollment._meta.db_table} e "
+        f"JOIN {Learner._meta.db_table} l ON l.id = e.learner_id "
+        "LEFT JOIN (SELECT learner_id, MAX(date) AS last_active, "
+        "SUM(CASE WHEN date > %s THEN clicks ELSE 0 END) AS recent "
+        f"FROM {DailyActivity._meta.db_table} WHERE course_id = %s AND date <= %s "
+        "GROUP BY learner_id) a ON a.learner_id = e.learner_id "
+        "WHERE e.course_id = %s ORDER BY l.pseudonym"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [anchor - 14 * DAY, course.pk, anchor, course.pk])
+        fetched = cursor.fetchall()
+    rows = []
+    for learner_id, pseudonym, registered, unregistered, result, last_active, recent in fetched:
+        if isinstance(last_active, str):  # SQLite returns MAX(date) as text
+            last_active = dt.date.fromisoformat(last_active)
+        rows.append(
+            {
+                "learner_id": learner_id,
+                "pseudonym": pseudonym,
+                "registered_on": registered,
+                "unregistered_on": unregistered,
+                "final_result": result,
+                "last_active": last_active,
+                "activity_14d": int(recent),
+            }
+        )
+    return rows
+
+
+def _is_withdrawn(row: Mapping[str, Any]) -> bool:
+    return row["final_result"] == Enrollment.Result.WITHDRAWN or row["unregistered_on"] is not None
+
+
+def filter_learner_table(
+    rows: Sequence[Mapping[str, Any]], *, anchor: dt.date, query: LearnerTableQuery
+) -> list[Mapping[str, Any]]:
+    """`course_learner_rows`' filters and order applied to `course_learner_table` rows.
+
+    The rows come ordered by pseudonym and Python's sort is stable, so ties
+    keep the pseudonym order, as the SQL's second sort key does. NULLs
+    (never active) sort first ascending and last descending, as there.
+    """
+    out: Iterable[Mapping[str, Any]] = rows
+    if query.search:
+        needle = query.search.casefold()
+        out = (r for r in out if needle in r["pseudonym"].casefold())
+    if query.status == "current":
+        out = (r for r in out if not _is_withdrawn(r))
+    elif query.status == "withdrawn":
+        out = (r for r in out if _is_withdrawn(r))
+    if query.inactive_days:
+        cutoff = anchor - query.inactive_days * DAY
+        out = (r for r in out if r["last_active"] is None or r["last_active"] <= cutoff)
+    key = query.sort
+    return sorted(
+        out,
+        key=lambda r: (r[key] is not None, r[key] if r[key] is not None else 0),
+        reverse=query.descending,
+    )
+
+
+def data_version() -> tuple[Any, ...]:
+    """A fingerprint of the behaviour data: the newest row of each table dashboards read.
+
+    One query of index lookups (each MAX(id) reads one end of a primary key),
+    whatever the data size. New events, rollup rows (ingestion inserts events
+    with them; a rebuild re-inserts), enrolments, submissions, items and
+    imports change it; deletions do not (see dashboards' erasure hook), nor do
+    in-place edits (caches keyed by it also expire).
+    """
+    tables = (LearningEvent, DailyActivity, Enrollment, Submission, ContentItem, ImportRun)
+    sql = "SELECT " + ", ".join(f"(SELECT MAX(id) FROM {t._meta.db_table})" for t in tables)
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        return tuple(cursor.fetchone())
 
 
 # -- one learner ---------------------------------------------------------------

@@ -3,30 +3,104 @@
 `TokenRateThrottle` caps requests per token per minute for every API view;
 `PredictionBudgetThrottle` adds an hourly query budget on the prediction
 endpoints, which slows down anyone trying to reconstruct a model from its
-answers. Both answer 429 with Retry-After (DRF computes it from the window).
+answers. Both answer 429 with Retry-After (the time left in the window).
 If the cache is unreachable they let the request through: predictions keep
 being served from memory while Redis is down, and the outage is logged.
+
+Counting: one counter per token and window, started by the token's first
+request (a fixed window of the rate's period, not DRF's sliding list of
+timestamps). On Redis that is one round trip (INCR, EXPIRE NX, PTTL in a
+pipeline) whatever the rate; DRF's list grew with every request of the
+window and was read, unpickled, pickled and written back on each one, which
+made a high-traffic token's requests slower and slower. The price: a client
+can spend one window's quota at its very end and the next at the start of
+the following one, so at most twice the rate in a short burst.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import math
+import time
 from typing import Any
 
+from django.core.cache.backends.redis import RedisCache
+from django.utils.connection import ConnectionProxy
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
 logger = logging.getLogger(__name__)
 
 
+def _backend(cache: Any) -> Any:
+    """The cache object behind Django's ``cache`` proxy (DRF's default)."""
+    if isinstance(cache, ConnectionProxy):
+        return cache._connections[cache._alias]
+    return cache
+
+
+def _redis_client(cache: RedisCache) -> Any:
+    # Django builds a redis.Redis object (with its ~200 response callbacks) per
+    # operation; one per cache object is enough: it only wraps the pool.
+    client = cache.__dict__.get("_throttle_client")
+    if client is None:
+        client = cache._cache.get_client(None, write=True)
+        cache.__dict__["_throttle_client"] = client
+    return client
+
+
+def _redis_hit(cache: RedisCache, key: str, duration: int) -> tuple[int, float]:
+    """Count one request in the window at ``key``: (requests so far, seconds left)."""
+    full_key = cache.make_and_validate_key(key)
+    pipe = _redis_client(cache).pipeline(transaction=False)
+    pipe.incr(full_key)
+    # NX: only the request that opened the window sets its end (Redis >= 7).
+    pipe.expire(full_key, duration, nx=True)
+    pipe.pttl(full_key)
+    count, _, pttl = pipe.execute()
+    return int(count), (pttl / 1000 if pttl and pttl > 0 else float(duration))
+
+
+def _generic_hit(cache: Any, key: str, duration: int) -> tuple[int, float]:
+    """The same counter on any cache backend (per-process memory in development)."""
+    now = time.time()
+    cache.add(f"{key}:end", now + duration, duration)
+    cache.add(key, 0, duration)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # expired between add and incr: this request opens a new window
+        cache.set(f"{key}:end", now + duration, duration)
+        cache.set(key, 1, duration)
+        count = 1
+    end = cache.get(f"{key}:end") or now + duration
+    return int(count), max(0.0, end - now)
+
+
 class _FailOpen(SimpleRateThrottle):
+    # Not DRF's format: its lists of timestamps may still sit under those keys.
+    cache_format = "throttle:n:%(scope)s:%(ident)s"
+
     def allow_request(self, request: Request, view: Any) -> bool:
+        if self.rate is None:
+            return True
+        key = self.get_cache_key(request, view)
+        if key is None:
+            return True
         try:
-            return super().allow_request(request, view)
+            backend = _backend(self.cache)
+            if isinstance(backend, RedisCache):
+                count, self._left = _redis_hit(backend, key, self.duration)
+            else:
+                count, self._left = _generic_hit(backend, key, self.duration)
         except Exception:
             logger.warning("throttle: cache unavailable, request not counted")
             return True
+        return count <= self.num_requests
+
+    def wait(self) -> float | None:
+        # DRF sends ceil(wait) as Retry-After: at least one second.
+        return max(1.0, math.ceil(getattr(self, "_left", self.duration)))
 
     def get_cache_key(self, request: Request, view: Any) -> str | None:
         token = getattr(request, "auth", None)

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from django.core.cache import cache
+from django.db import connection
 from django.db.models import Sum
 
 from analytics.models import ContentItem, Course, Learner, LearningEvent
 from eduplatform.clock import today
 from eduplatform.registry.serving import get_served
 from recommender.models import NextItems
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -21,21 +28,56 @@ class LiveRecommendations:
     items: list[dict[str, Any]] = field(default_factory=list)
 
 
-def learner_history(*, learner: Learner, course: Course) -> pd.DataFrame:
-    """The learner's clicks per item and day in the run (one indexed query)."""
+_HISTORY_COLUMNS = ["item_id", "day", "clicks"]
+RECS_CACHE_SECONDS = 600
+
+
+def _history_rows(*, learner: Learner, course: Course) -> list[tuple[int, int, int]]:
+    """(item id, day of run, clicks) per item and UTC day of the learner's events in the run."""
+    if connection.vendor == "postgresql":
+        # One indexed read (learner, course, time); the day of run computed in SQL.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT item_id, ((occurred_at AT TIME ZONE 'UTC')::date - %s::date), SUM(count) "
+                f"FROM {LearningEvent._meta.db_table} "
+                "WHERE learner_id = %s AND course_id = %s AND item_id IS NOT NULL "
+                "GROUP BY 1, 2 ORDER BY 1, 2",
+                [course.start_date, learner.pk, course.pk],
+            )
+            return [(int(i), int(d), int(c)) for i, d, c in cursor.fetchall()]
     rows = (
         LearningEvent.objects.filter(learner=learner, course=course, item__isnull=False)
         .values_list("item_id", "occurred_at__date")
         .annotate(clicks=Sum("count"))
+        .order_by("item_id", "occurred_at__date")
     )
-    frame = pd.DataFrame(list(rows), columns=["item_id", "date", "clicks"])
-    if frame.empty:
+    return [(int(i), (d - course.start_date).days, int(c)) for i, d, c in rows]
+
+
+def _history_frame(rows: list[tuple[int, int, int]]) -> pd.DataFrame:
+    if not rows:
         return pd.DataFrame({"item_id": [], "day": [], "clicks": []})
-    frame["day"] = (pd.to_datetime(frame["date"]) - pd.Timestamp(course.start_date)).dt.days
-    return frame[["item_id", "day", "clicks"]]
+    array = np.asarray(rows, dtype=np.int64)
+    return pd.DataFrame(
+        {"item_id": array[:, 0], "day": array[:, 1], "clicks": array[:, 2]},
+        columns=_HISTORY_COLUMNS,
+    )
+
+
+def learner_history(*, learner: Learner, course: Course) -> pd.DataFrame:
+    """The learner's clicks per item and day in the run (one indexed query)."""
+    return _history_frame(_history_rows(learner=learner, course=course))
 
 
 def live_recommendations(*, learner: Learner, course: Course, k: int = 10) -> LiveRecommendations:
+    """Top-k items for the learner now, from the served model and the learner's events.
+
+    The answer is a function of (model version, learner, run, day, k, the
+    learner's history), so it is cached in the shared cache under exactly
+    those: the history is read on every request (one indexed query) and its
+    digest is part of the key. A new event or a promotion changes the key;
+    nothing is ever served for inputs it was not computed from.
+    """
     served = get_served("recommender")
     if served is None:
         return LiveRecommendations(status="no_model")
@@ -43,28 +85,38 @@ def live_recommendations(*, learner: Learner, course: Course, k: int = 10) -> Li
     if course.id not in set(model.course_ids()):
         return LiveRecommendations(status="unknown_course", model_version=served.version)
     now_day = min(course.day_of(today()), course.length_days)
+    rows = _history_rows(learner=learner, course=course)
+    digest = hashlib.blake2b(repr(rows).encode(), digest_size=16).hexdigest()
+    key = f"recs:{served.version_id}:{course.id}:{learner.id}:{now_day}:{k}:{digest}"
+    try:
+        items = cache.get(key)
+    except Exception:
+        items = None
+    if items is None:
+        items = _recommend(model, learner=learner, course=course, k=k, now_day=now_day, rows=rows)
+        try:
+            cache.set(key, items, RECS_CACHE_SECONDS)
+        except Exception:
+            logger.warning("recommendations: could not cache an answer")
+    return LiveRecommendations(status="ok", model_version=served.version, items=items)
+
+
+def _recommend(
+    model: Any, *, learner: Learner, course: Course, k: int, now_day: int, rows: list
+) -> list[dict[str, Any]]:
     recs = model.recommend(
-        learner.id,
-        course.id,
-        k=k,
-        now_day=now_day,
-        history=learner_history(learner=learner, course=course),
+        learner.id, course.id, k=k, now_day=now_day, history=_history_frame(rows)
     )
-    titles = dict(
-        ContentItem.objects.filter(id__in=[r.item_id for r in recs]).values_list("id", "title")
-    )
-    related = dict(
-        ContentItem.objects.filter(
-            id__in=[r.related_item for r in recs if r.related_item is not None]
-        ).values_list("id", "title")
-    )
+    ids = {r.item_id for r in recs} | {r.related_item for r in recs if r.related_item is not None}
+    # One query for the items and the items their reasons name.
+    titles = dict(ContentItem.objects.filter(id__in=ids).values_list("id", "title")) if ids else {}
     items = []
     for r in recs:
         reason = r.reason
-        if r.related_item is not None and r.related_item in related:
+        if r.related_item is not None and r.related_item in titles:
             # Reasons name items by id inside the model; show their titles.
             reason = reason.replace(
-                str(r.related_item), related[r.related_item] or str(r.related_item)
+                str(r.related_item), titles[r.related_item] or str(r.related_item)
             )
         items.append(
             {
@@ -74,7 +126,7 @@ def live_recommendations(*, learner: Learner, course: Course, k: int = 10) -> Li
                 "score": r.score,
             }
         )
-    return LiveRecommendations(status="ok", model_version=served.version, items=items)
+    return items
 
 
 def batch_next_items(course: Course, learner_ids: list[int]) -> dict[int, list[dict[str, Any]]]:

@@ -332,6 +332,53 @@ def test_course_table_paginates_server_side(world: World) -> None:
     assert "status=all&amp;sort=pseudonym&amp;page=1" in second_html
 
 
+def test_course_page_cache_follows_new_data_and_erasure(
+    world: World, django_assert_num_queries, django_capture_on_commit_callbacks
+) -> None:
+    """The run-wide reads are cached per data version: new rows show at once, erased
+    learners leave at once, and a hit costs session, user, course and the version check."""
+    from analytics.services import learner_erase
+
+    client = client_for(world.admin)
+    url = f"/courses/{world.course_a.pk}/?status=all"
+    learners = world.learners[world.course_a.code]
+    assert learners[0].pseudonym in table_pseudonyms(body(client.get(url)))
+    with django_assert_num_queries(4):
+        body(client.get(url))
+    newcomer = LearnerFactory()
+    EnrollmentFactory(learner=newcomer, course=world.course_a)
+    assert newcomer.pseudonym in table_pseudonyms(body(client.get(url)))
+    with django_capture_on_commit_callbacks(execute=True):
+        learner_erase(pseudonym=learners[0].pseudonym)
+    html = body(client.get(url))
+    assert learners[0].pseudonym not in html
+    assert learners[2].pseudonym in table_pseudonyms(html)
+
+
+def test_course_table_in_python_matches_the_sql(world: World) -> None:
+    """The cached table's filters and order are course_learner_rows' (the CSV export's)."""
+    add_learners(world.course_a, 12, today=world.today, tag="M", start=10)
+    rows = selectors.course_learner_table(world.course_a, anchor=world.today)
+    target = world.learners[world.course_a.code][3].pseudonym
+    for params in (
+        {},
+        {"status": "all"},
+        {"status": "withdrawn"},
+        {"status": "all", "sort": "-activity_14d"},
+        {"status": "all", "sort": "last_active"},
+        {"status": "all", "sort": "-last_active"},
+        {"status": "all", "sort": "-pseudonym"},
+        {"status": "all", "inactive": "7"},
+        {"status": "all", "q": target[:6].upper()},
+    ):
+        query = selectors.LearnerTableQuery.from_params(params)
+        expected = list(
+            selectors.course_learner_rows(world.course_a, anchor=world.today, query=query)
+        )
+        got = selectors.filter_learner_table(rows, anchor=world.today, query=query)
+        assert [dict(r) for r in got] == expected, params
+
+
 def test_csv_export_follows_filters_and_sort(world: World) -> None:
     client = client_for(world.instructor_a)
     response = client.get(f"/courses/{world.course_a.pk}/export.csv?status=all&sort=-pseudonym")

@@ -92,3 +92,36 @@ def test_bad_query_is_400_with_field_message(platform):
     url = f"/api/v1/learners/{enrollment.learner.pseudonym}/risk"
     assert admin.get(url).json() == {"course": ["This field is required."]}
     assert admin.get(url + "?course=abc").status_code == 400
+
+
+def test_live_risk_follows_promotions_and_matches_a_cold_computation(platform):
+    from churn.selectors import run_predictions
+
+    first = services.retrain_request(kind="churn", triggered_by="test", parameters=FAST)
+    first.refresh_from_db()
+    assert first.status == ModelVersion.Status.ACTIVE, first.status_reason
+    course_ids = list(Course.objects.values_list("id", flat=True))
+    services.batch_scores_refresh(kind="churn", course_ids=course_ids)
+    scored = RiskScore.objects.select_related("learner").first()
+    enrollment = Enrollment.objects.get(learner=scored.learner, course=scored.course)
+    admin = token_client(UserFactory(username="root", is_superuser=True))
+    v1 = admin.get(risk_url(enrollment)).json()
+    assert v1["status"] == "ok" and v1["model_version"] == 1
+    # Served from the per-run cache now; the same answer as a cold process gives.
+    assert admin.get(risk_url(enrollment)).json() == v1
+
+    second = services.retrain_request(
+        kind="churn", triggered_by="test", parameters={**FAST, "seeds": [1]}
+    )
+    second.refresh_from_db()
+    if second.status != ModelVersion.Status.ACTIVE:  # missed the gate: promote by hand
+        services.model_version_promote(kind="churn", version=second.version)
+    v2 = admin.get(risk_url(enrollment)).json()
+    assert v2["model_version"] == 2  # the promotion is served at once, no stale answer
+    serving.reset()
+    serving_frames.clear()
+    run_predictions.clear()
+    assert admin.get(risk_url(enrollment)).json() == v2
+
+    services.model_version_rollback(kind="churn")
+    assert admin.get(risk_url(enrollment)).json() == v1

@@ -76,3 +76,42 @@ def test_k_is_validated(platform):
     admin = client_for(UserFactory(username="root", is_superuser=True))
     response = admin.get(url(enrollment, k=500))
     assert response.status_code == 400 and "k" in response.json()
+
+
+def test_live_recommendations_follow_new_events_and_promotions(platform):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from recommender.selectors import learner_history
+
+    enrollment = Enrollment.objects.filter(
+        learner__in=LearningEvent.objects.values("learner")
+    ).first()
+    first = services.retrain_request(kind="recommender", triggered_by="t", parameters=FAST)
+    first.refresh_from_db()
+    assert first.status == ModelVersion.Status.ACTIVE, first.status_reason
+    admin = client_for(UserFactory(username="root", is_superuser=True))
+    before = admin.get(url(enrollment, k=5)).json()
+    assert before["status"] == "ok" and before["model_version"] == 1
+    assert admin.get(url(enrollment, k=5)).json() == before  # cached: the same answer
+
+    # The learner opens the top recommendation: the next answer must not offer it again.
+    top = before["items"][0]["item_id"]
+    LearningEvent.objects.create(
+        learner=enrollment.learner,
+        course=enrollment.course,
+        item_id=top,
+        verb="viewed",
+        occurred_at=timezone.now() - dt.timedelta(days=1),
+        source="api",
+    )
+    assert top in set(learner_history(learner=enrollment.learner, course=enrollment.course).item_id)
+    after = admin.get(url(enrollment, k=5)).json()
+    assert top not in {i["item_id"] for i in after["items"]}
+
+    second = services.retrain_request(kind="recommender", triggered_by="t", parameters=FAST)
+    second.refresh_from_db()
+    if second.status != ModelVersion.Status.ACTIVE:
+        services.model_version_promote(kind="recommender", version=second.version)
+    assert admin.get(url(enrollment, k=5)).json()["model_version"] == 2
