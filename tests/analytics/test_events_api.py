@@ -2,6 +2,7 @@ import datetime as dt
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.db.models import Sum
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -153,3 +154,82 @@ def test_learners_are_pseudonymous(client_with_token, course):
     learner = Learner.objects.get()
     assert "alice" not in learner.pseudonym
     assert len(learner.pseudonym) == 24
+
+
+def test_rollup_groups_by_utc_day_and_counts_only_new_events(client_with_token, course):
+    """Several events of one learner and day fold into one rollup row; the UTC day counts;
+    a retry that mixes stored and new ids adds only the new ones; the enrolment keeps
+    the first day seen."""
+    batch = [
+        event(0, learner_id="u", occurred_at="2026-10-05T09:00:00+00:00", count=1),
+        event(1, learner_id="u", occurred_at="2026-10-05T10:00:00+00:00", count=2),
+        # 23:30 at -02:00 is 01:30 UTC on the 6th.
+        event(2, learner_id="u", occurred_at="2026-10-05T23:30:00-02:00", count=4),
+        event(3, learner_id="u", item="quiz-1", occurred_at="2026-10-05T11:00:00+00:00"),
+        event(4, learner_id="u", item=None, verb="logged-in", duration_seconds=None),
+    ]
+    assert client_with_token.post(URL, batch, format="json").status_code == 201
+    rows = {
+        (r.date, r.activity_type): (r.events, r.clicks, r.active_seconds)
+        for r in DailyActivity.objects.all()
+    }
+    assert rows == {
+        (dt.date(2026, 10, 5), "video"): (2, 3, 240.0),
+        (dt.date(2026, 10, 6), "video"): (1, 4, 120.0),
+        (dt.date(2026, 10, 5), "quiz"): (1, 2, 120.0),
+        (dt.date(2026, 10, 5), "logged-in"): (1, 2, 0.0),
+    }
+    retry = [*batch[:2], event(5, learner_id="u", occurred_at="2026-10-05T12:00:00+00:00")]
+    response = client_with_token.post(URL, retry, format="json")
+    assert response.json() == {"received": 3, "created": 1, "duplicates": 2}
+    video = DailyActivity.objects.get(date=dt.date(2026, 10, 5), activity_type="video")
+    assert (video.events, video.clicks) == (3, 5)
+    assert LearningEvent.objects.count() == 6
+    enrolment = Enrollment.objects.get()
+    assert enrolment.registered_on == dt.date(2026, 10, 5)
+    stored = LearningEvent.objects.get(client_event_id="evt-2")
+    assert stored.occurred_at == dt.datetime(2026, 10, 6, 1, 30, tzinfo=dt.UTC)
+    assert stored.duration_seconds == 120
+    assert LearningEvent.objects.get(client_event_id="evt-4").item is None
+
+
+def test_thousand_event_batch_resolves_many_learners_and_items(client_with_token, course):
+    from tests.factories import ContentItemFactory
+
+    for n in range(20):
+        ContentItemFactory(course=course, external_id=f"page-{n}", activity_type="page")
+    batch = [
+        event(n, learner_id=f"learner-{n % 250}", item=f"page-{n % 20}", count=1 + n % 3)
+        for n in range(1000)
+    ]
+    response = client_with_token.post(URL, batch, format="json")
+    assert response.status_code == 201
+    assert response.json() == {"received": 1000, "created": 1000, "duplicates": 0}
+    assert Learner.objects.count() == 250
+    assert Enrollment.objects.count() == 250
+    assert DailyActivity.objects.aggregate(c=Sum("clicks"))["c"] == sum(
+        1 + n % 3 for n in range(1000)
+    )
+    assert DailyActivity.objects.aggregate(e=Sum("events"))["e"] == 1000
+    again = client_with_token.post(
+        URL, [*batch[:10], event(1000, learner_id="learner-0", item="page-0")], format="json"
+    )
+    assert again.json() == {"received": 11, "created": 1, "duplicates": 10}
+    assert Learner.objects.count() == 250
+
+
+def test_timestamps_only_django_parses_are_accepted(client_with_token, course):
+    """Inputs the fast path leaves to the full validator still validate the same way."""
+    batch = [
+        event(1, occurred_at="2026-10-05 10:00:00+0200"),
+        event(2, count=True),
+        event(3, learner_id="  padded  "),
+    ]
+    response = client_with_token.post(URL, batch, format="json")
+    assert response.status_code == 400
+    assert {e["index"] for e in response.json()["errors"]} == {1}
+    batch[1] = event(2)
+    assert client_with_token.post(URL, batch, format="json").status_code == 201
+    assert LearningEvent.objects.get(client_event_id="evt-1").occurred_at == dt.datetime(
+        2026, 10, 5, 8, 0, tzinfo=dt.UTC
+    )

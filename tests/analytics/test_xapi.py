@@ -144,3 +144,14 @@ def test_invalid_statements_rejected_and_nothing_written(client, course, change,
 )
 def test_parse_duration(text, seconds):
     assert parse_duration(text) == seconds
+
+
+def test_personal_data_is_encrypted_in_the_table(client, course):
+    from django.db import connection
+
+    assert client.post(URL, spec_simple_statement(), format="json").status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT email FROM analytics_learner")
+        (stored,) = cursor.fetchone()
+    assert stored and "example.com" not in stored
+    assert Learner.objects.get().email == "user@example.com"
