@@ -3,9 +3,8 @@
 Covers: log in; every page loads without script or CSP errors and every chart
 canvas has drawn pixels; the at-risk table filters, sorts and exports CSV;
 the sort buttons are reachable and usable by keyboard. Screenshots of each
-page go to test-output/screenshots/; with UPDATE_SCREENSHOTS=1 the course
-page is also copied to docs/screenshots/course.png (committed, used by the
-README), so an ordinary test run does not dirty the working tree.
+page go to test-output/screenshots/ (the README's course page, with trained
+models, comes from test_course_with_models.py).
 
 Never `playwright install`: the browser is Debian's /usr/bin/chromium.
 Missing chromium skips locally and fails with CI=true.
@@ -16,7 +15,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -170,10 +168,7 @@ def test_every_page_draws_its_charts(login, platform) -> None:
             assert canvas.get_attribute("role") == "img"
             assert canvas.get_attribute("aria-label")
         assert session.page.locator("details.chart-data table caption").count() == len(charts)
-        shot = session.screenshot(name)
-        if name == "course" and os.environ.get("UPDATE_SCREENSHOTS") == "1":
-            DOCS_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(shot, DOCS_SCREENSHOT)
+        session.screenshot(name)
     assert session.errors == []  # no script errors, no CSP violations, no 404s
 
 
