@@ -41,6 +41,15 @@ HUMAN_NAMES: dict[str, str] = {
     "days_since_last_due": "last deadline",
     "run_median_clicks": "activity level of the class",
     "run_size": "class size",
+    "course_base_rate": "usual churn rate of this course",
+    "tma_submitted": "tutor-marked assignments submitted",
+    "cma_submitted": "computer-marked assessments submitted",
+    "tma_mean_score": "average tutor-marked assignment score",
+    "banked_submissions": "results carried over from an earlier attempt",
+    "submitted_latest_due": "latest assessment",
+    "latest_due_score": "score in the latest assessment",
+    "clicks_first_14d": "activity in the first 2 weeks",
+    "active_streak_weeks": "weeks active in a row",
     "gender": "gender",
     "region": "region",
     "highest_education": "prior education",
@@ -88,6 +97,14 @@ def describe(feature: str, row: pd.Series) -> str:
         return f"{_plural(v, 'click')} so far"
     if feature == "assessments_missed":
         return "no assessment missed" if v == 0 else f"{_plural(v, 'assessment')} missed"
+    if feature == "course_base_rate" and not missing:
+        return f"in this course {v * 100:.0f}% of learners usually leave after this point"
+    if feature == "submitted_latest_due" and not missing:
+        return "latest assessment submitted" if v >= 1 else "latest assessment not submitted"
+    if feature == "active_streak_weeks":
+        if v == 0:
+            return "not active in the last week"
+        return f"active {_plural(v, 'week')} in a row"
     if feature == "assessments_submitted":
         return f"{_plural(v, 'assessment')} submitted"
     if feature == "assessments_late":

@@ -95,7 +95,7 @@ DEMOGRAPHIC_CATEGORICALS = [
 # How far before the course start activity is looked at (OULAD has clicks from day -25).
 PRE_START_DAYS = 28
 DEFAULT_WEEKS = 24
-KEY_COLUMNS = ["course_id", "learner_id", "cutoff"]
+KEY_COLUMNS = ["course_id", "learner_id", "cutoff", "module"]
 
 # Feature kinds, used by the preprocessor (see eduplatform.ml.preprocess):
 # "count" -> missing is 0, log1p, clipped high; "rate" -> train median + missing
@@ -107,7 +107,7 @@ COUNT, RATE, CATEGORICAL = "count", "rate", "categorical"
 class ChurnFeatures:
     """One row per learner x course run x cut-off.
 
-    ``frame`` holds the key columns (course_id, learner_id, cutoff), the flat
+    ``frame`` holds the key columns (course_id, learner_id, cutoff, module), the flat
     features (``flat_columns``) and the weekly sequence flattened as
     ``seq_w{week:02d}_{channel}`` (``seq_columns``; week 0 = the 7 days just before
     the cut-off). ``labels`` is float (1 churn, 0 stays, NaN unknown).
@@ -199,6 +199,9 @@ def feature_kinds(n_weeks: int = DEFAULT_WEEKS) -> dict[str, str]:
         "active_weeks_fraction": RATE,
         "trend_clicks_14d": RATE,
         "trend_active_days_14d": RATE,
+        "clicks_last_3d": COUNT,
+        "clicks_first_14d": COUNT,
+        "active_streak_weeks": COUNT,
     }
     for t in [*KNOWN_TYPES, "other"]:
         kinds[f"clicks_type_{t}"] = COUNT
@@ -219,6 +222,12 @@ def feature_kinds(n_weeks: int = DEFAULT_WEEKS) -> dict[str, str]:
             "mean_days_early": RATE,
             "days_since_last_submission": RATE,
             "days_since_last_due": RATE,
+            "tma_submitted": COUNT,
+            "cma_submitted": COUNT,
+            "tma_mean_score": RATE,
+            "banked_submissions": COUNT,
+            "submitted_latest_due": RATE,
+            "latest_due_score": RATE,
         }
     )
     for r in RANKED:
@@ -242,6 +251,20 @@ RANKED = [
     "mean_score",
     "weighted_score",
     "longest_gap_days",
+    "mean_days_early",
+    "clicks_last_7d",
+]
+# Features that are the same for every learner of a course run at a cut-off. With a
+# handful of training runs a network reads them as run identifiers and extrapolates
+# the memorised run base rates to new runs (docs/churn-model.md), so the model leaves
+# them out by default (``ChurnSettings.exclude``); the peers still get them.
+RUN_LEVEL = [
+    "course_length",
+    "elapsed_fraction",
+    "assessments_due",
+    "days_since_last_due",
+    "run_median_clicks",
+    "run_size",
 ]
 
 
@@ -257,6 +280,8 @@ class _Prepared:
         self.course_length = (
             enrol["course_id"].map(length).astype(float).to_numpy()
         )  # NaN when unknown
+        module = courses["module"] if "module" in courses.columns else pd.Series(dtype=object)
+        self.module = enrol["course_id"].map(module).astype(object).to_numpy()
         self.course_codes, self.course_index = np.unique(
             enrol["course_id"].astype(str).to_numpy(), return_inverse=True
         )
@@ -295,9 +320,11 @@ class _Prepared:
         ass["due_day"] = pd.to_numeric(ass["due_day"], errors="coerce")
         ass["weight"] = pd.to_numeric(ass["weight"], errors="coerce").fillna(0.0)
         ass["course_id"] = ass["course_id"].astype(str)
+        if "kind" not in ass.columns:
+            ass["kind"] = None
         self.assessments = ass
         sub = data.submissions.merge(
-            ass[["assessment_id", "course_id", "due_day", "weight"]],
+            ass[["assessment_id", "course_id", "due_day", "weight", "kind"]],
             on="assessment_id",
             how="inner",
         )
@@ -309,6 +336,10 @@ class _Prepared:
         self.s_weight = sub["weight"].to_numpy(float)[ok]
         self.s_score = pd.to_numeric(sub["score"], errors="coerce").to_numpy(float)[ok]
         self.s_ass = sub["assessment_id"].to_numpy()[ok]
+        kind = sub["kind"].astype(object).where(sub["kind"].notna(), "")
+        self.s_tma = kind.astype(str).str.upper().eq("TMA").to_numpy()[ok]
+        banked = sub["is_banked"] if "is_banked" in sub.columns else pd.Series(0, index=sub.index)
+        self.s_banked = pd.to_numeric(banked, errors="coerce").fillna(0).to_numpy(float)[ok]
 
     def _rows(self, course_ids: pd.Series, learner_ids: pd.Series) -> np.ndarray:
         probe = pd.MultiIndex.from_arrays([course_ids.astype(str), learner_ids])
@@ -427,6 +458,15 @@ def build_features(
     f["trend_clicks_14d"] = np.log1p(f["clicks_last_14d"]) - np.log1p(before * 14 / before_days)
     before_active = active - f["active_days_last_14d"]
     f["trend_active_days_14d"] = f["active_days_last_14d"] / 14 - before_active / before_days
+    w = day >= c - 3
+    f["clicks_last_3d"] = _bincount(row[w], clicks[w], n)
+    w = (day >= 0) & (day < 14)
+    f["clicks_first_14d"] = _bincount(row[w], clicks[w], n)
+    # consecutive active weeks up to the cut-off
+    active_weeks = wt > 0
+    streak = np.argmin(active_weeks, axis=1).astype(float)
+    streak[active_weeks.all(axis=1)] = active_weeks.shape[1]
+    f["active_streak_weeks"] = streak
 
     n_types = len(KNOWN_TYPES) + 1
     per_type = np.bincount(row * n_types + p.a_type[m], weights=clicks, minlength=n * n_types)
@@ -469,6 +509,8 @@ def build_features(
             "due": p.s_due[sm],
             "w": p.s_weight[sm],
             "score": p.s_score[sm],
+            "tma": p.s_tma[sm],
+            "banked": p.s_banked[sm],
         }
     ).drop_duplicates(["row", "ass"], keep="last")
     sdf = sdf.sort_values(["row", "sub"], kind="stable")
@@ -508,6 +550,32 @@ def build_features(
         gl = sdf.groupby("row")["sub"].max()
         last_sub[gl.index.to_numpy(np.int64)] = gl.to_numpy()
     f["days_since_last_submission"] = c - last_sub
+    # tutor-marked (TMA) vs computer-marked and banked (carried over from an earlier attempt)
+    is_tma = sdf["tma"].to_numpy(bool)
+    f["tma_submitted"] = _bincount(sr[is_tma], None, n)
+    f["cma_submitted"] = _bincount(sr[~is_tma], None, n)
+    tma_scored = has_score & is_tma
+    n_tma = _bincount(sr[tma_scored], None, n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f["tma_mean_score"] = np.where(
+            n_tma > 0, _bincount(sr[tma_scored], sc[tma_scored], n) / n_tma, np.nan
+        )
+    f["banked_submissions"] = _bincount(sr, sdf["banked"].to_numpy(float), n)
+    # the latest assessment due before c: submitted (before c)? its score
+    latest = np.full(n_courses, None, dtype=object)
+    if len(due_ass):
+        ordered = due_ass.sort_values(["due_day", "assessment_id"], kind="stable")
+        for cid, aid in ordered.groupby("course_id")["assessment_id"].last().items():
+            if cid in course_pos:
+                latest[course_pos[cid]] = aid
+    latest_row = latest[ci]
+    hit = sdf["ass"].to_numpy(object) == latest_row[sr]
+    on_latest = np.zeros(n)
+    on_latest[sr[hit]] = 1.0
+    f["submitted_latest_due"] = np.where(pd.isna(latest_row), np.nan, on_latest)
+    latest_score = np.full(n, np.nan)
+    latest_score[sr[hit]] = sdf["score"].to_numpy(float)[hit]
+    f["latest_due_score"] = latest_score
     f["days_since_last_due"] = c - last_due[ci]
     # sequence: submissions and due dates per week
     s_week = ((c - 1 - sdf["sub"].to_numpy()) // 7).astype(np.int64)
@@ -553,6 +621,7 @@ def build_features(
         {"course_id": e["course_id"].to_numpy(), "learner_id": e["learner_id"].to_numpy()}
     )
     keys["cutoff"] = c
+    keys["module"] = p.module  # not a feature: the model's base-rate lookup (RunPrior)
     out = pd.concat([keys, frame[flat_columns], seq_frame], axis=1)
 
     labels = _labels(p, data, c, label_mode, inactivity_days, horizon_day, reg, unreg)

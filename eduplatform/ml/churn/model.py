@@ -159,10 +159,10 @@ class RunPrior:
     the logit of its own run's churn rate at that cut-off as a fixed offset); at
     prediction time the offset is this table's rate for the row's module
     (``frame["module"]``) at the nearest cut-off, shrunk towards the rate of all
-    modules with `smoothing` pseudo-learners; an unknown module gets the overall
-    rate. Course runs of one module keep similar churn rates across presentations
-    (OULAD: DDD 0.23-0.28, GGG 0.04-0.08 at day 30), which run-level input features
-    could not carry to new runs (docs/churn-model.md)."""
+    modules (empirical Bayes, see `fit`); an unknown module gets the overall rate.
+    Course runs of one module keep similar churn rates across presentations (OULAD:
+    DDD 0.23-0.28, GGG 0.04-0.08 at day 30), which run-level input features could
+    not carry to new runs (docs/churn-model.md)."""
 
     cutoffs: list[int]
     overall: list[float]
@@ -170,19 +170,50 @@ class RunPrior:
 
     @classmethod
     def fit(
-        cls, modules: np.ndarray, cutoffs: np.ndarray, labels: np.ndarray, smoothing: float = 50
+        cls,
+        modules: np.ndarray | None,
+        cutoffs: np.ndarray,
+        labels: np.ndarray,
+        runs: np.ndarray | None = None,
     ) -> RunPrior:
-        frame = pd.DataFrame({"m": modules, "c": cutoffs, "y": labels}).dropna(subset=["y"])
+        """Per cut-off, empirical Bayes over course runs on the logit scale: a module's
+        mean run rate is shrunk towards the overall rate by tau2 / (tau2 + w2 / k)
+        (k runs of the module; w2 the spread of rates between runs of one module,
+        sampling noise included; tau2 the spread between modules beyond that).
+        Modules that differ no more than their runs do get the overall rate."""
+        runs = np.arange(len(labels)) * 0 if runs is None else runs
+        frame = pd.DataFrame(
+            {"m": modules if modules is not None else None, "c": cutoffs, "y": labels, "r": runs}
+        ).dropna(subset=["y"])
         grid = sorted(int(c) for c in frame["c"].unique())
         overall = frame.groupby("c")["y"].mean()
-        stats = frame.dropna(subset=["m"]).groupby(["m", "c"])["y"].agg(["sum", "count"])
-        table: dict[str, list[float]] = {}
-        for m in sorted({str(k[0]) for k in stats.index}):
-            rates = []
-            for c in grid:
-                s, n = stats.loc[(m, c)] if (m, c) in stats.index else (0.0, 0.0)
-                rates.append(float((s + smoothing * overall[c]) / (n + smoothing)))
-            table[m] = rates
+        per_run = frame.dropna(subset=["m"]).groupby(["c", "m", "r"])["y"].agg(["mean", "count"])
+        names = sorted({str(k[1]) for k in per_run.index})
+        table: dict[str, list[float]] = {m: [] for m in names}
+        for c in grid:
+            base = float(_logit(np.array([overall[c]]))[0])
+            shrunk = {m: float(overall[c]) for m in names}
+            if c in per_run.index.get_level_values(0):
+                rows = per_run.loc[c]
+                r = np.clip(rows["mean"].to_numpy(float), 0.005, 0.995)
+                z = pd.Series(_logit(r), index=rows.index)
+                sampling = pd.Series(
+                    1.0 / (rows["count"].to_numpy(float) * r * (1 - r)), rows.index
+                )
+                by_module = z.groupby(level=0)
+                k = by_module.size()
+                means = by_module.mean()
+                within = by_module.var(ddof=1).dropna()
+                # between-run spread inside a module; sampling noise when no module has 2 runs
+                w2 = float(within.mean()) if len(within) else float(sampling.mean())
+                if len(means) >= 2:
+                    tau2 = max(0.0, float(np.var(means - base, ddof=1)) - w2 / float(k.mean()))
+                    for m in means.index:
+                        factor = tau2 / (tau2 + w2 / float(k[m])) if tau2 > 0 else 0.0
+                        v = base + factor * (float(means[m]) - base)
+                        shrunk[str(m)] = float(1 / (1 + np.exp(-v)))
+            for m in names:
+                table[m].append(shrunk[m])
         return cls(grid, [float(overall[c]) for c in grid], table)
 
     def rate(self, modules, cutoffs) -> np.ndarray:
@@ -255,9 +286,8 @@ class ChurnSettings:
     num_threads: int = 1  # small nets: more threads only add overhead on a busy 2-core box
     # flat features the network does not read (run-level constants, see features.RUN_LEVEL)
     exclude: tuple[str, ...] = tuple(RUN_LEVEL)
-    # module base rate as a fixed logit offset (`RunPrior`); 0 smoothing = raw rates
+    # the course module's churn rate as a fixed logit offset (`RunPrior`)
     run_prior: bool = True
-    prior_smoothing: float = 50.0
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -738,7 +768,10 @@ def _train(
     per_cutoff = s.per_cutoff and len(cutoffs) > 1
     prior = (
         RunPrior.fit(
-            _modules(train), train.frame["cutoff"].to_numpy(), train.labels, s.prior_smoothing
+            _modules(train),
+            train.frame["cutoff"].to_numpy(),
+            train.labels,
+            train.frame["course_id"].astype(str).to_numpy(),
         )
         if s.run_prior
         else None
@@ -861,7 +894,10 @@ def _train(
         if prior is not None:
             both = ChurnFeatures.concat([train, val])
             predictor.prior = RunPrior.fit(
-                _modules(both), both.frame["cutoff"].to_numpy(), both.labels, s.prior_smoothing
+                _modules(both),
+                both.frame["cutoff"].to_numpy(),
+                both.labels,
+                both.frame["course_id"].astype(str).to_numpy(),
             )
     predictor.module.eval()
     predictor.baseline_flat = np.stack([x_tr[tm].numpy().mean(axis=0) for tm, *_ in plan])
