@@ -50,6 +50,10 @@ logger = logging.getLogger(__name__)
 _PRESENTATION_MONTH = {"B": 2, "J": 10}
 _PG_EPOCH = dt.date(2000, 1, 1)  # PostgreSQL's binary date/timestamp origin
 _EVENT_TABLE = "analytics_learningevent"
+_EVENT_COLUMNS = ["learner_id", "course_id", "item_id", "verb", "occurred_at", "count", "source"]
+_ROLLUP_COLUMNS = [
+    "course_id", "learner_id", "date", "activity_type", "events", "clicks", "active_seconds"
+]  # fmt: skip
 _ROLLUP_TABLE = "analytics_dailyactivity"
 
 
@@ -154,12 +158,12 @@ def tables_import(
         )
         students, learner_pks = _lookup_arrays(learner_ids)
         written: set[str] = set()
-        with _indexes_deferred([_EVENT_TABLE, _ROLLUP_TABLE]):
+        with _indexes_deferred([_EVENT_TABLE, _ROLLUP_TABLE]) as deferred:
             for course_id, rows in _chunks_by_course(spec, keys, progress):
                 rows = rows[np.isin(rows["learner_id"], students_by_course.get(course_id, []))]
                 course = course_objs[course_id]
                 events, clicks = _events_copy(
-                    rows, course, items, students, learner_pks, spec.source
+                    rows, course, items, students, learner_pks, spec.source, deferred
                 )
                 summary.events += events
                 summary.clicks += clicks
@@ -467,6 +471,7 @@ def _events_copy(
     students: np.ndarray,
     learner_pks: np.ndarray,
     source: str,
+    deferred: set[str],
 ) -> tuple[int, int]:
     """Write one run's click rows as events plus their daily rollup; return (rows, clicks).
 
@@ -492,14 +497,20 @@ def _events_copy(
     # Midday UTC keeps every event on its OULAD day whatever the viewer's zone.
     start_day = (course.start_date - _PG_EPOCH).days
     if connection.vendor == "postgresql":
-        _events_binary_copy(
-            learner_pk,
-            course.pk,
-            item_pk,
-            ((start_day + days) * 86400 + 43200) * 1_000_000,
-            count,
-            source,
+        occurred_us = ((start_day + days) * 86400 + 43200) * 1_000_000
+        records = _binary_records(
+            n,
+            [
+                ("learner_id", "int8", learner_pk),
+                ("course_id", "int8", course.pk),
+                ("item_id", "int8", item_pk),
+                ("verb", "text", b"interacted"),
+                ("occurred_at", "timestamptz", occurred_us),
+                ("count", "int4", count),
+                ("source", "text", source.encode()),
+            ],
         )
+        _copy_binary(_EVENT_TABLE, _EVENT_COLUMNS, [records])
     else:
         _events_insert_rows(learner_pk, course, item_pk, days, count, source)
 
@@ -516,77 +527,110 @@ def _events_copy(
     type_idx = unique % n_types
     day_idx = (unique // n_types) % n_days
     learner_idx = unique // (n_types * n_days)
-    dates = np.datetime64(course.start_date, "D") + (day_idx + low).astype("timedelta64[D]")
-    rollup = pa.table(
-        {
-            "course_id": np.full(len(unique), course.pk, dtype=np.int64),
-            "learner_id": learner_idx,
-            "date": pa.array(dates.astype(str)),
-            "activity_type": pa.DictionaryArray.from_arrays(
-                type_idx.astype(np.int32), type_names
-            ).cast(pa.string()),
-            "events": events_per_key,
-            "clicks": clicks_per_key,
-            "active_seconds": np.zeros(len(unique)),
-        }
-    )
+    rollup = (course, low, n_days, type_names, learner_idx, day_idx, type_idx)
     if DailyActivity.objects.filter(course_id=course.pk).exists():
-        _rollup_merge(rollup)
+        _rollup_merge(_rollup_table(*rollup, events_per_key, clicks_per_key))
+    elif _ROLLUP_TABLE in deferred and all(type_names):
+        # Indexes come after the load, so order does not matter: one fixed
+        # record layout per activity type, all in one binary COPY.
+        days_pg = (start_day + low + day_idx).astype(np.int32)
+        parts = []
+        for code, name in enumerate(type_names):
+            mask = type_idx == code
+            if mask.any():
+                parts.append(
+                    _binary_records(
+                        int(mask.sum()),
+                        [
+                            ("course_id", "int8", course.pk),
+                            ("learner_id", "int8", learner_idx[mask]),
+                            ("date", "date", days_pg[mask]),
+                            ("activity_type", "text", name.encode()),
+                            ("events", "int4", events_per_key[mask]),
+                            ("clicks", "int4", clicks_per_key[mask]),
+                            ("active_seconds", "float8", 0.0),
+                        ],
+                    )
+                )
+        _copy_binary(_ROLLUP_TABLE, _ROLLUP_COLUMNS, parts)
     else:
-        _bulk_write(_ROLLUP_TABLE, rollup)
+        # Key order (learner, day, type) is the unique index's order within the run.
+        _bulk_write(_ROLLUP_TABLE, _rollup_table(*rollup, events_per_key, clicks_per_key))
     return n, int(count.sum())
 
 
-def _events_binary_copy(
-    learner: np.ndarray,
-    course_id: int,
-    item: np.ndarray,
-    occurred_us: np.ndarray,
-    count: np.ndarray,
-    source: str,
-) -> None:
-    """COPY events in PostgreSQL's binary format, every row one numpy record.
+_BINARY_KINDS = {"int8": ">i8", "int4": ">i4", "float8": ">f8", "date": ">i4", "timestamptz": ">i8"}
 
-    Binary skips the server's text parsing (timestamps cost most) and numpy
-    lays the records out in C: (field count, then length + big-endian value
-    per field).
+
+def _rollup_table(
+    course: Course,
+    low: int,
+    n_days: int,
+    type_names: list[str],
+    learner_idx: np.ndarray,
+    day_idx: np.ndarray,
+    type_idx: np.ndarray,
+    events: np.ndarray,
+    clicks: np.ndarray,
+) -> pa.Table:
+    """Rollup rows as an Arrow table (CSV COPY, upsert, or SQLite inserts)."""
+    span = np.datetime64(course.start_date, "D") + np.arange(low, low + n_days).astype(
+        "timedelta64[D]"
+    )
+    labels = np.array([str(d) for d in span], dtype=object)  # one label per distinct day
+    return pa.table(
+        {
+            "course_id": np.full(len(learner_idx), course.pk, dtype=np.int64),
+            "learner_id": learner_idx,
+            "date": pa.array(labels[day_idx], type=pa.string()),
+            "activity_type": pa.DictionaryArray.from_arrays(
+                type_idx.astype(np.int32), type_names
+            ).cast(pa.string()),
+            "events": events,
+            "clicks": clicks,
+            "active_seconds": np.zeros(len(learner_idx)),
+        }
+    )
+
+
+def _binary_records(n: int, columns: list[tuple[str, str, object]]) -> np.ndarray:
+    """`n` rows in PostgreSQL's binary COPY layout as one numpy record array.
+
+    Each row: field count, then per field its length and big-endian value.
+    `columns` are (name, kind, value): kind one of _BINARY_KINDS (dates as days
+    and timestamps as microseconds since 2000-01-01) or "text" for a constant
+    string; value an array of n or a constant. Constants and lengths are laid
+    down once as a template row copied into every record.
     """
-    verb = b"interacted"
-    source_bytes = source.encode()
-    fields = [
-        ("n", ">i2"),
-        ("learner_len", ">i4"), ("learner", ">i8"),
-        ("course_len", ">i4"), ("course", ">i8"),
-        ("item_len", ">i4"), ("item", ">i8"),
-        ("verb_len", ">i4"), ("verb", f"S{len(verb)}"),
-        ("occurred_len", ">i4"), ("occurred", ">i8"),
-        ("count_len", ">i4"), ("count", ">i4"),
-        ("source_len", ">i4"), ("source", f"S{len(source_bytes)}"),
-    ]  # fmt: skip
-    records = np.empty(len(learner), dtype=np.dtype(fields))
-    records["n"] = 7
-    for name, size in (("learner", 8), ("course", 8), ("item", 8), ("occurred", 8), ("count", 4)):
-        records[f"{name}_len"] = size
-    records["verb_len"] = len(verb)
-    records["source_len"] = len(source_bytes)
-    records["learner"] = learner
-    records["course"] = course_id
-    records["item"] = item
-    records["verb"] = verb
-    records["occurred"] = occurred_us
-    records["count"] = count
-    records["source"] = source_bytes
-    columns = "learner_id, course_id, item_id, verb, occurred_at, count, source"
-    header = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
-    with connection.cursor() as cursor:
-        sql = f"COPY {_EVENT_TABLE} ({columns}) FROM STDIN WITH (FORMAT binary)"
-        with cursor.cursor.copy(sql) as copy:
-            copy.write(header)
+    fields: list[tuple[str, str]] = [("n", ">i2")]
+    for name, kind, value in columns:
+        size = f"S{len(value)}" if kind == "text" else _BINARY_KINDS[kind]  # type: ignore[arg-type]
+        fields += [(f"{name}_len", ">i4"), (name, size)]
+    template = np.zeros(1, np.dtype(fields))
+    template["n"] = len(columns)
+    for name, _, value in columns:
+        template[f"{name}_len"] = template.dtype[name].itemsize
+        if not isinstance(value, np.ndarray):
+            template[name] = value
+    records = np.empty(n, template.dtype)
+    records[:] = template[0]
+    for name, _, value in columns:
+        if isinstance(value, np.ndarray):
+            records[name] = value
+    return records
+
+
+def _copy_binary(table: str, columns: list[str], parts: list[np.ndarray]) -> None:
+    """COPY record arrays made by _binary_records (same columns) in one binary stream."""
+    sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT binary)"
+    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        copy.write(b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8)  # signature, flags, no extension
+        step = 8 << 20
+        for records in parts:
             payload = memoryview(records.view(np.uint8))
-            step = 8 << 20
             for offset in range(0, len(payload), step):
                 copy.write(payload[offset : offset + step])
-            copy.write(b"\xff\xff")
+        copy.write(b"\xff\xff")
 
 
 def _events_insert_rows(
@@ -633,7 +677,7 @@ def _rollup_merge(rollup: pa.Table) -> None:
 
 
 @contextlib.contextmanager
-def _indexes_deferred(tables: list[str]) -> Iterator[None]:
+def _indexes_deferred(tables: list[str]) -> Iterator[set[str]]:
     """Inside the import transaction: drop the indexes of the tables that are
     empty, and rebuild them after the load (CREATE INDEX sorts once instead of
     inserting row by row). The tables stay locked against other writers and
@@ -641,9 +685,10 @@ def _indexes_deferred(tables: list[str]) -> Iterator[None]:
     rolls the DDL back with everything else. No-op on other databases and for
     tables that already hold rows."""
     if connection.vendor != "postgresql":
-        yield
+        yield set()
         return
     restore: list[str] = []
+    deferred: set[str] = set()
     with connection.cursor() as cursor:
         for table in tables:
             cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {table})")
@@ -654,7 +699,8 @@ def _indexes_deferred(tables: list[str]) -> Iterator[None]:
             if cursor.fetchone()[0]:
                 continue
             restore.extend(_indexes_drop(cursor, table))
-    yield
+            deferred.add(table)
+    yield deferred
     with connection.cursor() as cursor:
         for statement in restore:
             cursor.execute(statement)
@@ -664,7 +710,9 @@ def _indexes_drop(cursor, table: str) -> list[str]:
     """Drop `table`'s indexes and primary/unique constraints; return the DDL to rebuild them.
 
     A primary key that a foreign key points at stays (dropping it would need
-    the foreign key dropped too).
+    the foreign key dropped too), and so do partial indexes: they index few of
+    the loaded rows (none, for the events' client-id index) while a rebuild
+    would scan the whole table again.
     """
     cursor.execute(
         "SELECT c.conname, pg_get_constraintdef(c.oid), EXISTS ("
@@ -676,6 +724,7 @@ def _indexes_drop(cursor, table: str) -> list[str]:
     cursor.execute(
         "SELECT i.relname, pg_get_indexdef(i.oid) FROM pg_index x "
         "JOIN pg_class i ON i.oid = x.indexrelid WHERE x.indrelid = %s::regclass "
+        "AND x.indpred IS NULL "
         "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)",
         [table],
     )
