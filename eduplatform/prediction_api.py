@@ -13,11 +13,15 @@ the user may see (`_authorised_enrolment`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.db.models import Exists, OuterRef
+from django.core.exceptions import EmptyResultSet
+from django.db import connections, router
+from django.db.models import Exists, OuterRef, QuerySet
 from django.http import Http404
 from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions, serializers
@@ -35,6 +39,97 @@ class PredictionQuery(serializers.Serializer):
     course = serializers.IntegerField(min_value=1)
 
 
+class _Compiled:
+    """A queryset shape compiled to SQL once per process; each call only binds its values.
+
+    Django builds and compiles a queryset anew on every call, and on these
+    endpoints that was most of a request's CPU. The shapes below depend only
+    on a small key (the role), so each is compiled once with placeholder
+    values, checked that every placeholder became a bound parameter (never
+    SQL text), and reused with the request's values. Whatever does not fit
+    (an empty queryset, a placeholder not bound) runs through the ORM as usual.
+    Rows come back as ``values_list`` gives them, converters applied.
+    """
+
+    _EMPTY = object()
+    _ORM = object()
+
+    def __init__(self, build: Callable[..., QuerySet]) -> None:
+        self._build = build
+        self._shapes: dict[tuple[Any, ...], Any] = {}
+
+    def rows(self, shape: tuple[Any, ...], values: dict[str, Any]) -> list[tuple[Any, ...]]:
+        entry = self._shapes.get(shape)
+        if entry is None:
+            entry = self._shapes[shape] = self._compile(shape, list(values))
+        if entry is self._ORM:
+            return list(self._build(values, *shape))
+        if entry is self._EMPTY:
+            return []
+        sql, params, slots, compiler, converters = entry
+        bound = list(params)
+        for index, name in slots:
+            bound[index] = values[name]
+        with connections[compiler.using].cursor() as cursor:
+            cursor.execute(sql, bound)
+            rows = cursor.fetchall()
+        if converters:
+            rows = [tuple(row) for row in compiler.apply_converters(rows, converters)]
+        return rows
+
+    def _compile(self, shape: tuple[Any, ...], names: list[str]) -> Any:
+        placeholders: dict[str, Any] = {}
+        for n, name in enumerate(names):
+            # Integers far outside any id, strings no request sends.
+            placeholders[name] = (
+                -(10**15) - n if name.endswith("_id") else f"__placeholder_{n}_{name}__"
+            )
+        query = self._build(placeholders, *shape)
+        compiler = query.query.get_compiler(using=query.db)
+        try:
+            sql, params = compiler.as_sql()
+        except EmptyResultSet:
+            return self._EMPTY
+        by_value = {value: name for name, value in placeholders.items()}
+        slots = []
+        for index, param in enumerate(params):
+            if isinstance(param, (int, str)) and not isinstance(param, bool) and param in by_value:
+                slots.append((index, by_value[param]))
+        if any(str(value) in sql for value in placeholders.values()):
+            return self._ORM  # a value inlined into the SQL text: not reusable
+        columns = [col for col, _, _ in compiler.select]
+        return sql, tuple(params), slots, compiler, compiler.get_converters(columns)
+
+    def clear(self) -> None:
+        self._shapes.clear()
+
+
+def _token_fields(model: Any) -> tuple[list[str], list[str]]:
+    return (
+        [f.attname for f in model._meta.concrete_fields],
+        [f.attname for f in get_user_model()._meta.concrete_fields],
+    )
+
+
+def _token_query(values: dict[str, Any], model: Any) -> QuerySet:
+    token_fields, user_fields = _token_fields(model)
+    return (
+        model.objects.filter(key=values["key"])
+        .annotate(
+            in_analyst_group=Exists(
+                Group.objects.filter(user=OuterRef("user_id"), name=access.ANALYST_GROUP)
+            ),
+            teaches=Exists(Course.objects.filter(instructors=OuterRef("user_id"))),
+        )
+        .values_list(
+            *token_fields, *(f"user__{f}" for f in user_fields), "in_analyst_group", "teaches"
+        )
+    )
+
+
+_token_rows = _Compiled(_token_query)
+
+
 def _token_with_role(authenticator: TokenAuthentication, key: str) -> tuple[Any, Any]:
     """DRF's token lookup (same checks, same errors), reading the user's role in the same query.
 
@@ -46,27 +141,24 @@ def _token_with_role(authenticator: TokenAuthentication, key: str) -> tuple[Any,
     checks it against `access.role_of` for every role.
     """
     model = authenticator.get_model()
-    try:
-        token = (
-            model.objects.select_related("user")
-            .annotate(
-                in_analyst_group=Exists(
-                    Group.objects.filter(user=OuterRef("user_id"), name=access.ANALYST_GROUP)
-                ),
-                teaches=Exists(Course.objects.filter(instructors=OuterRef("user_id"))),
-            )
-            .get(key=key)
-        )
-    except model.DoesNotExist as exc:
-        raise exceptions.AuthenticationFailed(_("Invalid token.")) from exc
-    user = token.user
+    token_fields, user_fields = _token_fields(model)
+    rows = _token_rows.rows((model,), {"key": key}) if isinstance(key, str) else []
+    if not rows:
+        raise exceptions.AuthenticationFailed(_("Invalid token."))
+    row = rows[0]
+    n = len(token_fields)
+    db = router.db_for_read(model)
+    token = model.from_db(db, token_fields, row[:n])
+    user = get_user_model().from_db(db, user_fields, row[n : n + len(user_fields)])
+    token.user = user
+    in_analyst_group, teaches = row[n + len(user_fields) :]
     if not user.is_active:
         raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
     if user.is_superuser:
         role = access.ADMIN
-    elif token.in_analyst_group:
+    elif in_analyst_group:
         role = access.ANALYST
-    elif token.teaches:
+    elif teaches:
         role = access.INSTRUCTOR
     else:
         role = access.NO_ROLE
@@ -74,6 +166,34 @@ def _token_with_role(authenticator: TokenAuthentication, key: str) -> tuple[Any,
     # one request), so role_of answers without its query.
     setattr(user, access._ROLE_ATTR, role)
     return user, token
+
+
+def _learner_fields(personal: bool) -> list[str]:
+    # As get_learner_for_user: for everyone but admins the encrypted name and
+    # email are not even loaded.
+    return [
+        f.attname
+        for f in Learner._meta.concrete_fields
+        if personal or f.name not in ("name", "email")
+    ]
+
+
+def _enrolment_query(values: dict[str, Any], role: str, personal: bool) -> QuerySet:
+    # A stand-in user carrying the role: the visible runs are whatever
+    # access.courses_for_user says for that role (by user id for instructors).
+    viewer = get_user_model()(pk=values["user_id"], is_active=True)
+    setattr(viewer, access._ROLE_ATTR, role)
+    return Enrollment.objects.filter(
+        course__in=access.courses_for_user(viewer),
+        course_id=values["course_id"],
+        learner__pseudonym=values["pseudonym"],
+    ).values_list(
+        *(f"learner__{f}" for f in _learner_fields(personal)),
+        *(f"course__{f.attname}" for f in Course._meta.concrete_fields),
+    )[:1]
+
+
+_enrolment_rows = _Compiled(_enrolment_query)
 
 
 def _authorised_enrolment(user: Any, pseudonym: str, course_id: int) -> tuple[Learner, Course]:
@@ -86,17 +206,18 @@ def _authorised_enrolment(user: Any, pseudonym: str, course_id: int) -> tuple[Le
     of their runs, analysts and admins every enrolled learner). On a miss the
     helpers run one by one, so a refusal is the same 404 as before.
     """
-    rows = Enrollment.objects.filter(
-        course__in=access.courses_for_user(user),
-        course_id=course_id,
-        learner__pseudonym=pseudonym,
-    ).select_related("learner", "course")
-    if not access.can_see_personal_data(user):
-        # As get_learner_for_user: encrypted name and email not even loaded.
-        rows = rows.defer("learner__name", "learner__email")
-    found = list(rows[:1])
-    if found:
-        return found[0].learner, found[0].course
+    personal = access.can_see_personal_data(user)
+    rows = _enrolment_rows.rows(
+        (access.role_of(user), personal),
+        {"user_id": user.pk, "course_id": course_id, "pseudonym": pseudonym},
+    )
+    if rows:
+        learner_fields = _learner_fields(personal)
+        db = router.db_for_read(Enrollment)
+        n = len(learner_fields)
+        learner = Learner.from_db(db, learner_fields, rows[0][:n])
+        course_fields = [f.attname for f in Course._meta.concrete_fields]
+        return learner, Course.from_db(db, course_fields, rows[0][n:])
     learner = access.get_learner_for_user(user, pseudonym)
     course = access.get_course_for_user(user, course_id)
     if not Enrollment.objects.filter(learner=learner, course=course).exists():

@@ -106,3 +106,32 @@ def test_prediction_request_costs_two_queries(world: World, django_assert_num_qu
     # Token with role, enrolment with learner and run.
     with django_assert_num_queries(2):
         assert client.get(url).status_code == 200
+
+
+def test_compiled_queries_match_the_orm(world: World) -> None:
+    """The once-compiled SQL gives exactly the ORM's rows, for every role and outcome."""
+    from eduplatform.prediction_api import (
+        _enrolment_query,
+        _enrolment_rows,
+        _token_query,
+        _token_rows,
+    )
+
+    users = [world.admin, world.analyst, world.instructor_a, world.instructor_b, world.nobody]
+    for user in users:
+        key = token_for(user)
+        for probe in (key, key[:-1] + "x"):
+            assert _token_rows.rows((Token,), {"key": probe}) == list(
+                _token_query({"key": probe}, Token)
+            )
+        role = access.role_of(get_user_model().objects.get(pk=user.pk))
+        personal = role == access.ADMIN
+        for learner in world.all_learners():
+            for course in (world.course_a, world.course_b):
+                values = {
+                    "user_id": user.pk,
+                    "course_id": course.pk,
+                    "pseudonym": learner.pseudonym,
+                }
+                expected = list(_enrolment_query(values, role, personal))
+                assert _enrolment_rows.rows((role, personal), values) == expected
