@@ -38,8 +38,6 @@ import numpy as np
 import pandas as pd
 from django.core.cache import cache
 from django.core.paginator import Paginator
-from django.db import transaction
-from django.db.models.signals import post_delete
 from django.template import TemplateDoesNotExist
 from django.template.loader import get_template, render_to_string
 from django.utils.html import json_script
@@ -543,9 +541,8 @@ def learner_status(row: Mapping[str, Any]) -> str:
 # cost about a second on a run of 1,000 learners; they are cached per course,
 # day and data version (`selectors.data_version`, one cheap query per
 # request), in this process and in the shared cache, so any new event,
-# enrolment or submission recomputes them and erasures bump an epoch.
+# enrolment or submission, or an erased learner, recomputes them.
 COURSE_CACHE_SECONDS = 600
-_ERASURE_EPOCH_KEY = "analytics:erasure-epoch"
 
 
 @dataclass
@@ -568,27 +565,22 @@ class _CourseCache:
         self._lock = threading.Lock()
 
     def get(self, course: Course, today: dt.date) -> _CourseBundle:
-        try:
-            epoch = cache.get(_ERASURE_EPOCH_KEY, 0)
-        except Exception:
-            # Without the shared cache an erasure elsewhere could go unnoticed:
-            # compute, keep nothing.
-            logger.warning("course cache: shared cache unavailable, not caching")
-            return _course_bundle(course, today)
         key = (
             course.pk,
             course.start_date,
             course.length_days,
             today,
-            selectors.data_version(),
-            epoch,
+            selectors.data_version(course.pk),
         )
         now = time.monotonic()
         hit = self._bundles.get(course.pk)
         if hit is not None and hit[1] == key and now - hit[0] < COURSE_CACHE_SECONDS:
             return hit[2]
         shared_key = "analytics:course:" + hashlib.sha256(repr(key).encode()).hexdigest()
-        bundle = _safe_cache_get(shared_key)
+        try:
+            bundle = cache.get(shared_key)
+        except Exception:
+            bundle = None
         if bundle is None:
             bundle = _course_bundle(course, today)
             try:
@@ -604,36 +596,7 @@ class _CourseCache:
             self._bundles.clear()
 
 
-def _safe_cache_get(key: str) -> Any:
-    try:
-        return cache.get(key)
-    except Exception:
-        return None
-
-
 course_cache = _CourseCache()
-
-
-def _bump_erasure_epoch(**kwargs: Any) -> None:
-    def bump() -> None:
-        try:
-            cache.add(_ERASURE_EPOCH_KEY, 0, None)
-            cache.incr(_ERASURE_EPOCH_KEY)
-        except Exception:
-            logger.warning("course cache: could not record a deletion")
-        course_cache.clear()
-
-    # After commit: a page computed between the bump and the commit would
-    # cache the learner again under the new epoch.
-    transaction.on_commit(bump)
-
-
-# Deleted learners and enrolments (erasure, admin) must leave cached tables at
-# once; max ids do not notice deletions.
-post_delete.connect(_bump_erasure_epoch, sender=Learner, dispatch_uid="analytics-erasure-learner")
-post_delete.connect(
-    _bump_erasure_epoch, sender=Enrollment, dispatch_uid="analytics-erasure-enrollment"
-)
 
 
 def _course_bundle(course: Course, today: dt.date) -> _CourseBundle:

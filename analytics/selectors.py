@@ -473,19 +473,26 @@ def filter_learner_table(
     )
 
 
-def data_version() -> tuple[Any, ...]:
-    """A fingerprint of the behaviour data: the newest row of each table dashboards read.
+def data_version(course_id: int) -> tuple[Any, ...]:
+    """A fingerprint of the behaviour data a course page reads: one cheap query.
 
-    One query of index lookups (each MAX(id) reads one end of a primary key),
-    whatever the data size. New events, rollup rows (ingestion inserts events
-    with them; a rebuild re-inserts), enrolments, submissions, items and
-    imports change it; deletions do not (see dashboards' erasure hook), nor do
-    in-place edits (caches keyed by it also expire).
+    The newest row of each table (each MAX(id) reads one end of a primary
+    key): new events, rollup rows (ingestion inserts events with them; a
+    rebuild re-inserts), enrolments, submissions, items and imports change
+    it. Deletions do not move a maximum, so the run's enrolment count (an
+    index-only count on the (course, learner) key) is part of it: an erased
+    learner leaves the run's enrolments. In-place edits (admin) are not
+    seen; caches keyed by this also expire.
     """
     tables = (LearningEvent, DailyActivity, Enrollment, Submission, ContentItem, ImportRun)
-    sql = "SELECT " + ", ".join(f"(SELECT MAX(id) FROM {t._meta.db_table})" for t in tables)
+    sql = "SELECT " + ", ".join(
+        [
+            *(f"(SELECT MAX(id) FROM {t._meta.db_table})" for t in tables),
+            f"(SELECT COUNT(*) FROM {Enrollment._meta.db_table} WHERE course_id = %s)",
+        ]
+    )
     with connection.cursor() as cursor:
-        cursor.execute(sql)
+        cursor.execute(sql, [course_id])
         return tuple(cursor.fetchone())
 
 

@@ -31,7 +31,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics.models import Course, Enrollment, Learner
-from eduplatform import access
+from eduplatform import access, throttles
 from eduplatform.throttles import PredictionBudgetThrottle, TokenRateThrottle
 
 
@@ -236,6 +236,12 @@ class PredictionView(APIView):
             if type(authenticator) is TokenAuthentication:
                 authenticator.authenticate_credentials = partial(_token_with_role, authenticator)
         return authenticators
+
+    def check_throttles(self, request: Request) -> None:
+        # Both throttles' counters in one cache round trip.
+        waits = throttles.check_all(self.get_throttles(), request, self)
+        if waits:
+            self.throttled(request, max((w for w in waits if w is not None), default=None))
 
     def get(self, request: Request, pseudonym: str) -> Response:
         query = self.query_serializer(data=request.query_params)
