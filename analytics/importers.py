@@ -159,18 +159,37 @@ def tables_import(
         students, learner_pks = _lookup_arrays(learner_ids)
         written: set[str] = set()
         with _indexes_deferred([_EVENT_TABLE, _ROLLUP_TABLE]) as deferred:
-            for course_id, rows in _chunks_by_course(spec, keys, progress):
-                rows = rows[np.isin(rows["learner_id"], students_by_course.get(course_id, []))]
-                course = course_objs[course_id]
-                events, clicks = _events_copy(
-                    rows, course, items, students, learner_pks, spec.source, deferred
+            binary = connection.vendor == "postgresql"
+
+            def prepare(chunk: VleChunk) -> _Prepared:
+                rows = chunk.rows
+                rows = rows[
+                    np.isin(rows["learner_id"], students_by_course.get(chunk.course_id, []))
+                ]
+                return _events_prepare(
+                    rows,
+                    course_objs[chunk.course_id],
+                    items,
+                    students,
+                    learner_pks,
+                    spec.source,
+                    binary=binary,
+                    rollup_binary=binary and _ROLLUP_TABLE in deferred,
+                    read=len(chunk.rows),
                 )
-                summary.events += events
-                summary.clicks += clicks
-                ImportRun.objects.create(course=course, source=spec.source, events=events)
+
+            for prepared in _chunks_prepared(spec, keys, prepare):
+                course_id = prepared.course_id
+                if progress:
+                    progress(f"read {course_id}", prepared.read)
+                course = course_objs[course_id]
+                _events_write(prepared, course, spec.source, deferred)
+                summary.events += prepared.n
+                summary.clicks += prepared.clicks
+                ImportRun.objects.create(course=course, source=spec.source, events=prepared.n)
                 written.add(course_id)
                 if progress:
-                    progress(f"wrote {course_id}", events)
+                    progress(f"wrote {course_id}", prepared.n)
         for key, course in course_objs.items():
             if key not in written:
                 ImportRun.objects.create(course=course, source=spec.source, events=0)
@@ -192,26 +211,30 @@ def _session_tune() -> None:
         cursor.execute("SET LOCAL work_mem = '64MB'")
 
 
-def _chunks_by_course(
-    spec: TableImport, keys: set[str], progress: Callable[[str, int], None] | None
-) -> Iterator[tuple[str, pd.DataFrame]]:
-    """Click rows per course run, as the source yields them (each run once)."""
-    source: Iterable[VleChunk] = spec.chunks(keys)
-    if spec.prefetch:
-        source = _prefetched(source)
+def _chunks_prepared(
+    spec: TableImport, keys: set[str], prepare: Callable[[VleChunk], _Prepared]
+) -> Iterator[_Prepared]:
+    """Click rows per course run turned into write-ready arrays, each run once.
+
+    With `spec.prefetch` the reading and the numpy work run in a background
+    thread (Arrow, gzip and numpy release the GIL), one run ahead of the
+    database writing the previous one.
+    """
     seen: set[str] = set()
-    for chunk in source:
-        if chunk.course_id not in keys:
-            continue
-        if chunk.course_id in seen:
-            raise ValueError(f"{chunk.course_id}: click rows split over several files")
-        seen.add(chunk.course_id)
-        if progress:
-            progress(f"read {chunk.course_id}", len(chunk.rows))
-        yield chunk.course_id, chunk.rows
+
+    def runs() -> Iterator[_Prepared]:
+        for chunk in spec.chunks(keys):
+            if chunk.course_id not in keys:
+                continue
+            if chunk.course_id in seen:
+                raise ValueError(f"{chunk.course_id}: click rows split over several files")
+            seen.add(chunk.course_id)
+            yield prepare(chunk)
+
+    return _prefetched(runs()) if spec.prefetch else runs()
 
 
-def _prefetched(source: Iterable[VleChunk], depth: int = 2) -> Iterator[VleChunk]:
+def _prefetched(source: Iterator[_Prepared], depth: int = 1) -> Iterator[_Prepared]:
     """Run `source` in a thread (Arrow's CSV reader and gzip release the GIL)."""
     buffer: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -464,22 +487,40 @@ def _assessments_create(
     return len(objs), rows.num_rows
 
 
-def _events_copy(
+@dataclass
+class _Prepared:
+    """One run's events and rollup as arrays, ready to write (built without the database)."""
+
+    course_id: str
+    read: int  # rows in the file(s), before keeping the run's learners
+    n: int
+    clicks: int
+    events: np.ndarray | None = None  # binary COPY records
+    columns: tuple[np.ndarray, ...] = ()  # learner, item, day, count (other databases)
+    rollup: tuple = ()  # arguments of _rollup_table
+    rollup_parts: list[np.ndarray] | None = None  # binary COPY records, any order
+
+
+def _events_prepare(
     rows: pd.DataFrame,
     course: Course,
     items: dict[tuple[int, int], tuple[int, str]],
     students: np.ndarray,
     learner_pks: np.ndarray,
     source: str,
-    deferred: set[str],
-) -> tuple[int, int]:
-    """Write one run's click rows as events plus their daily rollup; return (rows, clicks).
+    *,
+    binary: bool,
+    rollup_binary: bool,
+    read: int,
+) -> _Prepared:
+    """One run's click rows as events plus their daily rollup, as arrays.
 
     Everything is column arithmetic: learner and item ids by binary search,
     times as day offsets, the rollup by sorting one packed integer key.
     """
+    done = _Prepared(course_id=course.code, read=read, n=len(rows), clicks=0)
     if rows.empty:
-        return 0, 0
+        return done
     own = sorted(((site, pk, kind) for (c, site), (pk, kind) in items.items() if c == course.pk))
     sites = np.array([s for s, _, _ in own], dtype=np.int64)
     item_pks = np.array([pk for _, pk, _ in own], dtype=np.int64)
@@ -493,13 +534,13 @@ def _events_copy(
     learner_pk, _ = _lookup(students, learner_pks, rows["learner_id"].to_numpy(np.int64))
     days = rows["day"].to_numpy(np.int64)
     count = rows["clicks"].to_numpy(np.int64)
-    n = len(rows)
+    done.clicks = int(count.sum())
     # Midday UTC keeps every event on its OULAD day whatever the viewer's zone.
     start_day = (course.start_date - _PG_EPOCH).days
-    if connection.vendor == "postgresql":
+    if binary:
         occurred_us = ((start_day + days) * 86400 + 43200) * 1_000_000
-        records = _binary_records(
-            n,
+        done.events = _binary_records(
+            done.n,
             [
                 ("learner_id", "int8", learner_pk),
                 ("course_id", "int8", course.pk),
@@ -510,9 +551,8 @@ def _events_copy(
                 ("source", "text", source.encode()),
             ],
         )
-        _copy_binary(_EVENT_TABLE, _EVENT_COLUMNS, [records])
     else:
-        _events_insert_rows(learner_pk, course, item_pk, days, count, source)
+        done.columns = (learner_pk, item_pk, days, count)
 
     # Rollup: one packed key (learner, day, type), sorted, so rows come out in
     # the unique index's order (course is constant within the run).
@@ -527,18 +567,19 @@ def _events_copy(
     type_idx = unique % n_types
     day_idx = (unique // n_types) % n_days
     learner_idx = unique // (n_types * n_days)
-    rollup = (course, low, n_days, type_names, learner_idx, day_idx, type_idx)
-    if DailyActivity.objects.filter(course_id=course.pk).exists():
-        _rollup_merge(_rollup_table(*rollup, events_per_key, clicks_per_key))
-    elif _ROLLUP_TABLE in deferred and all(type_names):
+    done.rollup = (
+        course, low, n_days, type_names, learner_idx, day_idx, type_idx,
+        events_per_key, clicks_per_key,
+    )  # fmt: skip
+    if rollup_binary and all(type_names):
         # Indexes come after the load, so order does not matter: one fixed
         # record layout per activity type, all in one binary COPY.
         days_pg = (start_day + low + day_idx).astype(np.int32)
-        parts = []
+        done.rollup_parts = []
         for code, name in enumerate(type_names):
             mask = type_idx == code
             if mask.any():
-                parts.append(
+                done.rollup_parts.append(
                     _binary_records(
                         int(mask.sum()),
                         [
@@ -552,11 +593,27 @@ def _events_copy(
                         ],
                     )
                 )
-        _copy_binary(_ROLLUP_TABLE, _ROLLUP_COLUMNS, parts)
+    return done
+
+
+def _events_write(prepared: _Prepared, course: Course, source: str, deferred: set[str]) -> None:
+    """Write a prepared run: events, then its rollup (COPY into a table whose
+    indexes come later, else in key order, or an upsert if the run has rollup
+    rows already)."""
+    if not prepared.n:
+        return
+    if prepared.events is not None:
+        _copy_binary(_EVENT_TABLE, _EVENT_COLUMNS, [prepared.events])
+    else:
+        learner, item, days, count = prepared.columns
+        _events_insert_rows(learner, course, item, days, count, source)
+    if _ROLLUP_TABLE not in deferred and DailyActivity.objects.filter(course_id=course.pk).exists():
+        _rollup_merge(_rollup_table(*prepared.rollup))
+    elif prepared.rollup_parts is not None:
+        _copy_binary(_ROLLUP_TABLE, _ROLLUP_COLUMNS, prepared.rollup_parts)
     else:
         # Key order (learner, day, type) is the unique index's order within the run.
-        _bulk_write(_ROLLUP_TABLE, _rollup_table(*rollup, events_per_key, clicks_per_key))
-    return n, int(count.sum())
+        _bulk_write(_ROLLUP_TABLE, _rollup_table(*prepared.rollup))
 
 
 _BINARY_KINDS = {"int8": ">i8", "int4": ">i4", "float8": ">f8", "date": ">i4", "timestamptz": ">i8"}
