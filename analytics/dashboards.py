@@ -30,7 +30,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -543,6 +543,7 @@ def learner_status(row: Mapping[str, Any]) -> str:
 # request), in this process and in the shared cache, so any new event,
 # enrolment or submission, or an erased learner, recomputes them.
 COURSE_CACHE_SECONDS = 600
+_BUNDLE_FORMAT = 2  # bump when _CourseBundle changes
 
 
 @dataclass
@@ -555,6 +556,10 @@ class _CourseBundle:
     learners: list[dict[str, Any]]
     # Per "suppresses small groups": charts and item lists derived from the rows.
     views: dict[bool, dict[str, Any]]
+    # Per learner id: the table row's own cells, rendered on first display.
+    row_cells: dict[int, str] = field(default_factory=dict)
+    # Per table query (filters and sort, not page): the filtered, sorted rows.
+    tables: dict[Any, list[Any]] = field(default_factory=dict)
 
 
 class _CourseCache:
@@ -576,7 +581,10 @@ class _CourseCache:
         hit = self._bundles.get(course.pk)
         if hit is not None and hit[1] == key and now - hit[0] < COURSE_CACHE_SECONDS:
             return hit[2]
-        shared_key = "analytics:course:" + hashlib.sha256(repr(key).encode()).hexdigest()
+        # The format number: bundles pickled by older code must not be read back.
+        shared_key = (
+            f"analytics:course:{_BUNDLE_FORMAT}:" + hashlib.sha256(repr(key).encode()).hexdigest()
+        )
         try:
             bundle = cache.get(shared_key)
         except Exception:
@@ -663,9 +671,20 @@ def course_page(
 ) -> dict[str, Any]:
     bundle = course_cache.get(course, today)
     anchor = bundle.anchor
-    rows = selectors.filter_learner_table(bundle.learners, anchor=anchor, query=query)
+    rows = bundle.tables.get(query)
+    if rows is None:
+        rows = selectors.filter_learner_table(bundle.learners, anchor=anchor, query=query)
+        if len(bundle.tables) >= 32:  # searches are free text: keep a few
+            bundle.tables.clear()
+        bundle.tables[query] = rows
     page = Paginator(rows, PAGE_SIZE).get_page(page_number)
     page_rows = [dict(r, status=learner_status(r)) for r in page.object_list]
+    cells_template = get_template("analytics/_learner_row_cells.html")
+    for row in page_rows:
+        cells = bundle.row_cells.get(row["learner_id"])
+        if cells is None:
+            cells = bundle.row_cells[row["learner_id"]] = cells_template.render({"row": row})
+        row["cells"] = cells  # a SafeString: escaped by the template that made it
     _attach_row_panels(course, page_rows)
     panel_headers = [h for s in _course_slots() for h in s.headers]
     return {
