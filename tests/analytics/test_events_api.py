@@ -233,3 +233,21 @@ def test_timestamps_only_django_parses_are_accepted(client_with_token, course):
     assert LearningEvent.objects.get(client_event_id="evt-1").occurred_at == dt.datetime(
         2026, 10, 5, 8, 0, tzinfo=dt.UTC
     )
+
+
+def test_permission_through_a_group_or_superuser_but_not_when_inactive(course):
+    from django.contrib.auth.models import Group
+
+    group = Group.objects.create(name="ingesters")
+    group.permissions.add(Permission.objects.get(codename="add_learningevent"))
+    member = UserFactory(username="member")
+    member.groups.add(group)
+    admin = UserFactory(username="root", is_superuser=True)
+    inactive = UserFactory(username="gone", is_active=False, is_superuser=True)
+    statuses = {}
+    for n, user in enumerate((member, admin, inactive)):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+        statuses[user.username] = client.post(URL, [event(n)], format="json").status_code
+    # DRF's token authentication itself refuses inactive users.
+    assert statuses == {"member": 201, "root": 201, "gone": 401}
