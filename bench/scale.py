@@ -232,9 +232,9 @@ def render(points: list[dict], imports: list[dict], full: bool) -> Section:
                 "rows per event than OULAD), and 10 more runs. Churn features grew "
                 f"{b['seconds']['churn_features'] / a['seconds']['churn_features']:.2f}x, close "
                 "to runs x rollup rows "
-                f"({b['courses'] * b['rollup_rows'] / (a['courses'] * a['rollup_rows']):.2f}x): "
-                "`training_sets` filters every frame once per run (`subset_courses`), which is "
-                "O(runs x rows); grouping the frames by run once would make it linear. "
+                f"({b['courses'] * b['rollup_rows'] / (a['courses'] * a['rollup_rows']):.2f}x); "
+                "one part that grows so is `training_sets` filtering every frame once per run "
+                "(`subset_courses`, runs x rows; timed apart in the features section). "
                 if grown["time"] > grown["events"]
                 else ". "
             )
