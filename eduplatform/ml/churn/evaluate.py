@@ -7,11 +7,15 @@
    their ``presentation`` label, e.g. 2013B < 2013J) is the validation set; the
    earlier ones are the fitting set. (With a single presentation, the course
    runs are split instead, the last 25 % of run ids being validation.)
-3. Product model: `train_churn_model(fit, val)`, one network over all cut-offs
-   (early stopping, calibration and risk bands on validation, then refit on all
-   train rows). Its F1 threshold is the "high" band threshold chosen on validation.
-4. Peers, trained per cut-off on the product's own flat features (not the weekly
-   sequence): LogisticRegression on the preprocessed features and
+3. Product model: `train_churn_model(fit, val)`: one expert per cut-off plus the
+   module base rate (`RunPrior`) as an offset (early stopping, calibration and
+   risk bands on validation, then refit on all train rows, the base rates
+   re-learnt on them). Its F1 threshold is the "high" band threshold chosen on
+   validation.
+4. Peers, trained per cut-off on the product's flat features (all of
+   ``flat_columns``, the run-level ones that the product's network leaves out
+   included, plus the course module as a categorical; not the weekly sequence):
+   LogisticRegression on the preprocessed features and
    HistGradientBoostingClassifier on the raw ones (categoricals natively). Each
    peer is fitted on the fitting set to choose its F1 threshold on validation,
    then refitted on all train rows.
@@ -225,12 +229,28 @@ def evaluate_churn(
     )
 
 
+def with_module(features: ChurnFeatures) -> ChurnFeatures:
+    """The flat features plus the course module as a categorical (the product reads the
+    module through its base-rate table, so the peers get it too)."""
+    if "module" not in features.frame or "module" in features.kinds:
+        return features
+    return ChurnFeatures(
+        frame=features.frame,
+        labels=features.labels,
+        flat_columns=[*features.flat_columns, "module"],
+        seq_columns=features.seq_columns,
+        kinds={**features.kinds, "module": CATEGORICAL},
+        n_weeks=features.n_weeks,
+        channels=features.channels,
+    )
+
+
 def _score_peers(train, test, cutoffs, is_val, seed, seconds, add, say) -> None:
     train_cut = train.frame["cutoff"].to_numpy()
     test_cut = test.frame["cutoff"].to_numpy()
     for name in (LOGREG, HGB):
         t2 = time.perf_counter()
-        fit_on = peer_fitter(name, train, seed)
+        fit_on = peer_fitter(name, with_module(train), seed)
         for c in cutoffs:
             at = train_cut == c
             fit_rows, val_rows = at & ~is_val, at & is_val

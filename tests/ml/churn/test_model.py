@@ -55,7 +55,8 @@ def test_it_learns(trained, splits):
     assert np.mean(within) > 0.75
     assert roc_auc(test.labels, probs) > 0.7
     assert report.val_auc > 0.75
-    assert len(report.best_epochs) == 3 * 2  # one expert per cut-off x seeds
+    assert len(report.best_epochs) == 2  # one pooled ensemble x seeds
+    assert isinstance(predictor.module, ChurnEnsemble)
 
 
 def test_predictions_are_probabilities_with_bands(trained, splits):
@@ -140,8 +141,11 @@ def test_same_seed_gives_identical_weights(splits):
     assert not all(torch.equal(t1[k], t3[k]) for k in t1)
 
 
-def test_one_expert_per_cutoff_and_routing(trained, splits):
-    predictor, _ = trained
+def test_one_expert_per_cutoff_and_routing(splits):
+    train, val, _ = splits
+    settings = ChurnSettings(hidden=8, seeds=(0, 1), max_epochs=2, per_cutoff=True)
+    predictor, report = train_churn_model(train, val, settings)
+    assert len(report.best_epochs) == 3 * 2  # one expert per cut-off x seeds
     router = predictor.module
     assert isinstance(router, ChurnRouter)
     assert router.cutoffs.tolist() == [30.0, 60.0, 90.0]
