@@ -49,7 +49,8 @@ def item_courses_by_iri(external_ids: set[str]) -> dict[str, str]:
         external_id__in=external_ids, course__iri__isnull=False
     ).values_list("external_id", "course__iri")
     for external_id, iri in rows:
-        courses[external_id].add(iri)
+        if iri is not None:  # filtered out above; for the type checker
+            courses[external_id].add(iri)
     return {ext: next(iter(iris)) for ext, iris in courses.items() if len(iris) == 1}
 
 
@@ -617,7 +618,9 @@ def learner_export(*, pseudonym: str) -> dict | None:
     for model in apps.get_models():
         if getattr(model, "exported_with_learner", False):
             predictions[model._meta.label] = list(
-                model.objects.filter(learner=learner).values(*model.export_fields)
+                model._default_manager.filter(learner=learner).values(
+                    *model.export_fields  # type: ignore[attr-defined]
+                )
             )
     return {
         "learner": {

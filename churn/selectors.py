@@ -59,10 +59,13 @@ class _RunPredictions:
         with self._lock:
             self._runs.clear()
         # The one reset hook tests call for this app's in-process caches; the
-        # course page's bundle cache (analytics) is dropped with them.
+        # course page's bundles (analytics) and this process's recommendation
+        # answers (recommender) are dropped with them.
         from analytics.dashboards import course_cache
+        from recommender.selectors import answers
 
         course_cache.clear()
+        answers.clear()
 
 
 run_predictions = _RunPredictions()
@@ -92,7 +95,7 @@ def batch_risk(course: Course, learner_ids: list[int]) -> dict[int, dict[str, An
     rows = RiskScore.objects.filter(course=course, learner_id__in=learner_ids).values(
         "learner_id", "band", "factors", "scored_at"
     )
-    return {r["learner_id"]: r for r in rows}
+    return {r["learner_id"]: dict(r) for r in rows}
 
 
 def batch_risk_csv(value: dict[str, Any] | None) -> list[str]:

@@ -112,7 +112,10 @@ class _FailOpen(SimpleRateThrottle):
 
     def wait(self) -> float | None:
         # DRF sends ceil(wait) as Retry-After: at least one second.
-        return max(1.0, math.ceil(getattr(self, "_left", self.duration)))
+        left: float | None = getattr(self, "_left", None)
+        if left is None:
+            left = float(self.duration or 1)
+        return max(1.0, float(math.ceil(left)))
 
     def get_cache_key(self, request: Request, view: Any) -> str | None:
         token = getattr(request, "auth", None)
@@ -160,7 +163,7 @@ def check_all(throttles: list[Any], request: Request, view: Any) -> list[float |
                 continue
         if not throttle.allow_request(request, view):
             waits.append(throttle.wait())
-    if batched:
+    if batched and backend is not None:
         try:
             counts = _redis_hits(backend, [(key, t.duration) for t, key in batched])
         except Exception:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,17 +91,53 @@ def live_recommendations(*, learner: Learner, course: Course, k: int = 10) -> Li
     rows = _history_rows(learner=learner, course=course)
     digest = hashlib.blake2b(repr(rows).encode(), digest_size=16).hexdigest()
     key = f"recs:{served.version_id}:{course.id}:{learner.id}:{now_day}:{k}:{digest}"
-    try:
-        items = cache.get(key)
-    except Exception:
-        items = None
+    items = answers.get(key)
     if items is None:
-        items = _recommend(model, learner=learner, course=course, k=k, now_day=now_day, rows=rows)
         try:
-            cache.set(key, items, RECS_CACHE_SECONDS)
+            items = cache.get(key)
         except Exception:
-            logger.warning("recommendations: could not cache an answer")
+            items = None
+        if items is None:
+            items = _recommend(
+                model, learner=learner, course=course, k=k, now_day=now_day, rows=rows
+            )
+            try:
+                cache.set(key, items, RECS_CACHE_SECONDS)
+            except Exception:
+                logger.warning("recommendations: could not cache an answer")
+        answers.put(key, items)
     return LiveRecommendations(status="ok", model_version=served.version, items=items)
+
+
+class _Answers:
+    """This process's latest answers (bounded, least recently used out, same TTL as the
+    shared cache): a repeat costs no cache round trip. Keys say everything an answer
+    was computed from, so a hit is never stale but for item titles (TTL)."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._items: OrderedDict[str, tuple[float, list[dict[str, Any]]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> list[dict[str, Any]] | None:
+        hit = self._items.get(key)
+        if hit is None or time.monotonic() - hit[0] >= RECS_CACHE_SECONDS:
+            return None
+        return hit[1]
+
+    def put(self, key: str, items: list[dict[str, Any]]) -> None:
+        with self._lock:
+            self._items[key] = (time.monotonic(), items)
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+answers = _Answers()
 
 
 def _recommend(
@@ -129,11 +168,11 @@ def _recommend(
     return items
 
 
-def batch_next_items(course: Course, learner_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+def batch_next_items(course: Course, learner_ids: list[int]) -> dict[int, dict[str, Any]]:
     rows = NextItems.objects.filter(course=course, learner_id__in=learner_ids).values(
         "learner_id", "items", "scored_at"
     )
-    return {r["learner_id"]: r for r in rows}
+    return {r["learner_id"]: dict(r) for r in rows}
 
 
 def batch_next_items_csv(value: dict[str, Any] | None) -> list[str]:
