@@ -94,7 +94,11 @@ class XapiStatementsView(APIView):
         summary="Store xAPI 1.0.3 statements (one or a list)",
     )
     def post(self, request: Request) -> Response:
-        known_iris = set(Course.objects.exclude(iri__isnull=True).values_list("iri", flat=True))
+        known_iris = {
+            iri
+            for iri in Course.objects.exclude(iri__isnull=True).values_list("iri", flat=True)
+            if iri is not None
+        }
         try:
             events = parse_statements(
                 request.data,

@@ -235,25 +235,32 @@ def _chunks_prepared(
 
 
 def _prefetched(source: Iterator[_Prepared], depth: int = 1) -> Iterator[_Prepared]:
-    """Run `source` in a thread (Arrow's CSV reader and gzip release the GIL)."""
+    """Run `source` in a thread (Arrow's CSV reader, gzip and numpy release the GIL).
+
+    The thread stops at its next hand-over once the consumer is gone (an error
+    in the import, or the end); its own errors are raised in the consumer.
+    """
     buffer: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
     done = object()
 
+    def hand_over(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                buffer.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for chunk in source:
-                while not stop.is_set():
-                    try:
-                        buffer.put(chunk, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not hand_over(chunk):
                     return
-            buffer.put(done)
+            hand_over(done)
         except BaseException as exc:  # handed to the consumer
-            buffer.put(exc)
+            hand_over(exc)
 
     worker = threading.Thread(target=produce, name="vle-reader", daemon=True)
     worker.start()
@@ -264,7 +271,7 @@ def _prefetched(source: Iterator[_Prepared], depth: int = 1) -> Iterator[_Prepar
                 return
             if isinstance(item, BaseException):
                 raise item
-            yield item
+            yield item  # type: ignore[misc]
     finally:
         stop.set()
         with contextlib.suppress(queue.Empty):
@@ -684,7 +691,7 @@ def _copy_binary(table: str, columns: list[str], parts: list[np.ndarray]) -> Non
         copy.write(b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8)  # signature, flags, no extension
         step = 8 << 20
         for records in parts:
-            payload = memoryview(records.view(np.uint8))
+            payload = records.view(np.uint8).data
             for offset in range(0, len(payload), step):
                 copy.write(payload[offset : offset + step])
         copy.write(b"\xff\xff")

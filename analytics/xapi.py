@@ -59,7 +59,7 @@ def _agent(actor: Any, errors: dict[str, list[str]]) -> tuple[str, str, str, str
     if actor.get("objectType", "Agent") != "Agent":
         errors.setdefault("actor", []).append("Only Agent actors are supported.")
         return None
-    name = actor.get("name") if isinstance(actor.get("name"), str) else ""
+    name = actor["name"] if isinstance(actor.get("name"), str) else ""
     mbox = actor.get("mbox")
     account = actor.get("account")
     if (mbox is None) == (account is None):
