@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 from bench.common import SHARED_OULAD, Section, manage, recreate_database, table
 
@@ -70,10 +71,20 @@ def run(full: bool) -> Section:
         "shell",
         "-c",
         "import django\ndjango.setup()\nfrom analytics.models import *\n"
-        "print(Course.objects.count(), Enrollment.objects.count(), "
+        "print('COUNTS', Course.objects.count(), Enrollment.objects.count(), "
         "LearningEvent.objects.count())",
         name=DB,
-    ).stdout.split()
+    ).stdout
+    counts = next(x for x in counts.splitlines() if x.startswith("COUNTS ")).split()[1:]
+    # A clean registry: v1 from scratch, v2 warm-started from it.
+    manage(
+        "shell",
+        "-c",
+        "import django\ndjango.setup()\nfrom eduplatform.registry.models import ModelVersion\n"
+        "ModelVersion.objects.all().delete()",
+        name=DB,
+    )
+    shutil.rmtree(f"/tmp/{DB}", ignore_errors=True)
     runs = []
     for kind in ("churn", "recommender"):
         for warm in (False, True):
