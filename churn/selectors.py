@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
 
 from analytics.models import Course, Learner
 from churn.features import serving_frames
 from churn.models import RiskHistory, RiskScore
 from eduplatform.clock import today
 from eduplatform.registry.serving import get_served
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,10 @@ class LiveRisk:
     factors: tuple[str, ...] = ()
 
 
+# learner id -> (probability, band, top factor texts): all live_risk reads.
+RunScores = dict[int, tuple[float, str, tuple[str, ...]]]
+
+
 class _RunPredictions:
     """Per-process predictions of a whole course run by the served model.
 
@@ -34,26 +43,100 @@ class _RunPredictions:
     vectorised pass over the run than one learner at a time, so the first
     request for a run scores all its learners with the loaded model and the
     next ones are lookups, until the model, the day or the TTL changes.
+
+    Misses stay rare and short:
+    * a run scored by one process is shared through the cache (Redis) under
+      (model version, run, day), so the other web processes read it instead
+      of scoring the run again;
+    * when only the TTL ran out (same model, same day: the features may have
+      gained back-dated events), the previous scores keep being served while
+      one background thread of the process rescores the run.
+    A new model version or a new day is never answered from older scores.
     """
 
     def __init__(self) -> None:
-        self._runs: dict[tuple[int, int, dt.date], tuple[float, dict[int, Any]]] = {}
+        self._runs: dict[tuple[int, int, dt.date], tuple[float, RunScores]] = {}
         self._lock = threading.Lock()
+        self._refreshing: set[tuple[int, int, dt.date]] = set()
 
-    def get(self, served: Any, course: Course, as_of: dt.date) -> dict[int, Any]:
+    def get(self, served: Any, course: Course, as_of: dt.date) -> RunScores:
         key = (course.id, served.version_id, as_of)
+        ttl = settings.SERVING_FEATURES_TTL
         hit = self._runs.get(key)
         now = time.monotonic()
-        if hit is not None and now - hit[0] < settings.SERVING_FEATURES_TTL:
+        if hit is not None and now - hit[0] < ttl:
+            return hit[1]
+        if hit is not None and ttl > 0:
+            self._refresh_in_background(served, course, as_of, key)
             return hit[1]
         with self._lock:
-            frame = serving_frames.get(course, as_of).reset_index(drop=True)
-            predictions = served.model.predict(frame, top_k=3) if len(frame) else []
-            by_learner = {int(p.learner_id): p for p in predictions}
-            # Keep only the newest entry per run: old days and versions are dead weight.
-            self._runs = {k: v for k, v in self._runs.items() if k[0] != course.id}
-            self._runs[key] = (now, by_learner)
-            return by_learner
+            hit = self._runs.get(key)
+            if hit is not None and time.monotonic() - hit[0] < ttl:
+                return hit[1]  # scored by another thread meanwhile
+            shared = self._shared(key) if ttl > 0 and hit is None else None
+            if shared is not None:
+                # As old as the process that scored it says: one TTL in all.
+                scored_at, scores = shared
+                self._keep(key, scores, age=max(0.0, time.time() - scored_at))
+                return scores
+            scores = self._score(served, course, as_of, key)
+            self._keep(key, scores)
+            return scores
+
+    def _score(
+        self, served: Any, course: Course, as_of: dt.date, key: tuple[int, int, dt.date]
+    ) -> RunScores:
+        frame = serving_frames.get(course, as_of).reset_index(drop=True)
+        predictions = served.model.predict(frame, top_k=3) if len(frame) else []
+        scores = {
+            int(p.learner_id): (
+                float(p.probability),
+                str(p.risk_band),
+                tuple(f.text for f in p.top_factors),
+            )
+            for p in predictions
+        }
+        if settings.SERVING_FEATURES_TTL > 0:
+            try:
+                cache.set(_shared_key(key), (time.time(), scores), settings.SERVING_FEATURES_TTL)
+            except Exception:
+                logger.warning("churn serving: could not share the scores of a run")
+        return scores
+
+    def _shared(self, key: tuple[int, int, dt.date]) -> tuple[float, RunScores] | None:
+        try:
+            return cache.get(_shared_key(key))
+        except Exception:
+            return None
+
+    def _keep(self, key: tuple[int, int, dt.date], scores: RunScores, age: float = 0.0) -> None:
+        # Keep only the newest entry per run: old days and versions are dead weight.
+        runs = {k: v for k, v in self._runs.items() if k[0] != key[0]}
+        runs[key] = (time.monotonic() - age, scores)
+        self._runs = runs
+
+    def _refresh_in_background(
+        self, served: Any, course: Course, as_of: dt.date, key: tuple[int, int, dt.date]
+    ) -> None:
+        with self._lock:
+            if key in self._refreshing:
+                return
+            self._refreshing.add(key)
+
+        def refresh() -> None:
+            try:
+                scores = self._score(served, course, as_of, key)
+                with self._lock:
+                    if key in self._runs:  # not cleared or superseded meanwhile
+                        self._keep(key, scores)
+            except Exception:
+                logger.exception("churn serving: background rescoring failed course=%s", key[0])
+            finally:
+                with self._lock:
+                    self._refreshing.discard(key)
+                connection.close()  # this thread's own database connection
+
+        threading.Thread(target=refresh, name="churn-rescore", daemon=True).start()
 
     def clear(self) -> None:
         with self._lock:
@@ -68,6 +151,11 @@ class _RunPredictions:
         answers.clear()
 
 
+def _shared_key(key: tuple[int, int, dt.date]) -> str:
+    course_id, version_id, as_of = key
+    return f"churn:run-scores:{version_id}:{course_id}:{as_of.isoformat()}"
+
+
 run_predictions = _RunPredictions()
 
 
@@ -80,13 +168,14 @@ def live_risk(*, learner: Learner, course: Course) -> LiveRisk:
     prediction = run_predictions.get(served, course, as_of).get(learner.id)
     if prediction is None:
         return LiveRisk(status="not_enrolled", model_version=served.version, as_of=as_of)
+    probability, band, factors = prediction
     return LiveRisk(
         status="ok",
         model_version=served.version,
         as_of=as_of,
-        probability=prediction.probability,
-        band=prediction.risk_band,
-        factors=tuple(f.text for f in prediction.top_factors),
+        probability=probability,
+        band=band,
+        factors=factors,
     )
 
 

@@ -2,6 +2,7 @@
 
 import pytest
 from django.contrib.auth.models import Group
+from django.core.cache import cache
 from django.core.management import call_command
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -121,7 +122,59 @@ def test_live_risk_follows_promotions_and_matches_a_cold_computation(platform):
     serving.reset()
     serving_frames.clear()
     run_predictions.clear()
+    cache.clear()  # the scores other processes share
     assert admin.get(risk_url(enrollment)).json() == v2
 
     services.model_version_rollback(kind="churn")
     assert admin.get(risk_url(enrollment)).json() == v1
+
+
+def test_run_scores_are_shared_and_refreshed_in_the_background(settings, monkeypatch):
+    """Another process reads a scored run from the cache; after the TTL the old scores
+    keep being served while the run is rescored once in the background."""
+    import datetime as dt
+    import threading
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from churn import selectors
+
+    calls = []
+
+    class Model:
+        def predict(self, frame, top_k):
+            calls.append(len(frame))
+            factor = SimpleNamespace(text=f"call {len(calls)}")
+            return [
+                SimpleNamespace(
+                    learner_id=i, probability=0.5, risk_band="medium", top_factors=[factor]
+                )
+                for i in frame["learner_id"]
+            ]
+
+    frame = pd.DataFrame({"learner_id": [1, 2, 3]})
+    monkeypatch.setattr(selectors.serving_frames, "get", lambda course, as_of: frame)
+    settings.SERVING_FEATURES_TTL = 600
+    served = SimpleNamespace(version_id=99, model=Model())
+    course = SimpleNamespace(id=12345)
+    as_of = dt.date(2026, 1, 5)
+    runs = selectors._RunPredictions()
+
+    first = runs.get(served, course, as_of)
+    assert first[2] == (0.5, "medium", ("call 1",)) and calls == [3]
+    # A second process finds the run in the shared cache: no scoring.
+    assert selectors._RunPredictions().get(served, course, as_of) == first and calls == [3]
+
+    # The TTL runs out: the old scores answer at once, one rescoring runs behind.
+    stamp, scores = runs._runs[(12345, 99, as_of)]
+    runs._runs[(12345, 99, as_of)] = (stamp - 601, scores)
+    assert runs.get(served, course, as_of) == first
+    for thread in threading.enumerate():
+        if thread.name == "churn-rescore":
+            thread.join(timeout=30)
+    assert calls == [3, 3]
+    assert runs.get(served, course, as_of)[2] == (0.5, "medium", ("call 2",))
+    # A new model version is never answered from the older scores.
+    newer = SimpleNamespace(version_id=100, model=Model())
+    assert runs.get(newer, course, as_of)[2][2] == ("call 3",)
