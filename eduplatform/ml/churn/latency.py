@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> None:
             "n_members": len(s.seeds),
             "route_cutoffs": [30, 60, 90, 150] if s.per_cutoff else None,
             "route_column": 0,
+            "offset": s.run_prior,
         }
         module = build_module(arch)
         n_weeks = DEFAULT_WEEKS
