@@ -124,8 +124,10 @@ def pair_table(
         empty_f = np.zeros(0, dtype=np.float64)
         return PairTable(empty_i, empty_i, empty_f, empty_f, empty_f, empty_f, now_day)
     key = learner.astype(np.int64) * n_items + item.astype(np.int64)
-    order = np.argsort(key, kind="stable")
-    key, day, clicks = key[order], day[order].astype(np.float64), clicks[order].astype(np.float64)
+    if len(key) > 1 and bool(np.any(key[1:] < key[:-1])):
+        order = np.argsort(key, kind="stable")
+        key, day, clicks = key[order], day[order], clicks[order]
+    day, clicks = day.astype(np.float64), clicks.astype(np.float64)
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
     term = np.log1p(clicks) * decay(now_day - day, half_life_days)
     uniq = key[starts]

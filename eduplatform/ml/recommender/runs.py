@@ -139,6 +139,11 @@ def build_run(
     irow = np.searchsorted(ids, as_int_ids(clicks["item_id"], "item"))
     day = clicks["day"].to_numpy(np.int64)
     nclk = clicks["clicks"].to_numpy(np.float64)
+    # Rows in (learner, item) order once, stably: every later pair_table over a day
+    # prefix (one per training snapshot) then finds them sorted and skips its sort,
+    # which was half of a full-OULAD fit.
+    order = np.argsort(lrow.astype(np.int64) * n_items + irow, kind="stable")
+    lrow, irow, day, nclk = lrow[order], irow[order], day[order], nclk[order]
     pairs = pair_table(lrow, irow, day, nclk, n_items, as_of, half_life_days).compact()
     timeline = ItemTimeline.from_rows(irow, day, nclk, pairs, n_items, as_of, horizon_days)
     fp = follow_pairs(pairs, follow_window, n_items)
