@@ -48,19 +48,20 @@ SUGGESTIONS = """\
 What would bring the product steps closer to the scan (not done here; the files belong to the
 feature code):
 
-- Recommender frames: the per-item aggregate hardly aggregates (OULAD events are already one
-  row per learner x item x day), so its `GROUP BY` over all events costs more than the daily
-  scan, and every output row then crosses as CSV through psycopg's COPY iterator (one Python
-  call per row) and Arrow's parser (dates become Python objects). A per-item daily rollup kept
-  at ingestion, as `DailyActivity` is, would turn it into a plain read; day numbers computed in
-  SQL (date minus the run's start) and a binary or chunked transfer would cut the rest.
+- Recommender frames: its item clicks need the raw events (the rollup has no item), and the
+  per-item sum hardly aggregates (OULAD events are already one row per learner x item x day),
+  so it reads about as many rows as there are events. A per-item daily rollup kept at
+  ingestion, as `DailyActivity` is, would make it a plain read of fewer rows on other data
+  and drop the `groupby`.
+- Churn serving frames: read and built run by run (`serving_frames.get` calls `learning_data`
+  for one run at a time), so every run pays the seven reads; each ADBC read opens its own
+  connection. Reusing one connection per `learning_data` call, and a batch path that reads all
+  runs at once and builds per run, would remove most of the fixed cost per run.
 - Churn training features: `training_sets` filters every frame once per run
-  (`LearningData.subset_courses`), which costs runs x rows; splitting the frames by run once
-  (one `groupby`) makes it linear. `build_dataset` maps rows to enrolments through string-cast
-  course ids and a `MultiIndex` lookup; integer keys would be cheaper.
-- Both: the seven reads of `learning_data` run one after another on one connection; the
-  rollup and the item aggregate could be read concurrently (see the parallel section for what
-  two processes gain on this machine).
+  (`LearningData.subset_courses`), which costs runs x rows (small here, it grows with runs);
+  splitting the frames by run once (one `groupby`) makes it linear. `build_dataset` maps rows
+  to enrolments through string-cast course ids and a `MultiIndex` lookup; integer keys would
+  be cheaper.
 """
 
 
@@ -130,16 +131,13 @@ def _server_scan() -> int:
 
 
 def measure(repeats: int) -> dict:
-    import io
-
     import django
-    import pyarrow.csv as pa_csv
 
     django.setup()
     from django.conf import settings
     from django.db import connection
 
-    from analytics.learning_data import learning_data
+    from analytics.learning_data import _item_activity, learning_data
     from analytics.models import Course
     from churn.features import serving_frames, training_sets
     from eduplatform.ml.churn.features import build_dataset
@@ -189,40 +187,25 @@ def measure(repeats: int) -> dict:
         f"({', '.join(map(str, ids))}) AND e.item_id IS NOT NULL AND e.occurred_at < '{AS_OF}' "
         "GROUP BY 1, 2, 3, 4"
     )
-    buffer: dict[str, bytes] = {}
 
     def item_server() -> int:
+        # the per-item aggregate done by PostgreSQL alone (what a GROUP BY per item costs)
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT count(*) FROM ({item_sql}) s")
             return int(cursor.fetchone()[0])
 
-    def item_copy() -> int:
-        out = io.BytesIO()
-        with (
-            connection.cursor() as cursor,
-            cursor.cursor.copy(f"COPY ({item_sql}) TO STDOUT WITH (FORMAT csv)") as copy,
-        ):
-            for block in copy:
-                out.write(block)
-        buffer["items"] = out.getvalue()
-        return buffer["items"].count(b"\n")
+    starts = {c.id: c.start_date for c in courses}
 
-    def item_parse() -> int:
-        # read_frame's parse: Arrow's CSV reader, then a pandas frame
-        table = pa_csv.read_csv(
-            io.BytesIO(buffer["items"]),
-            read_options=pa_csv.ReadOptions(column_names=["c", "l", "i", "date", "clicks"]),
-            convert_options=pa_csv.ConvertOptions(strings_can_be_null=True),
-        )
-        return len(table.to_pandas())
+    def item_product() -> int:
+        # the recommender's own item-click read, as learning_data calls it
+        return len(_item_activity(", ".join(map(str, ids)), starts, as_of))
 
     steps = {
         "scan_server": _server_scan,
         "scan_copy": lambda: _copy_rows(SCAN_SQL)[0],
         "rollup_copy": lambda: _copy_rows(ROLLUP_SQL.format(as_of=AS_OF))[0],
         "item_server": item_server,
-        "item_copy": item_copy,
-        "item_parse": item_parse,
+        "item_product": item_product,
         "churn_training": churn_training,
         "churn_serving": churn_serving,
         "recommender": recommender,
@@ -332,12 +315,10 @@ def run(full: bool) -> Section:
              r["churn_subset"], s["churn_subset"], ratio(s["churn_subset"])],
             ["churn: `build_dataset` of every run (frames already split by run)", r["churn_build"],
              s["churn_build"], ratio(s["churn_build"])],
-            ["recommender: per-item event aggregate, SQL alone (counted in the server)",
+            ["recommender: item clicks as the product reads them (`_item_activity`)",
+             r["item_product"], s["item_product"], ratio(s["item_product"])],
+            ["for comparison: the same per-item sum as one SQL `GROUP BY`, counted in the server",
              r["item_server"], s["item_server"], ratio(s["item_server"])],
-            ["recommender: the same streamed to the client (`COPY`, CSV, one Python call a row)",
-             r["item_copy"], s["item_copy"], ratio(s["item_copy"])],
-            ["recommender: Arrow CSV parse + `to_pandas` of that stream", r["item_parse"],
-             s["item_parse"], ratio(s["item_parse"])],
         ],
     )  # fmt: skip
     scope = "all 15 presentations" if full else f"presentations {', '.join(QUICK_PRESENTATIONS)}"
