@@ -49,6 +49,7 @@ logger = logging.getLogger(__name__)
 # in October (Kuzilek et al. 2017), so day 0 is the 1st of that month.
 _PRESENTATION_MONTH = {"B": 2, "J": 10}
 _PG_EPOCH = dt.date(2000, 1, 1)  # PostgreSQL's binary date/timestamp origin
+_PG_EPOCH_UTC = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 _EVENT_TABLE = "analytics_learningevent"
 _EVENT_COLUMNS = ["learner_id", "course_id", "item_id", "verb", "occurred_at", "count", "source"]
 _ROLLUP_COLUMNS = [
@@ -174,6 +175,7 @@ def tables_import(
                     learner_pks,
                     spec.source,
                     binary=binary,
+                    own_ids=binary and _EVENT_TABLE in deferred,
                     rollup_binary=binary and _ROLLUP_TABLE in deferred,
                     read=len(chunk.rows),
                 )
@@ -517,6 +519,7 @@ def _events_prepare(
     source: str,
     *,
     binary: bool,
+    own_ids: bool,
     rollup_binary: bool,
     read: int,
 ) -> _Prepared:
@@ -546,9 +549,17 @@ def _events_prepare(
     start_day = (course.start_date - _PG_EPOCH).days
     if binary:
         occurred_us = ((start_day + days) * 86400 + 43200) * 1_000_000
+        # With the table locked for the load, ids and the ingestion time are
+        # written too (the ids reserved just before the COPY): no sequence
+        # call and default per row.
+        ids: list[tuple[str, str, object]] = []
+        if own_ids:
+            now_us = int((timezone.now() - _PG_EPOCH_UTC).total_seconds() * 1_000_000)
+            ids = [("id", "int8", 0), ("ingested_at", "timestamptz", now_us)]
         done.events = _binary_records(
             done.n,
             [
+                *ids,
                 ("learner_id", "int8", learner_pk),
                 ("course_id", "int8", course.pk),
                 ("item_id", "int8", item_pk),
@@ -610,7 +621,12 @@ def _events_write(prepared: _Prepared, course: Course, source: str, deferred: se
     if not prepared.n:
         return
     if prepared.events is not None:
-        _copy_binary(_EVENT_TABLE, _EVENT_COLUMNS, [prepared.events])
+        columns = _EVENT_COLUMNS
+        if "id" in prepared.events.dtype.names:
+            first = _ids_reserve(_EVENT_TABLE, prepared.n)
+            prepared.events["id"] = np.arange(first, first + prepared.n, dtype=np.int64)
+            columns = ["id", "ingested_at", *_EVENT_COLUMNS]
+        _copy_binary(_EVENT_TABLE, columns, [prepared.events])
     else:
         learner, item, days, count = prepared.columns
         _events_insert_rows(learner, course, item, days, count, source)
@@ -624,6 +640,22 @@ def _events_write(prepared: _Prepared, course: Course, source: str, deferred: se
 
 
 _BINARY_KINDS = {"int8": ">i8", "int4": ">i4", "float8": ">f8", "date": ">i4", "timestamptz": ">i8"}
+
+
+def _ids_reserve(table: str, n: int) -> int:
+    """The first of `n` consecutive ids taken from `table`'s id sequence.
+
+    Only while the table is locked against other writers (_indexes_deferred):
+    nobody else can draw from the sequence between the two calls.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')), pg_get_serial_sequence(%s, 'id')",
+            [table, table],
+        )
+        first, sequence = cursor.fetchone()
+        cursor.execute("SELECT setval(%s, %s)", [sequence, first + n - 1])
+    return first
 
 
 def _rollup_table(

@@ -182,6 +182,14 @@ def test_indexes_are_all_back_after_a_first_load(oulad_slice):
             "WHERE conrelid = 'analytics_learningevent'::regclass AND contype = 'p'"
         )
         assert cursor.fetchone()[0] == 1
+    # The load wrote its own ids from the sequence: the next event continues after them.
+    top = LearningEvent.objects.order_by("-id").values_list("id", flat=True).first()
+    assert LearningEvent.objects.values("id").distinct().count() == LearningEvent.objects.count()
+    sample = LearningEvent.objects.first()
+    sample.pk = None
+    sample.save()
+    assert sample.pk == top + 1
+    assert sample.ingested_at is not None
 
 
 def test_large_click_file_read_by_arrow_matches_pandas_reader(oulad_slice):
