@@ -622,7 +622,7 @@ def _events_write(prepared: _Prepared, course: Course, source: str, deferred: se
         return
     if prepared.events is not None:
         columns = _EVENT_COLUMNS
-        if "id" in prepared.events.dtype.names:
+        if "id" in (prepared.events.dtype.names or ()):
             first = _ids_reserve(_EVENT_TABLE, prepared.n)
             prepared.events["id"] = np.arange(first, first + prepared.n, dtype=np.int64)
             columns = ["id", "ingested_at", *_EVENT_COLUMNS]
