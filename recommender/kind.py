@@ -78,7 +78,9 @@ def train(context: TrainContext) -> TrainOutcome:
     courses = list(Course.objects.filter(start_date__lt=as_of).order_by("start_date", "id"))
     if not courses:
         raise TrainingRejected("no course run has started yet")
-    data = learning_data(course_ids=[c.id for c in courses], until=as_of, with_items=True)
+    data = learning_data(
+        course_ids=[c.id for c in courses], until=as_of, with_items=True, with_activity=False
+    )
     if data.item_activity.empty:
         raise TrainingRejected("no item clicks yet")
     days = _as_of_days(courses, as_of)

@@ -68,3 +68,11 @@ def test_arrow_driver_and_copy_paths_read_the_same_frames(oulad_slice):
             check_dtype=False,
         )
     assert fast.item_activity["clicks"].sum() > 0
+
+
+def test_without_activity_leaves_the_rollup_frame_empty(oulad_slice):
+    call_command("import_oulad", str(oulad_slice), "--no-progress")
+    ids = list(Course.objects.values_list("id", flat=True))
+    data = learning_data(course_ids=ids, with_activity=False)
+    assert data.activity.empty and list(data.activity.columns)[:2] == ["course_id", "learner_id"]
+    assert not data.item_activity.empty
