@@ -543,7 +543,7 @@ def learner_status(row: Mapping[str, Any]) -> str:
 # request), in this process and in the shared cache, so any new event,
 # enrolment or submission, or an erased learner, recomputes them.
 COURSE_CACHE_SECONDS = 600
-_BUNDLE_FORMAT = 2  # bump when _CourseBundle changes
+_BUNDLE_FORMAT = 3  # bump when _CourseBundle changes
 
 
 @dataclass
@@ -560,6 +560,8 @@ class _CourseBundle:
     row_cells: dict[int, str] = field(default_factory=dict)
     # Per table query (filters and sort, not page): the filtered, sorted rows.
     tables: dict[Any, list[Any]] = field(default_factory=dict)
+    # Per page and panel data: the rendered rows of the table.
+    bodies: dict[str, str] = field(default_factory=dict)
 
 
 class _CourseCache:
@@ -687,9 +689,41 @@ def course_page(
         row["cells"] = cells  # a SafeString: escaped by the template that made it
     _attach_row_panels(course, page_rows)
     panel_headers = [h for s in _course_slots() for h in s.headers]
+    filtered = bool(query.search or query.inactive_days or query.status != "current")
+    # The rows' HTML is a function of the page's rows, the panels' templates and
+    # data, and the minute (panels say "scored 5 minutes ago"): kept for repeats.
+    body_key = hashlib.sha256(
+        repr(
+            (
+                query,
+                page.number,
+                filtered,
+                [
+                    (r["learner_id"], [(p["template"], p["value"]) for p in r["panels"]])
+                    for r in page_rows
+                ],
+                int(time.time() // 60),
+            )
+        ).encode()
+    ).hexdigest()
+    rows_html = bundle.bodies.get(body_key)
+    if rows_html is None:
+        rows_html = render_to_string(
+            "analytics/_learner_rows.html",
+            {
+                "rows": page_rows,
+                "course": course,
+                "filtered": filtered,
+                "column_count": 4 + len(panel_headers),
+            },
+        )
+        if len(bundle.bodies) >= 64:
+            bundle.bodies.clear()
+        bundle.bodies[body_key] = rows_html
     return {
         "course": course,
         "anchor": anchor,
+        "rows_html": rows_html,
         **_course_charts(user, course, bundle),
         "page": page,
         "rows": page_rows,
@@ -698,7 +732,7 @@ def course_page(
         # Learner, status, last active, activity + the panel columns.
         "column_count": 4 + len(panel_headers),
         "query_string": urlencode(query.params()),
-        "filtered": bool(query.search or query.inactive_days or query.status != "current"),
+        "filtered": filtered,
         "sort_headers": _sort_headers(query),
         "sort_label": selectors.LEARNER_SORTS[query.sort],
         "statuses": selectors.LEARNER_STATUSES,
