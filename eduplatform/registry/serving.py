@@ -2,7 +2,10 @@
 
 Each web process keeps the loaded model of each kind. A promotion writes the new
 active version id to the shared cache (Redis); a request compares that one
-value with what it holds (one GET) and reloads only on change. Without the
+value with what it holds (one GET, at most once per SERVING_RECHECK_SECONDS per
+process: a promotion reaches every process within that time, and a busy API
+does not pay a Redis round trip per request) and reloads only on change. A
+promotion made in this process is seen at once. Without the
 cache (Redis down) the database is asked at most every FALLBACK_SECONDS, and
 the loaded model keeps serving meanwhile. A corrupt or tampered artifact
 (sha256 mismatch) is logged and the previous good model keeps serving.
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
 
 from eduplatform.ml.artifacts import ArtifactError, load_artifact
@@ -45,6 +49,8 @@ class _State:
         self.loaded: dict[str, Served] = {}
         self.checked_at: dict[str, float] = {}
         self.bad: dict[int, float] = {}
+        # Until when the loaded model counts as current without asking the cache.
+        self.fresh_until: dict[str, float] = {}
         self.lock = threading.Lock()
 
 
@@ -53,6 +59,7 @@ _state = _State()
 
 def announce(kind: str, version_id: int) -> None:
     """Tell every process that `version_id` is now active (called after commit)."""
+    _state.fresh_until.pop(kind, None)
     try:
         cache.set(_key(kind), version_id, timeout=None)
     except Exception:
@@ -78,10 +85,13 @@ def get_served(kind: str) -> Served | None:
     from eduplatform.registry.models import ModelVersion
 
     current = _state.loaded.get(kind)
+    now = time.monotonic()
+    if current is not None and now < _state.fresh_until.get(kind, 0.0):
+        return current
     announced = _announced(kind)
     if current is not None and announced == current.version_id:
+        _state.fresh_until[kind] = now + settings.SERVING_RECHECK_SECONDS
         return current
-    now = time.monotonic()
     if announced is None and now - _state.checked_at.get(kind, -1e9) < FALLBACK_SECONDS:
         return current
     with _state.lock:
@@ -97,6 +107,7 @@ def get_served(kind: str) -> Served | None:
         if current is not None and current.version_id == row.id:
             if announced is None:
                 announce(kind, row.id)
+            _state.fresh_until[kind] = now + settings.SERVING_RECHECK_SECONDS
             return current
         if now - _state.bad.get(row.id, -1e9) < RETRY_BAD_ARTIFACT_SECONDS:
             return current
@@ -108,6 +119,7 @@ def get_served(kind: str) -> Served | None:
             return current
         served = Served(kind=kind, version_id=row.id, version=row.version, model=model)
         _state.loaded[kind] = served
+        _state.fresh_until[kind] = now + settings.SERVING_RECHECK_SECONDS
         logger.info("registry: serving %s v%s", kind, row.version)
         return served
 
@@ -118,3 +130,4 @@ def reset() -> None:
         _state.loaded.clear()
         _state.checked_at.clear()
         _state.bad.clear()
+        _state.fresh_until.clear()

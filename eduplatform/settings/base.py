@@ -174,6 +174,8 @@ CHURN_COMPRESSION_TOLERANCE_AUC = env_float("CHURN_COMPRESSION_TOLERANCE_AUC", 0
 RECOMMENDER_COMPRESSION_TOLERANCE_NDCG = env_float("RECOMMENDER_COMPRESSION_TOLERANCE_NDCG", 0.02)
 # Wall seconds per batch size (1 and 256) for timing all variants of one retrain.
 COMPRESSION_TIMING_SECONDS = env_float("COMPRESSION_TIMING_SECONDS", 4.0)
+# Web processes look for a promotion (one cache GET) at most this often.
+SERVING_RECHECK_SECONDS = env_float("SERVING_RECHECK_SECONDS", 1.0)
 
 LOGGING = {
     "version": 1,

@@ -13,3 +13,5 @@ CAPTCHA_TEST_MODE = True
 
 # Compression runs in every retrain; tests time its variants briefly.
 COMPRESSION_TIMING_SECONDS = 0.3
+# Every get_served() asks the cache, so a test sees another process's promotion at once.
+SERVING_RECHECK_SECONDS = 0.0

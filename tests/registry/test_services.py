@@ -115,3 +115,24 @@ def test_erasure_marks_active_models_due(dummy_kind):
     retrain(0.7)
     assert services.models_mark_retrain_due() == 1
     assert ModelVersion.objects.get(status=Status.ACTIVE).retrain_due
+
+
+def test_processes_recheck_the_cache_at_most_once_per_window(dummy_kind, settings, monkeypatch):
+    settings.SERVING_RECHECK_SECONDS = 60.0
+    retrain(0.7)
+    assert serving.get_served("dummy").version == 1
+    gets = []
+    real_get = serving.cache.get
+    monkeypatch.setattr(serving.cache, "get", lambda *a, **k: gets.append(a) or real_get(*a, **k))
+    for _ in range(5):
+        assert serving.get_served("dummy").version == 1
+    assert gets == []  # within the window: no round trip
+    # Another process's promotion shows up once the window is over ...
+    other = retrain(0.8)
+    serving._state.fresh_until["dummy"] = time.monotonic() + 60  # as if announced elsewhere
+    assert serving.get_served("dummy").version == 1
+    serving._state.fresh_until["dummy"] = 0.0
+    assert serving.get_served("dummy").version == other.version == 2
+    # ... and one made in this process at once.
+    services.model_version_rollback(kind="dummy")
+    assert serving.get_served("dummy").version == 1
