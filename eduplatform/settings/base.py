@@ -225,6 +225,9 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
+# Sessions read through the cache (Redis with REDIS_URL), written through to the
+# database: a page view costs no session query once cached.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 # Login hardening. django-axes locks a username *from one IP* after repeated
 # failures (so nobody behind a shared NAT can lock out colleagues, and a

@@ -83,23 +83,24 @@ def csv_rows(response) -> list[list[str]]:
 
 # -- query counts ------------------------------------------------------------------
 
-# Session + user, then the page's own reads. Non-admins add one role query.
+# User (the session comes from the cache), then the page's own reads. Non-admins add one
+# role query.
 # Each number is independent of the number of learners (see the growth test).
 QUERY_COUNTS = {
     # overview: courses, last activity, activity KPIs, enrolment KPIs,
     # daily, by type, weekly, enrolled counts
-    "overview": 10,
+    "overview": 9,
     # course: course, weekly, by type, item usage (events + items), score
     # histogram, table count, table page
-    "course": 10,
+    "course": 9,
     # export: course, last activity, one 500-row slice
-    "export": 5,
+    "export": 4,
     # segments: course, last activity, enrolments, totals, per-type clicks
-    "segments": 7,
+    "segments": 6,
     # learner: learner, enrolments (+course), daily clicks, submissions
-    "learner": 6,
+    "learner": 5,
     # data quality: courses, last activity, 3 feature reads, volume, imports
-    "data_quality": 9,
+    "data_quality": 8,
 }
 
 
@@ -343,7 +344,7 @@ def test_course_page_cache_follows_new_data_and_erasure(
     url = f"/courses/{world.course_a.pk}/?status=all"
     learners = world.learners[world.course_a.code]
     assert learners[0].pseudonym in table_pseudonyms(body(client.get(url)))
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(3):
         body(client.get(url))
     newcomer = LearnerFactory()
     EnrollmentFactory(learner=newcomer, course=world.course_a)
