@@ -130,7 +130,12 @@ def run(full: bool) -> Section:
         "validate = the recommender's fit on all but the last 14 days and its NDCG@10 there; "
         "train = the model that is served (warm: from the previous version's fp32 "
         "checkpoint); compress = every variant built, timed and scored, and the chosen recipe "
-        "applied; evaluate = churn's served-variant AUC and the champion's on the same rows.\n"
+        "applied; evaluate = churn's served-variant AUC and the champion's on the same rows. "
+        "Warm start: churn's networks start from the previous version's (same columns and "
+        "architecture) and train at most 5 epochs; the recommender's refit starts from the "
+        "previous network and trains on half the replay batches. The recommender's validation "
+        "fit always starts from scratch (a warm start from a model that saw the held-out "
+        "window would leak it), so its NDCG@10 is the same in both rows.\n"
     )
     return Section(
         name="retraining",
