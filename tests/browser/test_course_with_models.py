@@ -59,6 +59,7 @@ def test_course_and_learner_pages_show_the_models(login, scored_platform) -> Non
     bands = set(table.locator(".badge").all_inner_texts())
     assert bands and bands <= {"low", "medium", "high"}
     assert table.locator("td.no-model").count() == 0  # every row scored by both models
+    assert "{#" not in page.locator("body").inner_text()  # no template comment leaks
     drawn = session.drawn_pixels()
     assert drawn and min(drawn.values()) >= dashboards.MIN_DRAWN_PIXELS, drawn
     shot = session.screenshot("course_with_models")
