@@ -1,4 +1,4 @@
-"""The platform's "today": real time, or AS_OF_DATE to look at historical data (OULAD) as if live."""
+"""The platform's "today": real time, or AS_OF_DATE to browse historical data (OULAD) as live."""
 
 from __future__ import annotations
 

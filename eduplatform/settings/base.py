@@ -199,9 +199,7 @@ SCORING_HARD_TIME_LIMIT = env_int("SCORING_HARD_TIME_LIMIT", 600)
 if CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] <= TRAINING_HARD_TIME_LIMIT:
     from django.core.exceptions import ImproperlyConfigured
 
-    raise ImproperlyConfigured(
-        "TRAINING_HARD_TIME_LIMIT must be below CELERY_VISIBILITY_TIMEOUT"
-    )
+    raise ImproperlyConfigured("TRAINING_HARD_TIME_LIMIT must be below CELERY_VISIBILITY_TIMEOUT")
 
 # Content Security Policy everywhere (not only in production) so that a page
 # that would break under it fails in development and in the browser tests.
