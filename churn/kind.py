@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -126,12 +127,8 @@ def train(context: TrainContext) -> TrainOutcome:
         checkpoint=checkpoint,
         warm_started=warm_started,
         data_window=(
-            timezone.make_aware(
-                timezone.datetime.combine(sets.window[0], timezone.datetime.min.time())
-            ),
-            timezone.make_aware(
-                timezone.datetime.combine(sets.window[1], timezone.datetime.min.time())
-            ),
+            timezone.make_aware(datetime.combine(sets.window[0], datetime.min.time())),
+            timezone.make_aware(datetime.combine(sets.window[1], datetime.min.time())),
         ),
     )
 

@@ -197,15 +197,15 @@ def generate(
             active = day[rng.random(len(day)) < rate]
             if len(active) == 0:
                 continue
-            sites, release = item_weeks[key]
+            site_ids, release_weeks = item_weeks[key]
             visits = rng.poisson(2.0 + engagement, size=len(active)) + 1
             day_rep = np.repeat(active, visits)
             week_now = np.maximum(day_rep // 7, 0)
             # Pick an item released on or before the current week, mostly this
             # week's. Sites are sorted by release week, so "released by week w"
             # is a prefix and "released in week w" a slice of it.
-            released_by = np.searchsorted(release, week_now, side="right")
-            released_before = np.searchsorted(release, week_now, side="left")
+            released_by = np.searchsorted(release_weeks, week_now, side="right")
+            released_before = np.searchsorted(release_weeks, week_now, side="left")
             this_week = released_by - released_before
             draw = rng.random(len(day_rep))
             use_current = (rng.random(len(day_rep)) < 0.6) & (this_week > 0)
@@ -214,7 +214,7 @@ def generate(
                 released_before + (draw * this_week).astype(np.int64),
                 (draw * released_by).astype(np.int64),
             )
-            picked = sites[index]
+            picked = site_ids[index]
             clicks = rng.geometric(0.4, size=len(day_rep))
             chunks[key].append((np.full(len(picked), student), picked, day_rep, clicks))
             for a_id, kind, due in due_by_course[key]:
@@ -276,7 +276,9 @@ def generate(
     }
     vle_chunks = []
     for key, parts in chunks.items():
-        columns = [np.concatenate(col) for col in zip(*parts, strict=True)] if parts else [[]] * 4
+        columns: list[np.ndarray | list[int]] = (
+            [np.concatenate(col) for col in zip(*parts, strict=True)] if parts else [[]] * 4
+        )
         rows = pd.DataFrame(
             {
                 "learner_id": np.asarray(columns[0], np.int64),

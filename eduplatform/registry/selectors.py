@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.db.models import F, Q, Window
 from django.db.models.functions import RowNumber
@@ -16,6 +17,11 @@ from eduplatform.registry.models import ModelVersion
 RECENT_VERSIONS = 50
 # The product's kinds first, in this order; kinds registered later follow.
 KIND_ORDER = ("churn", "recommender")
+
+
+def _promoted_at(version: ModelVersion) -> datetime:
+    assert version.promoted_at is not None  # only promoted versions are compared
+    return version.promoted_at
 
 
 @dataclass
@@ -54,7 +60,7 @@ class KindVersions:
             and v.artifact_sha256
             and (active is None or v.version < active.version)
         ]
-        return max(earlier, key=lambda v: v.promoted_at, default=None)
+        return max(earlier, key=_promoted_at, default=None)
 
 
 def page_kinds() -> list[str]:

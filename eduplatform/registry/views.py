@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -39,7 +39,7 @@ NO_VALUE = "—"
 # ---------------------------------------------------------------------------
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[float]:
     return (
         isinstance(value, (int, float))
         and not isinstance(value, bool)
@@ -315,6 +315,7 @@ def compression_section(kind: str, version: ModelVersion | None) -> dict[str, An
     rows = [_flatten(v) for v in variants or [] if isinstance(v, Mapping)]
     if version is None or not rows:
         return {"empty": True, "chart": None}
+    assert isinstance(report, Mapping)  # the rows come from its variants
     columns: list[str] = []
     for row in rows:
         columns.extend(k for k in row if k not in columns)
@@ -336,11 +337,11 @@ def compression_section(kind: str, version: ModelVersion | None) -> dict[str, An
     chart = None
     if size_key and quality_key:
         in_bytes = "bytes" in size_key.lower()
-        points = [
+        candidates = [
             (str(row.get("name", f"#{i + 1}")), row.get(size_key), row.get(quality_key))
             for i, row in enumerate(rows)
         ]
-        points = [(n, s, q) for n, s, q in points if _is_number(s) and _is_number(q)]
+        points = [(n, s, q) for n, s, q in candidates if _is_number(s) and _is_number(q)]
         x_title = "Size (KiB)" if in_bytes else _label(size_key)
         chart = _chart(
             f"{kind}-compression",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from eduplatform.settings.env import (
     env_bool,
@@ -177,7 +178,7 @@ COMPRESSION_TIMING_SECONDS = env_float("COMPRESSION_TIMING_SECONDS", 4.0)
 # Web processes look for a promotion (one cache GET) at most this often.
 SERVING_RECHECK_SECONDS = env_float("SERVING_RECHECK_SECONDS", 1.0)
 
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {

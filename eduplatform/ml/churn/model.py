@@ -649,9 +649,10 @@ def _warm_states(
         return None
     module = warm.module
     experts = list(module.experts) if isinstance(module, ChurnRouter) else [module]
-    if not all(isinstance(e, ChurnEnsemble) for e in experts):
+    ensembles = [e for e in experts if isinstance(e, ChurnEnsemble)]
+    if len(ensembles) != len(experts):
         return None
-    states = [[net.state_dict() for net in e.nets] for e in experts]
+    states = [[net.state_dict() for net in e.nets] for e in ensembles]
     fresh = _ensemble({**arch, "n_members": 1}).nets[0].state_dict()
     for expert in states:
         for state in expert:
@@ -701,6 +702,7 @@ def _fit_member(
                 optimizer.step()
             if val_set is None:
                 continue
+            assert val_groups is not None, "a validation set comes with its cut-off groups"
             xv, qv, yv = val_set.tensors
             out = predict_outputs(net, (xv, qv)).numpy()
             score = _mean_group_auc(yv.numpy(), out, val_groups)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -71,7 +72,10 @@ def benchmark_orientation(shapes=NARROW_SHAPES, repeats: int = 30, seed: int = 0
         torch.manual_seed(seed)
         x = torch.rand(1, rows, fin)
         w, b = torch.randn(fout, fin), torch.randn(fout)
-        calls = {"F.linear": F.linear, "linear_forward": linear_forward}
+        calls: dict[str, Callable[..., torch.Tensor]] = {
+            "F.linear": F.linear,
+            "linear_forward": linear_forward,
+        }
         times: dict[str, list[float]] = {k: [] for k in calls}
         with torch.inference_mode():
             for r in range(repeats + 2):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -84,7 +84,10 @@ def churn_callbacks(
         threads = torch.get_num_threads()
         torch.set_num_threads(max(1, int(settings.get("num_threads", 1))))
         try:
-            members = list(module.nets) if hasattr(module, "nets") else [module]
+            # a ChurnEnsemble (or a compressed copy of one): fine-tune each member
+            members = (
+                list(cast(nn.ModuleList, module.nets)) if hasattr(module, "nets") else [module]
+            )
             for k, net in enumerate(members):
                 config = TrainConfig(
                     loss="bce",

@@ -114,6 +114,11 @@ def unpack_int4(packed: torch.Tensor, d: int) -> torch.Tensor:
 class Int8Linear(nn.Module):
     """A Linear layer with int8 weights (per output row scales) and an fp32 bias."""
 
+    # registered buffers (declared for the type checker)
+    qweight: torch.Tensor
+    scale: torch.Tensor
+    bias: torch.Tensor | None
+
     def __init__(
         self, in_features: int, out_features: int, bias: bool = True, backend: str = "dequant"
     ) -> None:

@@ -71,7 +71,7 @@ ELEMENTWISE = (
 
 
 def _layers(
-    module: nn.Module, types: tuple[type, ...], exclude: Iterable[str] = ()
+    module: nn.Module, types: tuple[type[nn.Module], ...], exclude: Iterable[str] = ()
 ) -> list[tuple[str, nn.Module]]:
     skip = tuple(exclude)
     return [
@@ -98,7 +98,7 @@ def magnitude_prune(
     *,
     finetune: Finetune | None = None,
     steps: int = 1,
-    layer_types: tuple[type, ...] = (nn.Linear, nn.Embedding),
+    layer_types: tuple[type[nn.Module], ...] = (nn.Linear, nn.Embedding),
     exclude: Iterable[str] = (),
 ) -> nn.Module:
     """Zero the `sparsity` share of the smallest weights, globally over the layers.
@@ -119,13 +119,13 @@ def magnitude_prune(
         for layer in layers:
             if torch_prune.is_pruned(layer):
                 torch_prune.remove(layer, "weight")
-        magnitudes = torch.cat([layer.weight.detach().abs().flatten() for layer in layers])
+        magnitudes = torch.cat([_weight(layer).detach().abs().flatten() for layer in layers])
         k = round(target * magnitudes.numel())
         if k == 0:
             continue
         threshold = torch.kthvalue(magnitudes, k).values
         for layer in layers:
-            mask = layer.weight.detach().abs() > threshold
+            mask = _weight(layer).detach().abs() > threshold
             torch_prune.custom_from_mask(layer, "weight", mask)
         # ties at the threshold may remove a few more than k; that is fine
         model = _finetuned(model, finetune)
@@ -176,22 +176,36 @@ def mlp_groups(module: nn.Module) -> list[UnitGroup]:
     return groups
 
 
+def _tensor(layer: nn.Module, name: str) -> torch.Tensor | None:
+    """``layer.<name>`` as a tensor (nn.Module attribute access is typed loosely)."""
+    value = getattr(layer, name)
+    assert value is None or isinstance(value, torch.Tensor), f"{name} is not a tensor"
+    return value
+
+
+def _weight(layer: nn.Module) -> torch.Tensor:
+    weight = _tensor(layer, "weight")
+    assert weight is not None
+    return weight
+
+
 def _unit_norms(layer: nn.Module, role: str) -> torch.Tensor:
     if role == "out":
-        w = layer.weight.detach()
+        w = _weight(layer).detach()
         sq = (w**2).sum(dim=1)
-        if layer.bias is not None:
-            sq = sq + layer.bias.detach() ** 2
+        bias = _tensor(layer, "bias")
+        if bias is not None:
+            sq = sq + bias.detach() ** 2
         return sq.sqrt()
     if role in ("in", "dim"):
-        return layer.weight.detach().norm(dim=0)
+        return _weight(layer).detach().norm(dim=0)
     raise ValueError(f"unknown role {role!r}")
 
 
 def _unit_count(layer: nn.Module, role: str) -> int:
     if role == "out":
-        return layer.weight.shape[0]
-    return layer.weight.shape[1]
+        return _weight(layer).shape[0]
+    return _weight(layer).shape[1]
 
 
 def unit_importance(model: nn.Module, group: UnitGroup) -> torch.Tensor:
@@ -299,6 +313,7 @@ def quantize_linear_layers(
     chosen = resolve_linear_backend(backend)
     model = copy.deepcopy(module).eval()
     for path, layer in _layers(model, (nn.Linear,), exclude):
+        assert isinstance(layer, nn.Linear)
         model = set_submodule(model, path, Int8Linear.from_float(layer, chosen))
     return model
 
@@ -312,6 +327,7 @@ def quantize_embeddings(
         raise ValueError(f"unknown embedding mode {mode!r}")
     model = copy.deepcopy(module).eval()
     for path, layer in _layers(model, (nn.Embedding,), exclude):
+        assert isinstance(layer, nn.Embedding)
         model = set_submodule(model, path, Int8Embedding.from_float(layer, bits, chosen))
     return model
 
@@ -408,7 +424,7 @@ def low_rank(
     energy: float | None = 0.9,
     budget: float | None = None,
     finetune: Finetune | None = None,
-    layer_types: tuple[type, ...] = (nn.Linear, nn.Embedding),
+    layer_types: tuple[type[nn.Module], ...] = (nn.Linear, nn.Embedding),
     exclude: Iterable[str] = (),
     min_saving: float = 0.2,
 ) -> nn.Module:
@@ -421,6 +437,7 @@ def low_rank(
         if isinstance(layer, nn.Linear):
             m, n = layer.out_features, layer.in_features
         else:
+            assert isinstance(layer, nn.Embedding), f"{path}: not a Linear or Embedding"
             m, n = layer.weight.shape
         s = torch.linalg.svdvals(layer.weight.detach().float())
         r = choose_rank(s, (m, n), energy=energy, budget=budget)

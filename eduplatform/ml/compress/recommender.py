@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -80,6 +80,12 @@ def net_shape(rec: Recommender) -> dict[str, Any]:
     }
 
 
+def _as_scoring(module: nn.Module) -> ScoringNet:
+    """A (compressed) scoring network typed as what it is: compression deep-copies the
+    ScoringNet and swaps its layers, so the class and its methods are kept."""
+    return cast(ScoringNet, module)
+
+
 def scoring_base_builder(shape: dict[str, Any]) -> Callable[[], nn.Module]:
     return lambda: ScoringNet(**shape)
 
@@ -110,7 +116,7 @@ def scoring_inputs(
 def prepare_scoring(module: nn.Module, raw: tuple) -> tuple:
     """The serving call's inputs: the per-item part computed by this module."""
     item_x, learner_x, pair_x, rows, weight = raw
-    return (module.item_hidden(item_x), learner_x, pair_x, rows, weight)
+    return (_as_scoring(module).item_hidden(item_x), learner_x, pair_x, rows, weight)
 
 
 # ---------------------------------------------------------------------------- quality
@@ -118,7 +124,7 @@ def prepare_scoring(module: nn.Module, raw: tuple) -> tuple:
 
 def _with_net(rec: Recommender, module: nn.Module, fn):
     saved = rec.net
-    rec.net = module.eval()
+    rec.net = _as_scoring(module.eval())
     rec._cache.clear()
     try:
         return fn()
@@ -167,7 +173,7 @@ def fidelity_evaluator(
 
     def evaluate(module: nn.Module) -> float:
         with torch.inference_mode():
-            s = module(module.item_hidden(item_x), lx, px, item_rows, weight)
+            s = module(_as_scoring(module).item_hidden(item_x), lx, px, item_rows, weight)
         top = _topk_unvisited(s, visited, k)
         hits = torch.gather(relevant, 1, top).float()
         return float(((hits * discounts).sum(1) / ideal).mean())
@@ -224,7 +230,7 @@ def distill_finetune(
                             target = torch.log_softmax(t.masked_fill(visited, -1e9), dim=1)
                         cache[bi] = (item_x, lx, px, item_rows, weight, visited, target)
                     item_x, lx, px, item_rows, weight, visited, target = cache[bi]
-                    s = module(module.item_hidden(item_x), lx, px, item_rows, weight)
+                    s = module(_as_scoring(module).item_hidden(item_x), lx, px, item_rows, weight)
                     logp = torch.log_softmax(s.masked_fill(visited, -1e9), dim=1)
                     p_t = target.exp()
                     loss = (p_t * (target - logp)).sum(1).mean()
@@ -272,6 +278,7 @@ def ranking_finetune(
         previous = torch.get_num_threads()
         torch.set_num_threads(max(1, int(config.num_threads or 1)))
         gen = torch.Generator().manual_seed(seed)
+        net = _as_scoring(module)
         try:
             emb = [p for n, p in module.named_parameters() if "emb" in n]
             other = [p for n, p in module.named_parameters() if "emb" not in n]
@@ -299,7 +306,7 @@ def ranking_finetune(
                         visited = torch.gather(visited, 1, cand)
                         target = torch.gather(target, 1, cand)
                     scores = module(
-                        module.item_hidden(s.item_x), lb.learner_x, px, rows, lb.weight, cand
+                        net.item_hidden(s.item_x), lb.learner_x, px, rows, lb.weight, cand
                     )
                     loss = ranking_loss(scores, visited, target)
                     opt.zero_grad()
@@ -389,7 +396,7 @@ def load_recommender(tensors: dict[str, torch.Tensor], config: dict[str, Any]) -
     variant = {
         k[len(VARIANT_PREFIX) :]: v for k, v in tensors.items() if k.startswith(VARIANT_PREFIX)
     }
-    rec.net = load_variant(variant, config["compression"], build)
+    rec.net = _as_scoring(load_variant(variant, config["compression"], build))
     rec._cache.clear()
     return rec
 

@@ -107,16 +107,22 @@ def _layer_kind(m: nn.Module) -> str | None:
 
 
 def _spec_and_tensors(m: nn.Module, kind: str) -> tuple[dict, dict[str, torch.Tensor]]:
+    # `kind` is `_layer_kind(m)`, an exact type match: the asserts only narrow for mypy
+    spec: dict[str, Any]
+    ts: dict[str, torch.Tensor]
     if kind in ("linear", "compact_linear"):
+        assert isinstance(m, nn.Linear)
         spec = {"in": m.in_features, "out": m.out_features, "bias": m.bias is not None}
         ts = {"weight": m.weight}
         if m.bias is not None:
             ts["bias"] = m.bias
         return spec, ts
     if kind == "embedding":
+        assert isinstance(m, nn.Embedding)
         spec = {"n": m.num_embeddings, "dim": m.embedding_dim, "padding_idx": m.padding_idx}
         return spec, {"weight": m.weight}
     if kind == "int8_linear":
+        assert isinstance(m, Int8Linear)
         spec = {
             "in": m.in_features,
             "out": m.out_features,
@@ -128,6 +134,7 @@ def _spec_and_tensors(m: nn.Module, kind: str) -> tuple[dict, dict[str, torch.Te
             ts["bias"] = m.bias
         return spec, ts
     if kind == "int8_embedding":
+        assert isinstance(m, Int8Embedding)
         spec = {
             "n": m.num_embeddings,
             "dim": m.embedding_dim,
@@ -137,6 +144,7 @@ def _spec_and_tensors(m: nn.Module, kind: str) -> tuple[dict, dict[str, torch.Te
         }
         return spec, {"qweight": m.qweight, "scale": m.scale}
     if kind == "lowrank_linear":
+        assert isinstance(m, LowRankLinear)
         return {
             "in": m.in_features,
             "out": m.out_features,
@@ -144,6 +152,7 @@ def _spec_and_tensors(m: nn.Module, kind: str) -> tuple[dict, dict[str, torch.Te
             "bias": m.second.bias is not None,
         }, {}
     if kind == "lowrank_embedding":
+        assert isinstance(m, LowRankEmbedding)
         return {"n": m.num_embeddings, "dim": m.embedding_dim, "rank": m.rank}, {}
     raise ValueError(kind)
 
@@ -178,8 +187,10 @@ def _fill_layer(layer: nn.Module, kind: str, values: dict[str, torch.Tensor]) ->
                     raise ValueError(f"{name}: shape {tuple(value.shape)} != {tuple(target.shape)}")
                 target.copy_(value)
     elif kind == "int8_linear":
+        assert isinstance(layer, Int8Linear)
         layer.set_quantized(values["qweight"], values["scale"], values.get("bias"))
     elif kind == "int8_embedding":
+        assert isinstance(layer, Int8Embedding)
         layer.set_quantized(values["qweight"], values["scale"])
 
 

@@ -29,6 +29,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -37,6 +38,9 @@ import scipy.sparse as sp
 from eduplatform.ml.data import LearningData
 from eduplatform.ml.ranking import hit_matrix_metrics
 from eduplatform.ml.recommender.train import TrainConfig
+
+if TYPE_CHECKING:
+    from eduplatform.ml.recommender.service import Recommender
 
 PRODUCT = "recommender"
 PEERS = ("popularity", "recent_popularity", "item_knn", "als", "bpr")
@@ -244,7 +248,7 @@ def evaluate_scorer(splits: list[RunSplit], scorer: Scorer, k: int) -> dict:
 
 def product_scorer(
     data: LearningData, split_day: int, config: TrainConfig | None = None, log=None
-) -> tuple[Scorer, object]:
+) -> tuple[Scorer, Recommender]:
     """Fit the product recommender on the clicks before the split; return its scorer."""
     from eduplatform.ml.recommender.service import Recommender
 

@@ -174,7 +174,7 @@ class Recommender:
         run.week_from = np.concatenate(
             [
                 run.week_from,
-                np.array([np.nan if weeks[k] is None else float(weeks[k]) for k in new]),
+                np.array([np.nan if (week := weeks[k]) is None else float(week) for k in new]),
             ]
         )
         run.emb_rows = np.concatenate([run.emb_rows, np.full(n_new, pad, dtype=np.int64)])

@@ -28,7 +28,7 @@ from eduplatform.ml.recommender.features import (
     n_item_features,
     pair_features,
 )
-from eduplatform.ml.recommender.interactions import pair_table
+from eduplatform.ml.recommender.interactions import PairTable, pair_table
 from eduplatform.ml.recommender.model import ScoringNet
 from eduplatform.ml.recommender.runs import CourseRun
 
@@ -83,7 +83,7 @@ class Snapshot:
     center: torch.Tensor
     center_known: torch.Tensor
     graph: ItemGraph
-    pairs: object
+    pairs: PairTable
     offsets: np.ndarray
     learners: np.ndarray  # rows with at least one target
     targets: dict = field(default_factory=dict)  # learner row -> item rows

@@ -124,7 +124,7 @@ class Command(BaseCommand):
         folder = Path(options["data"]) if options.get("data") else None
         if folder is None:
             folder = Path(django_settings.BASE_DIR).parent / "shared" / "datasets" / "oulad"
-        courses = [c.strip() for c in options["courses"].split(",") if c.strip()]
+        courses: list[str] | None = [c.strip() for c in options["courses"].split(",") if c.strip()]
         if options["synthetic"] or not folder.is_dir():
             from eduplatform.ml.synthetic import generate, write_oulad_folder
 
