@@ -249,20 +249,21 @@ def _table(caption: str, headers: Sequence[str], rows: Iterable[Sequence[Any]]) 
     }
 
 
-def _chart(
+def chart_card(
     chart_id: str,
     title: str,
     summary: str,
     *,
     kind: str,
-    labels: list[Any],
     datasets: list[dict[str, Any]],
     table: dict[str, Any],
     empty: bool,
     empty_text: str,
+    labels: list[Any] | None = None,
     **options: Any,
 ) -> dict[str, Any]:
-    """One chart: what the template needs (title, summary, table) and what JS draws (spec)."""
+    """One chart card (templates/analytics/_chart.html): what the template needs (title,
+    summary, table) and what JS draws (spec). The models page uses it too."""
     return {
         "id": chart_id,
         "title": title,
@@ -273,7 +274,7 @@ def _chart(
         "spec": {
             "id": chart_id,
             "type": kind,
-            "labels": labels,
+            "labels": labels or [],
             "datasets": datasets,
             "options": options,
         },
@@ -412,7 +413,7 @@ def _daily_chart(daily: list[dict[str, Any]], first: dt.date, last: dt.date) -> 
     days = [first + i * DAY for i in range((last - first).days + 1)] if daily else []
     learners = [by_date.get(d, {}).get("learners", 0) for d in days]
     events = [by_date.get(d, {}).get("events", 0) for d in days]
-    return _chart(
+    return chart_card(
         "overview-daily",
         "Daily active learners",
         f"Distinct learners active per day, {_day(first)} to {_day(last)}.",
@@ -435,7 +436,7 @@ def _daily_chart(daily: list[dict[str, Any]], first: dt.date, last: dt.date) -> 
 
 
 def _types_chart(chart_id: str, types: list[dict[str, Any]], period: str) -> dict[str, Any]:
-    return _chart(
+    return chart_card(
         chart_id,
         "Activity by type",
         f"Clicks per activity type, {period}.",
@@ -506,7 +507,7 @@ def _retention_chart(
             for r, d in zip(rows, data, strict=True)
             if r["week"] <= last_week
         )
-    return _chart(
+    return chart_card(
         "overview-retention",
         "Cohort retention by week of course run",
         "Percentage of each course run's enrolled learners active in each complete week "
@@ -765,7 +766,7 @@ def _weekly_chart(weekly: list[dict[str, Any]], partial_week: int | None) -> dic
     labels = [
         _week_label(r["week"]) + (" (to date)" if r["week"] == partial_week else "") for r in weekly
     ]
-    return _chart(
+    return chart_card(
         "course-weekly",
         "Engagement by week",
         "Active learners (bars) and clicks (line) per week of the course run.",
@@ -798,7 +799,7 @@ def _weekly_chart(weekly: list[dict[str, Any]], partial_week: int | None) -> dic
 def _content_chart(top: list[dict[str, Any]], first: dt.date, last: dt.date) -> dict[str, Any]:
     labels = [r["title"] or r["external_id"] for r in top]
     period = f"{first.day} {first:%b} to {_day(last)}"
-    return _chart(
+    return chart_card(
         "course-content",
         "Most used content",
         f"Clicks on the ten most used content items, {period}.",
@@ -820,7 +821,7 @@ def _content_chart(top: list[dict[str, Any]], first: dt.date, last: dt.date) -> 
 
 
 def _scores_chart(scores: list[dict[str, Any]]) -> dict[str, Any]:
-    return _chart(
+    return chart_card(
         "course-scores",
         "Assessment score distribution",
         "Number of scored submissions per 10-point score band.",
@@ -958,7 +959,7 @@ def _heatmap(enrollment: Enrollment, daily: list[dict[str, Any]], today: dt.date
         row = [cells.get((w, d), 0) for d in range(7)]
         if any(row):
             table_rows.append([_week_label(w), *row])
-    return _chart(
+    return chart_card(
         f"heatmap-{course.pk}",
         f"Activity heatmap, {course.code}",
         f"Clicks per weekday (rows) and week of the run (columns) in {course.code}; "
@@ -1181,7 +1182,7 @@ def _scatter_chart(result: Segmentation, profiles: list[dict[str, Any]]) -> dict
             }
         )
     explained = result.explained_variance
-    return _chart(
+    return chart_card(
         "segments-pca",
         "Segments in two dimensions (PCA)",
         "Each point is a learner, placed by the two principal components of the standardized "
@@ -1315,7 +1316,7 @@ def _source_rows(
 
 
 def _quality_chart(quality: list[dict[str, Any]]) -> dict[str, Any]:
-    return _chart(
+    return chart_card(
         "quality-features",
         "Missing and outlier share per feature",
         "Percentage of learners with a missing value, and of present values outside the "
@@ -1346,7 +1347,7 @@ def _volume_chart(volume: list[dict[str, Any]], first: dt.date, last: dt.date) -
     datasets = [
         {"label": labels.get(s, s), "data": [cells.get((s, d), 0) for d in days]} for s in sources
     ]
-    return _chart(
+    return chart_card(
         "quality-volume",
         "Event volume per source per day",
         f"Events per day and source over the last {QUALITY_WINDOW_DAYS} days.",

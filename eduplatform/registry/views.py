@@ -22,7 +22,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from analytics.dashboards import chart_specs
+from analytics.dashboards import chart_card, chart_specs
 from eduplatform import access
 from eduplatform.registry.models import ModelVersion
 from eduplatform.registry.selectors import KindVersions, versions_for_page
@@ -71,37 +71,6 @@ def _table(caption: str, headers: Sequence[str], rows: Iterable[Sequence[Any]]) 
         "caption": caption,
         "headers": list(headers),
         "rows": [[_fmt(c) for c in row] for row in rows],
-    }
-
-
-def _chart(
-    chart_id: str,
-    title: str,
-    summary: str,
-    *,
-    kind: str,
-    datasets: list[dict[str, Any]],
-    table: dict[str, Any],
-    empty: bool,
-    empty_text: str,
-    labels: list[Any] | None = None,
-    **options: Any,
-) -> dict[str, Any]:
-    """Same shape as analytics.dashboards' chart cards: template fields plus the JS spec."""
-    return {
-        "id": chart_id,
-        "title": title,
-        "summary": summary,
-        "table": table,
-        "empty": empty,
-        "empty_text": empty_text,
-        "spec": {
-            "id": chart_id,
-            "type": kind,
-            "labels": labels or [],
-            "datasets": datasets,
-            "options": options,
-        },
     }
 
 
@@ -187,7 +156,7 @@ def _history_chart(group: KindVersions) -> dict[str, Any]:
         [label, s, c, v.status, v.created_at.strftime("%Y-%m-%d %H:%M")]
         for label, s, c, v in zip(labels, scores, champions, chronological, strict=True)
     ]
-    return _chart(
+    return chart_card(
         f"{group.kind}-history",
         "Metrics over time",
         f"{group.primary_metric} of each trained version, oldest first, "
@@ -224,7 +193,7 @@ def _curve_charts(kind: str, version: ModelVersion) -> list[dict[str, Any]]:
     roc_auc = report.get("roc_auc", (version.metrics or {}).get("auc"))
     pr_auc = report.get("pr_auc")
     return [
-        _chart(
+        chart_card(
             f"{kind}-roc",
             "ROC curve",
             f"True against false positive rate of the active version ({label}) on its "
@@ -244,7 +213,7 @@ def _curve_charts(kind: str, version: ModelVersion) -> list[dict[str, Any]]:
             xTitle="False positive rate",
             yTitle="True positive rate",
         ),
-        _chart(
+        chart_card(
             f"{kind}-pr",
             "Precision-recall curve",
             f"Precision against recall of {label} on its validation rows; "
@@ -261,7 +230,7 @@ def _curve_charts(kind: str, version: ModelVersion) -> list[dict[str, Any]]:
             xTitle="Recall",
             yTitle="Precision",
         ),
-        _chart(
+        chart_card(
             f"{kind}-calibration",
             "Calibration",
             f"Observed dropout rate against the mean predicted risk per bin ({label}); "
@@ -343,7 +312,7 @@ def compression_section(kind: str, version: ModelVersion | None) -> dict[str, An
         ]
         points = [(n, s, q) for n, s, q in candidates if _is_number(s) and _is_number(q)]
         x_title = "Size (KiB)" if in_bytes else _label(size_key)
-        chart = _chart(
+        chart = chart_card(
             f"{kind}-compression",
             "Size against quality",
             f"Each compression variant of v{version.version}: {_label(size_key)} against "
