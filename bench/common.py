@@ -124,8 +124,9 @@ def render_markdown() -> str:
         "commit it ran, and compares with its baseline measured in the same run. Model quality",
         "on OULAD against the peers is in [churn-model.md](churn-model.md) (`evaluate_churn`),",
         "[recommender-model.md](recommender-model.md) (`evaluate_recommender`); compression by",
-        "`manage.py compression_report` ([compression.md](compression.md)). Sections not listed here are not written yet (see the",
-        "open issues). Sections:",
+        "`manage.py compression_report` ([compression.md](compression.md)). The machine is a",
+        "shared 2-core box: compare figures within a section (same run), not across sections.",
+        "Targets not met are said so in their section. Sections:",
         "",
     ]
     sections = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
