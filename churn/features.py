@@ -64,7 +64,14 @@ def training_sets(*, as_of: dt.date, course_ids: list[int] | None = None) -> Tra
         )
     if not parts:
         return None
-    features = ChurnFeatures.concat(parts)
+    return split_in_time(ChurnFeatures.concat(parts), courses, as_of)
+
+
+def split_in_time(
+    features: ChurnFeatures, courses: list[Course], as_of: dt.date
+) -> TrainingSets | None:
+    """The latest-starting quarter of `courses` (at least one) validates; None when a side
+    would be empty. `courses` are in start order."""
     n_val = max(1, len(courses) // 4)
     val_ids = {c.id for c in courses[-n_val:]}
     is_val = features.frame["course_id"].isin(val_ids).to_numpy()

@@ -226,7 +226,7 @@ def parallel_training_sets(*, as_of: dt.date, pool: CoursePool):
     come back ordered by run as the single-process version orders them.
     """
     from analytics.models import Course
-    from churn.features import TrainingSets
+    from churn.features import split_in_time
     from eduplatform.ml.churn.features import ChurnFeatures
 
     courses = list(Course.objects.filter(start_date__lt=as_of).order_by("start_date", "id"))
@@ -240,17 +240,7 @@ def parallel_training_sets(*, as_of: dt.date, pool: CoursePool):
     order = {c.id: i for i, c in enumerate(courses)}
     rank = features.frame["course_id"].map(order).to_numpy()
     features = features.subset(np.argsort(rank, kind="stable"))
-    n_val = max(1, len(courses) // 4)
-    val_ids = {c.id for c in courses[-n_val:]}
-    is_val = features.frame["course_id"].isin(val_ids).to_numpy()
-    if is_val.all() or not is_val.any():
-        return None
-    return TrainingSets(
-        train=features.subset(~is_val),
-        val=features.subset(is_val),
-        window=(courses[0].start_date, as_of),
-        val_courses=[c.code for c in courses[-n_val:]],
-    )
+    return split_in_time(features, courses, as_of)
 
 
 # ---------------------------------------------------------------- recommender frames
