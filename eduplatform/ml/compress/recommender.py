@@ -256,8 +256,7 @@ def ranking_finetune(
         batch_inputs,
         cutoffs,
         one_cycle_lr,
-        ranking_loss,
-        sample_candidates,
+        replay_loss,
         snapshot,
     )
 
@@ -296,19 +295,7 @@ def ranking_finetune(
                     s = snaps[si]
                     if bi not in cache:
                         cache[bi] = batch_inputs(s, learners, n_types)
-                    lb, px, target = cache[bi]
-                    rows = torch.from_numpy(s.run.emb_rows)
-                    visited = lb.visited
-                    cand = None
-                    if config.train_candidates and s.run.n_items > config.train_candidates:
-                        cand = sample_candidates(visited, target, config.train_candidates, gen)
-                        px = torch.gather(px, 1, cand.unsqueeze(-1).expand(-1, -1, px.shape[2]))
-                        visited = torch.gather(visited, 1, cand)
-                        target = torch.gather(target, 1, cand)
-                    scores = module(
-                        net.item_hidden(s.item_x), lb.learner_x, px, rows, lb.weight, cand
-                    )
-                    loss = ranking_loss(scores, visited, target)
+                    loss = replay_loss(net, s, cache[bi], config, gen)
                     opt.zero_grad()
                     loss.backward()
                     opt.step(one_cycle_lr(step, total, peak))

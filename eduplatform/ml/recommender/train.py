@@ -265,6 +265,24 @@ def apply_warm_start(
     return {"items_known": len(new_rows), "items_new": total - len(new_rows)}
 
 
+def replay_loss(
+    net: ScoringNet, s: Snapshot, inputs: tuple, config: TrainConfig, gen: torch.Generator
+) -> torch.Tensor:
+    """The ranking loss of one replay batch (`inputs` from `batch_inputs`), over a sampled
+    candidate subset when the run has more than `config.train_candidates` items."""
+    lb, px, target = inputs
+    rows = torch.from_numpy(s.run.emb_rows)
+    visited = lb.visited
+    cand = None
+    if config.train_candidates and s.run.n_items > config.train_candidates:
+        cand = sample_candidates(visited, target, config.train_candidates, gen)
+        px = torch.gather(px, 1, cand.unsqueeze(-1).expand(-1, -1, px.shape[2]))
+        visited = torch.gather(visited, 1, cand)
+        target = torch.gather(target, 1, cand)
+    scores = net(net.item_hidden(s.item_x), lb.learner_x, px, rows, lb.weight, cand)
+    return ranking_loss(scores, visited, target)
+
+
 def train_net(
     runs: list[CourseRun],
     n_types: int,
@@ -358,17 +376,7 @@ def _train_net(
             s = snaps[si]
             if bi not in cache:
                 cache[bi] = batch_inputs(s, learners, n_types)
-            lb, px, target = cache[bi]
-            rows = torch.from_numpy(s.run.emb_rows)
-            visited = lb.visited
-            cand = None
-            if config.train_candidates and s.run.n_items > config.train_candidates:
-                cand = sample_candidates(visited, target, config.train_candidates, gen)
-                px = torch.gather(px, 1, cand.unsqueeze(-1).expand(-1, -1, px.shape[2]))
-                visited = torch.gather(visited, 1, cand)
-                target = torch.gather(target, 1, cand)
-            scores = net(net.item_hidden(s.item_x), lb.learner_x, px, rows, lb.weight, cand)
-            loss = ranking_loss(scores, visited, target)
+            loss = replay_loss(net, s, cache[bi], config, gen)
             opt.zero_grad()
             loss.backward()
             opt.step(one_cycle_lr(step, total_steps, peak_lr))
