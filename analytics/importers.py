@@ -31,6 +31,7 @@ import pyarrow.csv as pa_csv
 from django.db import connection, transaction
 from django.utils import timezone
 
+from analytics import activity_stamps
 from analytics.models import (
     Assessment,
     ContentItem,
@@ -195,6 +196,7 @@ def tables_import(
         for key, course in course_objs.items():
             if key not in written:
                 ImportRun.objects.create(course=course, source=spec.source, events=0)
+        activity_stamps.stamps_bump(course_ids=course_ids.values())
     summary.courses = sorted(course_objs)
     summary.learners = len(learner_ids)
     summary.items = len(items)

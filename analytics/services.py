@@ -14,6 +14,7 @@ import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 
+from analytics import activity_stamps
 from analytics.models import ContentItem, Course, Enrollment, Learner, LearningEvent
 from analytics.validation import NormalizedEvent, ValidationFailure
 from eduplatform.privacy import pseudonymise
@@ -97,6 +98,13 @@ def _events_ingest_once(*, events: list[NormalizedEvent], source: str) -> Ingest
         inserted = _pg_events_store(resolved, items, learners, source)
     else:
         inserted = _events_store(resolved, items, learners, source)
+    # Answers cached per learner and run (recommendations) are keyed by these.
+    activity_stamps.stamps_bump(
+        pairs=[
+            (course.pk, learners[(event.learner_namespace, event.learner_identifier)])
+            for event, course in resolved
+        ]
+    )
     return IngestResult(
         received=len(events),
         created=len(inserted),

@@ -8,13 +8,14 @@ goes through the per-object helpers (foreign learners and courses are 404).
 These endpoints are the hot path of the API, so the database work of a
 request is kept to two queries: the token with its user's role memberships
 (`_token_with_role`), and the enrolment of the learner in a course run
-the user may see (`_authorised_enrolment`).
+the user may see (`_authorised_enrolment`); and each process remembers
+their grants until anything they depend on changes (eduplatform/authcache.py),
+so a repeat caller's request asks the database nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -25,13 +26,13 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.http import Http404
 from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions, serializers
-from rest_framework.authentication import TokenAuthentication
+from rest_framework.authentication import TokenAuthentication, get_authorization_header
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics.models import Course, Enrollment, Learner
-from eduplatform import access, throttles
+from eduplatform import access, authcache, throttles
 from eduplatform.throttles import PredictionBudgetThrottle, TokenRateThrottle
 
 
@@ -130,7 +131,9 @@ def _token_query(values: dict[str, Any], model: Any) -> QuerySet:
 _token_rows = _Compiled(_token_query)
 
 
-def _token_with_role(authenticator: TokenAuthentication, key: str) -> tuple[Any, Any]:
+def _token_with_role(
+    authenticator: TokenAuthentication, key: str, generation: str | None = None
+) -> tuple[Any, Any]:
     """DRF's token lookup (same checks, same errors), reading the user's role in the same query.
 
     `access.role_of` asks the database once per request for group and
@@ -142,10 +145,15 @@ def _token_with_role(authenticator: TokenAuthentication, key: str) -> tuple[Any,
     """
     model = authenticator.get_model()
     token_fields, user_fields = _token_fields(model)
-    rows = _token_rows.rows((model,), {"key": key}) if isinstance(key, str) else []
-    if not rows:
-        raise exceptions.AuthenticationFailed(_("Invalid token."))
-    row = rows[0]
+    remembered_key = ("token", model, key)
+    row = authcache.remembered.get(remembered_key, generation)
+    if row is None:
+        rows = _token_rows.rows((model,), {"key": key}) if isinstance(key, str) else []
+        if not rows:
+            raise exceptions.AuthenticationFailed(_("Invalid token."))
+        row = rows[0]
+        if row[len(token_fields) + user_fields.index("is_active")]:
+            authcache.remembered.put(remembered_key, generation, row)
     n = len(token_fields)
     db = router.db_for_read(model)
     token = model.from_db(db, token_fields, row[:n])
@@ -196,7 +204,9 @@ def _enrolment_query(values: dict[str, Any], role: str, personal: bool) -> Query
 _enrolment_rows = _Compiled(_enrolment_query)
 
 
-def _authorised_enrolment(user: Any, pseudonym: str, course_id: int) -> tuple[Learner, Course]:
+def _authorised_enrolment(
+    user: Any, pseudonym: str, course_id: int, generation: str | None = None
+) -> tuple[Learner, Course]:
     """The learner and the course run, or Http404, as the access helpers decide.
 
     One query on the way in: the enrolment of the learner in this run among
@@ -207,10 +217,15 @@ def _authorised_enrolment(user: Any, pseudonym: str, course_id: int) -> tuple[Le
     helpers run one by one, so a refusal is the same 404 as before.
     """
     personal = access.can_see_personal_data(user)
-    rows = _enrolment_rows.rows(
-        (access.role_of(user), personal),
-        {"user_id": user.pk, "course_id": course_id, "pseudonym": pseudonym},
-    )
+    shape = (access.role_of(user), personal)
+    remembered_key = ("enrolment", *shape, user.pk, course_id, pseudonym)
+    rows = authcache.remembered.get(remembered_key, generation)
+    if rows is None:
+        rows = _enrolment_rows.rows(
+            shape, {"user_id": user.pk, "course_id": course_id, "pseudonym": pseudonym}
+        )
+        if rows and not personal:
+            authcache.remembered.put(remembered_key, generation, rows)
     if rows:
         learner_fields = _learner_fields(personal)
         db = router.db_for_read(Enrollment)
@@ -225,21 +240,59 @@ def _authorised_enrolment(user: Any, pseudonym: str, course_id: int) -> tuple[Le
     return learner, course
 
 
+def _header_token(request: Request) -> str | None:
+    """The key of an ``Authorization: Token <key>`` header, as TokenAuthentication reads it."""
+    parts = get_authorization_header(request).split()
+    if len(parts) != 2 or parts[0].lower() != TokenAuthentication.keyword.lower().encode():
+        return None
+    try:
+        return parts[1].decode()
+    except UnicodeError:
+        return None
+
+
 class PredictionView(APIView):
     throttle_classes = [TokenRateThrottle, PredictionBudgetThrottle]
     query_serializer: type[serializers.Serializer] = PredictionQuery
+    # The access generation this request files and finds remembered answers
+    # under (eduplatform/authcache.py), read once before any access query.
+    generation: str | None = None
+
+    # Waits of the throttles when they were counted before authentication.
+    _waits: list[float | None] | None = None
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        key = _header_token(request)
+        if key is None or not authcache.enabled() or not throttles.counted_in_redis():
+            self.generation = authcache.current_generation()
+        else:
+            # One Redis round trip for the token's throttle counters (keyed by
+            # its hash, as the throttles key a token) and the generation.
+            self._waits, values = throttles.check_all(
+                self.get_throttles(),
+                request,
+                self,
+                ident=throttles.token_ident(key),
+                reads={authcache.GENERATION_KEY: authcache.new_generation()},
+            )
+            self.generation = values.get(authcache.GENERATION_KEY)
+        super().initial(request, *args, **kwargs)
 
     def get_authenticators(self) -> list[Any]:
         authenticators = super().get_authenticators()
         for authenticator in authenticators:
             # The instance, not a subclass: the API schema keeps one "tokenAuth".
             if type(authenticator) is TokenAuthentication:
-                authenticator.authenticate_credentials = partial(_token_with_role, authenticator)
+                authenticator.authenticate_credentials = lambda key, a=authenticator: (
+                    _token_with_role(a, key, self.generation)
+                )
         return authenticators
 
     def check_throttles(self, request: Request) -> None:
-        # Both throttles' counters in one cache round trip.
-        waits = throttles.check_all(self.get_throttles(), request, self)
+        # Both throttles' counters in one cache round trip (unless counted already).
+        waits = self._waits
+        if waits is None:
+            waits, _ = throttles.check_all(self.get_throttles(), request, self)
         if waits:
             self.throttled(request, max((w for w in waits if w is not None), default=None))
 
@@ -248,7 +301,7 @@ class PredictionView(APIView):
         if not query.is_valid():
             return Response(query.errors, status=400)
         learner, course = _authorised_enrolment(
-            request.user, pseudonym, query.validated_data["course"]
+            request.user, pseudonym, query.validated_data["course"], self.generation
         )
         detailed = access.role_of(request.user) == access.ADMIN
         return Response(

@@ -50,28 +50,60 @@ def _redis_client(cache: RedisCache) -> Any:
     return client
 
 
-def _redis_hits(cache: RedisCache, windows: list[tuple[str, int]]) -> list[tuple[int, float]]:
-    """Count one request in each window (key, seconds): (requests so far, seconds left) each.
+# One script call per request instead of a pipeline of three commands per
+# window: count each window (its end set by the request that opened it) and
+# read each extra key, storing the caller's candidate first if it is absent.
+_HITS_SCRIPT = """
+local out = {}
+local windows = tonumber(ARGV[1])
+for i = 1, #KEYS do
+  if i <= windows then
+    local n = redis.call('INCR', KEYS[i])
+    local left = redis.call('PTTL', KEYS[i])
+    if left < 0 then
+      redis.call('EXPIRE', KEYS[i], ARGV[1 + i])
+      left = tonumber(ARGV[1 + i]) * 1000
+    end
+    out[#out + 1] = n
+    out[#out + 1] = left
+  else
+    redis.call('SET', KEYS[i], ARGV[1 + i], 'NX')
+    out[#out + 1] = redis.call('GET', KEYS[i])
+  end
+end
+return out
+"""
 
-    One round trip for all of them: INCR, EXPIRE NX, PTTL per key in a pipeline.
+
+def _redis_hits(
+    cache: RedisCache, windows: list[tuple[str, int]], reads: dict[str, str] | None = None
+) -> tuple[list[tuple[int, float]], dict[str, str]]:
+    """Count one request in each window (key, seconds) and read the `reads` keys.
+
+    Returns (requests so far, seconds left) per window, and the value of each
+    read key (set to the given value first if it had none). One round trip.
     """
-    pipe = _redis_client(cache).pipeline(transaction=False)
-    for key, duration in windows:
-        full_key = cache.make_and_validate_key(key)
-        pipe.incr(full_key)
-        # NX: only the request that opened the window sets its end (Redis >= 7).
-        pipe.expire(full_key, duration, nx=True)
-        pipe.pttl(full_key)
-    results = pipe.execute()
+    client = _redis_client(cache)
+    script = cache.__dict__.get("_throttle_script")
+    if script is None:
+        script = cache.__dict__["_throttle_script"] = client.register_script(_HITS_SCRIPT)
+    reads = reads or {}
+    keys = [cache.make_and_validate_key(key) for key, _ in windows]
+    keys += [cache.make_and_validate_key(key) for key in reads]
+    args = [len(windows), *(duration for _, duration in windows), *reads.values()]
+    results = script(keys=keys, args=args, client=client)
     out = []
     for i, (_, duration) in enumerate(windows):
-        count, _, pttl = results[3 * i : 3 * i + 3]
+        count, pttl = results[2 * i : 2 * i + 2]
         out.append((int(count), pttl / 1000 if pttl and pttl > 0 else float(duration)))
-    return out
+    values = results[2 * len(windows) :]
+    return out, {
+        key: v.decode() if isinstance(v, bytes) else v for key, v in zip(reads, values, strict=True)
+    }
 
 
 def _redis_hit(cache: RedisCache, key: str, duration: int) -> tuple[int, float]:
-    return _redis_hits(cache, [(key, duration)])[0]
+    return _redis_hits(cache, [(key, duration)])[0][0]
 
 
 def _generic_hit(cache: Any, key: str, duration: int) -> tuple[int, float]:
@@ -121,13 +153,20 @@ class _FailOpen(SimpleRateThrottle):
         token = getattr(request, "auth", None)
         key = getattr(token, "key", None)
         if key:
-            # Hash so raw tokens never sit in the cache's key space.
-            ident = "t:" + hashlib.sha256(key.encode()).hexdigest()[:32]
+            ident = token_ident(key)
         elif request.user and request.user.is_authenticated:
             ident = f"u:{request.user.pk}"
         else:
             ident = "ip:" + (self.get_ident(request) or "unknown")
+        return self.key_for(ident)
+
+    def key_for(self, ident: str) -> str:
         return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+def token_ident(key: str) -> str:
+    # Hash so raw tokens never sit in the cache's key space.
+    return "t:" + hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 class TokenRateThrottle(_FailOpen):
@@ -142,11 +181,22 @@ class PredictionBudgetThrottle(_FailOpen):
     scope = "prediction_budget"
 
 
-def check_all(throttles: list[Any], request: Request, view: Any) -> list[float | None]:
-    """Count the request in every throttle; the waits of those that refuse it.
+def check_all(
+    throttles: list[Any],
+    request: Request,
+    view: Any,
+    *,
+    ident: str | None = None,
+    reads: dict[str, str] | None = None,
+) -> tuple[list[float | None], dict[str, str]]:
+    """Count the request in every throttle: the waits of those that refuse it.
 
     What DRF's check_throttles does one throttle at a time, with the Redis
     counters of all of them in one round trip (fail-open as each one alone).
+    `ident` counts the request under that identity (e.g. `token_ident` of
+    the token in its header, before authentication has run); `reads` are
+    keys read in the same round trip (set to the given value if absent):
+    their values come back, or none of them if the cache is unreachable.
     """
     waits: list[float | None] = []
     batched: list[tuple[_FailOpen, str]] = []
@@ -155,7 +205,7 @@ def check_all(throttles: list[Any], request: Request, view: Any) -> list[float |
         if isinstance(throttle, _FailOpen) and throttle.rate is not None:
             candidate = _backend(throttle.cache)
             if isinstance(candidate, RedisCache) and (backend is None or candidate is backend):
-                key = throttle.get_cache_key(request, view)
+                key = throttle.key_for(ident) if ident else throttle.get_cache_key(request, view)
                 if key is None:
                     continue
                 backend = candidate
@@ -163,14 +213,43 @@ def check_all(throttles: list[Any], request: Request, view: Any) -> list[float |
                 continue
         if not throttle.allow_request(request, view):
             waits.append(throttle.wait())
-    if batched and backend is not None:
+    values: dict[str, str] = {}
+    if backend is None and reads:
+        candidate = _backend(_default_cache())
+        if not isinstance(candidate, RedisCache):
+            return waits, _generic_reads(candidate, reads)
+        backend = candidate
+    if backend is not None:
         try:
-            counts = _redis_hits(backend, [(key, t.duration) for t, key in batched])
+            counts, values = _redis_hits(backend, [(key, t.duration) for t, key in batched], reads)
         except Exception:
             logger.warning("throttle: cache unavailable, request not counted")
-            return waits
+            return waits, {}
         for (throttle, _), (count, left) in zip(batched, counts, strict=True):
             throttle._left = left
             if count > throttle.num_requests:
                 waits.append(throttle.wait())
-    return waits
+    return waits, values
+
+
+def counted_in_redis() -> bool:
+    """Whether the throttles count in Redis (one script call), not per backend call."""
+    return isinstance(_backend(_default_cache()), RedisCache)
+
+
+def _default_cache() -> Any:
+    from django.core.cache import cache
+
+    return cache
+
+
+def _generic_reads(backend: Any, reads: dict[str, str]) -> dict[str, str]:
+    """`reads` on any cache backend (set if absent, then read), or {} if unreachable."""
+    try:
+        for key, value in reads.items():
+            backend.add(key, value, None)
+        found = backend.get_many(list(reads))
+    except Exception:
+        logger.warning("throttle: cache unavailable, keys not read")
+        return {}
+    return found if len(found) == len(reads) else {}

@@ -16,6 +16,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.db.models import Sum
 
+from analytics import activity_stamps
 from analytics.models import ContentItem, Course, Learner, LearningEvent
 from eduplatform.clock import today
 from eduplatform.registry.serving import get_served
@@ -77,9 +78,12 @@ def live_recommendations(*, learner: Learner, course: Course, k: int = 10) -> Li
 
     The answer is a function of (model version, learner, run, day, k, the
     learner's history), so it is cached in the shared cache under exactly
-    those: the history is read on every request (one indexed query) and its
-    digest is part of the key. A new event or a promotion changes the key;
-    nothing is ever served for inputs it was not computed from.
+    those. The history stands in the key as its activity stamps
+    (analytics/activity_stamps.py: replaced by every write of the learner's
+    events in the run), so a repeat asks the database nothing; without the
+    shared cache the history is read (one indexed query) and its digest is
+    the key. A new event or a promotion changes the key; nothing is served
+    for inputs it was not computed from.
     """
     served = get_served("recommender")
     if served is None:
@@ -88,9 +92,12 @@ def live_recommendations(*, learner: Learner, course: Course, k: int = 10) -> Li
     if course.id not in set(model.course_ids()):
         return LiveRecommendations(status="unknown_course", model_version=served.version)
     now_day = min(course.day_of(today()), course.length_days)
-    rows = _history_rows(learner=learner, course=course)
-    digest = hashlib.blake2b(repr(rows).encode(), digest_size=16).hexdigest()
-    key = f"recs:{served.version_id}:{course.id}:{learner.id}:{now_day}:{k}:{digest}"
+    rows: list[tuple[int, int, int]] | None = None
+    stamps = activity_stamps.stamps_for(course_id=course.id, learner_id=learner.id)
+    if stamps is None:
+        rows = _history_rows(learner=learner, course=course)
+        stamps = "d" + hashlib.blake2b(repr(rows).encode(), digest_size=16).hexdigest()
+    key = f"recs:{served.version_id}:{course.id}:{learner.id}:{now_day}:{k}:{stamps}"
     items = answers.get(key)
     if items is None:
         try:
@@ -98,6 +105,8 @@ def live_recommendations(*, learner: Learner, course: Course, k: int = 10) -> Li
         except Exception:
             items = None
         if items is None:
+            if rows is None:
+                rows = _history_rows(learner=learner, course=course)
             items = _recommend(
                 model, learner=learner, course=course, k=k, now_day=now_day, rows=rows
             )

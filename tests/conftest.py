@@ -38,9 +38,11 @@ def _clear_cache() -> None:
 
     from churn.features import serving_frames
     from churn.selectors import run_predictions
+    from eduplatform import authcache
     from eduplatform.registry import serving
 
     cache.clear()
+    authcache.remembered.clear()
     serving.reset()
     serving_frames.clear()
     run_predictions.clear()

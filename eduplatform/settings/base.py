@@ -177,6 +177,10 @@ RECOMMENDER_COMPRESSION_TOLERANCE_NDCG = env_float("RECOMMENDER_COMPRESSION_TOLE
 COMPRESSION_TIMING_SECONDS = env_float("COMPRESSION_TIMING_SECONDS", 4.0)
 # Web processes look for a promotion (one cache GET) at most this often.
 SERVING_RECHECK_SECONDS = env_float("SERVING_RECHECK_SECONDS", 1.0)
+# Longest a prediction-API process trusts a remembered token or enrolment
+# (eduplatform/authcache.py); changes through the ORM revoke them at once.
+# 0 turns the memory off.
+AUTH_CACHE_SECONDS = env_float("AUTH_CACHE_SECONDS", 60.0)
 
 LOGGING: dict[str, Any] = {
     "version": 1,

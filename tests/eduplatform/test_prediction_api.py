@@ -13,7 +13,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.test import APIClient
 
-from eduplatform import access
+from eduplatform import access, authcache
 from eduplatform.prediction_api import _token_with_role
 from tests.browser.world import World, build_world
 from tests.factories import CourseFactory, LearnerFactory, UserFactory
@@ -98,14 +98,26 @@ def test_prediction_access_matches_the_helpers(world: World) -> None:
     assert learner_reads and all('"email"' not in sql for sql in learner_reads)
 
 
-def test_prediction_request_costs_two_queries(world: World, django_assert_num_queries) -> None:
-    learner = world.learners[world.course_a.code][0]
-    url = f"/api/v1/learners/{learner.pseudonym}/risk?course={world.course_a.pk}"
+def test_prediction_request_costs_two_queries_then_none(
+    world: World, django_assert_num_queries
+) -> None:
+    first, second = world.learners[world.course_a.code][:2]
     client = api(world.instructor_a)
-    assert client.get(url).status_code == 200  # warm: the registry looks for a model once
+
+    def risk(learner) -> str:
+        return f"/api/v1/learners/{learner.pseudonym}/risk?course={world.course_a.pk}"
+
+    assert client.get(risk(first)).status_code == 200  # warm: the registry looks for a model once
+    authcache.remembered.clear()
     # Token with role, enrolment with learner and run.
     with django_assert_num_queries(2):
-        assert client.get(url).status_code == 200
+        assert client.get(risk(first)).status_code == 200
+    # Both grants remembered: a repeat asks the database nothing.
+    with django_assert_num_queries(0):
+        assert client.get(risk(first)).status_code == 200
+    # Another learner of the same caller: only the enrolment.
+    with django_assert_num_queries(1):
+        assert client.get(risk(second)).status_code == 200
 
 
 def test_compiled_queries_match_the_orm(world: World) -> None:
