@@ -7,11 +7,11 @@
    their ``presentation`` label, e.g. 2013B < 2013J) is the validation set; the
    earlier ones are the fitting set. (With a single presentation, the course
    runs are split instead, the last 25 % of run ids being validation.)
-3. Product model: `train_churn_model(fit, val)`: one expert per cut-off plus the
-   module base rate (`RunPrior`) as an offset (early stopping, calibration and
-   risk bands on validation, then refit on all train rows, the base rates
-   re-learnt on them). Its F1 threshold is the "high" band threshold chosen on
-   validation.
+3. Product model: `train_churn_model(fit, val)`: one pooled ensemble plus the
+   run's base rate (`RunPrior`: from the run's recent withdrawals and its module's
+   history) as an offset (early stopping, calibration and risk bands on
+   validation, then refit on all train rows, the base rates re-learnt on them).
+   Its F1 threshold is the "high" band threshold chosen on validation.
 4. Peers, trained per cut-off on the product's flat features (all of
    ``flat_columns``, the run-level ones that the product's network leaves out
    included, plus the course module as a categorical; not the weekly sequence):

@@ -41,7 +41,8 @@ HUMAN_NAMES: dict[str, str] = {
     "days_since_last_due": "last deadline",
     "run_median_clicks": "activity level of the class",
     "run_size": "class size",
-    "course_base_rate": "usual churn rate of this course",
+    "course_base_rate": "expected churn rate of this course run",
+    "run_recent_withdrawal": "share of the class who left in the last 30 days",
     "tma_submitted": "tutor-marked assignments submitted",
     "cma_submitted": "computer-marked assessments submitted",
     "tma_mean_score": "average tutor-marked assignment score",
@@ -98,7 +99,9 @@ def describe(feature: str, row: pd.Series) -> str:
     if feature == "assessments_missed":
         return "no assessment missed" if v == 0 else f"{_plural(v, 'assessment')} missed"
     if feature == "course_base_rate" and not missing:
-        return f"in this course {v * 100:.0f}% of learners usually leave after this point"
+        return (
+            f"in this course run about {v * 100:.0f}% of learners are expected to leave from now on"
+        )
     if feature == "submitted_latest_due" and not missing:
         return "latest assessment submitted" if v >= 1 else "latest assessment not submitted"
     if feature == "active_streak_weeks":

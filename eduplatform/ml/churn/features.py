@@ -234,6 +234,7 @@ def feature_kinds(n_weeks: int = DEFAULT_WEEKS) -> dict[str, str]:
         kinds[f"rank_{r}"] = RATE
     kinds["run_median_clicks"] = RATE
     kinds["run_size"] = COUNT
+    kinds["run_recent_withdrawal"] = RATE
     for c in DEMOGRAPHIC_CATEGORICALS:
         kinds[c] = CATEGORICAL
     return kinds
@@ -265,7 +266,12 @@ RUN_LEVEL = [
     "days_since_last_due",
     "run_median_clicks",
     "run_size",
+    "run_recent_withdrawal",
 ]
+# Window of `run_recent_withdrawal`: the share of the run's learners enrolled at
+# ``c - RECENT_WITHDRAWAL_DAYS`` who unregistered in ``[c - RECENT_WITHDRAWAL_DAYS, c)``.
+# It is what `RunPrior` reads to estimate the run's churn rate after ``c``.
+RECENT_WITHDRAWAL_DAYS = 30
 
 
 class _Prepared:
@@ -608,6 +614,7 @@ def build_features(
     frame["run_median_clicks"] = run_median[ci]
     run_size = np.bincount(ci[pop], minlength=n_courses).astype(float)
     frame["run_size"] = run_size[ci]
+    frame["run_recent_withdrawal"] = _recent_withdrawal(ci, n_courses, reg, unreg, running, c)[ci]
 
     for name in DEMOGRAPHIC_CATEGORICALS:
         values = e[name].astype(object) if name in e.columns else pd.Series([None] * n)
@@ -634,6 +641,20 @@ def build_features(
         kinds=kinds,
         n_weeks=n_weeks,
     )
+
+
+def _recent_withdrawal(
+    ci: np.ndarray, n_courses: int, reg: np.ndarray, unreg: np.ndarray, running: np.ndarray, c: int
+) -> np.ndarray:
+    """Per course run: share of the learners registered before ``c`` and still enrolled at
+    ``c - RECENT_WITHDRAWAL_DAYS`` who unregistered in ``[c - RECENT_WITHDRAWAL_DAYS, c)``,
+    smoothed as (k + 0.5) / (n + 1) (small runs). Only dates before ``c`` are read."""
+    start = c - RECENT_WITHDRAWAL_DAYS
+    at_risk = running & ~(reg >= c) & ~(unreg < start)
+    left = at_risk & (unreg < c)
+    n_at = np.bincount(ci[at_risk], minlength=n_courses).astype(float)
+    k = np.bincount(ci[left], minlength=n_courses).astype(float)
+    return (k + 0.5) / (n_at + 1.0)
 
 
 def _labels(p, data, c, label_mode, inactivity_days, horizon_day, reg, unreg) -> np.ndarray:

@@ -113,6 +113,29 @@ def test_hand_computed_features(tiny):
     assert seq[row, -1, :5].sum() == 0
 
 
+def test_run_recent_withdrawal(tiny):
+    # cut-off 20, window [-10, 20): learners 1, 2, 3, 5 at risk (4 registers on day 25);
+    # 3 unregisters on day 20, not before the cut-off: nobody left -> (0 + 0.5) / (4 + 1)
+    f = build_features(tiny, 20)
+    assert np.allclose(f.frame["run_recent_withdrawal"], 0.5 / 5)
+    # cut-off 45, window [15, 45): all 5 at risk, 2 (day 40) and 3 (day 20) left
+    f = build_features(tiny, 45)
+    assert np.allclose(f.frame["run_recent_withdrawal"], 2.5 / 6)
+
+
+def test_run_recent_withdrawal_reads_no_unregistration_on_or_after_the_cutoff(tiny):
+    before = build_features(tiny, 20).frame["run_recent_withdrawal"]
+    enr = tiny.enrolments.copy()
+    enr.loc[enr["learner_id"] == 1, "unregistered_day"] = 20.0  # on the cut-off
+    enr.loc[enr["learner_id"] == 5, "unregistered_day"] = 21.0
+    on_or_after = LearningData(**{**tiny.__dict__, "enrolments": enr})
+    after = build_features(on_or_after, 20).frame
+    assert np.allclose(after["run_recent_withdrawal"], before.iloc[0])
+    enr.loc[enr["learner_id"] == 5, "unregistered_day"] = 19.0  # the day before: counted
+    earlier = build_features(LearningData(**{**tiny.__dict__, "enrolments": enr}), 20).frame
+    assert np.allclose(earlier["run_recent_withdrawal"], 1.5 / 5)
+
+
 def test_oulad_labels(tiny):
     f = build_features(tiny, 20)
     labels = dict(zip(f.frame["learner_id"], f.labels, strict=True))

@@ -215,12 +215,70 @@ def test_offset_input_is_the_module_prior(trained, splits):
     assert flat.shape[1] == len(predictor.preprocessor.output_columns) + 1
     expected = predictor.prior.logit(frame)
     np.testing.assert_allclose(flat[:, -1].numpy(), expected, rtol=1e-5)
-    # unknown module -> overall rate
+    # unknown module -> the run-level estimate without a module deviation
+    prior = predictor.prior
     other = frame.assign(module="ZZZ")
+    bare = RunPrior(prior.cutoffs, prior.overall, {}, prior.slope, prior.intercepts, {})
     np.testing.assert_allclose(
-        predictor.inputs(other)[0][:, -1].numpy(),
-        RunPrior(predictor.prior.cutoffs, predictor.prior.overall, {}).logit(frame),
+        predictor.inputs(other)[0][:, -1].numpy(), bare.logit(frame), rtol=1e-5
+    )
+    # ... and without the run's withdrawal share, the overall rate
+    np.testing.assert_allclose(
+        predictor.inputs(other.drop(columns=["run_recent_withdrawal"]))[0][:, -1].numpy(),
+        RunPrior(prior.cutoffs, prior.overall, {}).logit(frame),
         rtol=1e-5,
     )
     attributions = predictor.attributions(frame.iloc[:3])
     assert "course_base_rate" in attributions.columns
+
+
+def _runs_with_recent_withdrawal(rng, n_modules=6, runs_per_module=2, size=400):
+    """Course runs whose churn rate after the cut-off follows the share of their learners
+    who withdrew in the 30 days before it (plus a per-module shift for module "M0")."""
+    modules, cutoffs, labels, runs, recent = [], [], [], [], []
+    for m in range(n_modules):
+        for r in range(runs_per_module):
+            share = rng.uniform(0.01, 0.15)
+            for c in (30, 60):
+                z = 0.5 + 0.8 * np.log(share / (1 - share)) + (1.0 if m == 0 else 0.0)
+                rate = 1 / (1 + np.exp(-z))
+                modules += [f"M{m}"] * size
+                cutoffs += [c] * size
+                labels += list((rng.random(size) < rate).astype(float))
+                runs += [f"M{m}_{r}"] * size
+                recent += [share] * size
+    return (np.array(v) for v in (modules, cutoffs, labels, runs, recent))
+
+
+def test_run_prior_reads_the_runs_recent_withdrawals():
+    rng = np.random.default_rng(1)
+    modules, cutoffs, labels, runs, recent = _runs_with_recent_withdrawal(rng)
+    prior = RunPrior.fit(modules, cutoffs, labels, runs, recent)
+    assert prior.slope is not None and 0.5 < prior.slope < 1.1
+    # an unseen module: its rate follows its recent withdrawals
+    low, high = prior.rate(np.array(["NEW", "NEW"]), np.array([30, 30]), np.array([0.02, 0.12]))
+    assert low < high
+    expected = 1 / (1 + np.exp(-(0.5 + 0.8 * np.log(0.12 / 0.88))))
+    assert abs(high - expected) < 0.05
+    # a seen module keeps (shrunk) what set it apart from the line
+    m0, m1 = prior.rate(np.array(["M0", "M1"]), np.array([60, 60]), np.array([0.05, 0.05]))
+    assert m0 > m1 + 0.05
+    # no withdrawal share (older frame): the module table
+    np.testing.assert_allclose(
+        prior.rate(np.array(["M1"]), np.array([30])), [prior.modules["M1"][0]]
+    )
+    # missing share for one row: that row falls back to the table
+    both = prior.rate(np.array(["M1", "M1"]), np.array([30, 30]), np.array([np.nan, 0.05]))
+    assert both[0] == prior.modules["M1"][0] and both[1] != both[0]
+    assert RunPrior.from_config(prior.to_config()) == prior
+
+
+def test_run_prior_needs_enough_runs_for_the_line():
+    rng = np.random.default_rng(2)
+    modules, cutoffs, labels, runs, recent = _runs_with_recent_withdrawal(
+        rng, n_modules=2, runs_per_module=1
+    )
+    prior = RunPrior.fit(modules, cutoffs, labels, runs, recent)
+    assert prior.slope is None and prior.effects is None
+    rates = prior.rate(np.array(["NEW"]), np.array([30]), np.array([0.12]))
+    assert rates[0] == prior.overall[0]
