@@ -3,20 +3,22 @@
 An answer computed from one learner's events in one run (the recommender's
 next items) can be reused until those events change. Reading the events to
 find out costs a database query per request; instead every writer of events
-replaces a random *stamp* in the shared cache (Redis), and the answer's cache
-key carries the stamps it was computed under:
+changes a *stamp* in the shared cache (Redis), and the answer's cache key
+carries the stamps it was computed under:
 
-- ``activity:{course}:{learner}``: replaced by the events API / xAPI for
-  each learner of a stored batch, and by a single ``LearningEvent.save()``;
-- ``activity:{course}``: replaced by bulk loads of a whole run (OULAD import,
-  demo seeding, rollup rebuilds), which would otherwise touch thousands of
-  learner stamps.
+- per learner: bumped by the events API / xAPI for each learner of a
+  stored batch, and by a single ``LearningEvent.save()``;
+- per run: replaced by bulk loads of a whole run (OULAD import, demo
+  seeding), which would otherwise touch thousands of learner stamps.
 
-A stamp is replaced when the write is made and again after its transaction
+Both live in one Redis hash per run (``activity:{course}``), written by one
+script call per run and batch, read with the learner's in one call.
+
+A stamp changes when the write is made and again after its transaction
 commits, so an answer computed from data read before the commit is filed
-under a stamp that is already gone. A missing stamp (never written, or the
-cache was flushed) is created at random on read, so an answer filed before a
-flush can never match again. If the cache cannot be reached, `stamps_for`
+under a stamp that is already gone. A missing run token (never written, or
+the cache was flushed) is created at random on read, so an answer filed
+before a flush can never match again. If the cache cannot be reached, `stamps_for`
 returns None and callers fall back to reading the data.
 """
 
@@ -38,31 +40,62 @@ logger = logging.getLogger(__name__)
 # Stamps outlive any answer keyed by them (answers are cached for minutes).
 STAMP_SECONDS = 7 * 24 * 3600
 
+# One hash per run: field "run" holds a random token (replaced by bulk loads,
+# created at random when missing), and one counter per learner. A stamp is
+# the token plus the learner's counter: a counter may start again from 0
+# after a flush, but under a new token, so no stamp is ever repeated.
+_BUMP_SCRIPT = """
+local fresh = redis.call('HSETNX', KEYS[1], 'run', ARGV[1])
+if ARGV[3] == 'run' and fresh == 0 then
+  redis.call('HSET', KEYS[1], 'run', ARGV[1])
+end
+for i = 4, #ARGV do
+  redis.call('HINCRBY', KEYS[1], ARGV[i], 1)
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+_READ_SCRIPT = """
+redis.call('HSETNX', KEYS[1], 'run', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return redis.call('HMGET', KEYS[1], 'run', ARGV[3])
+"""
 
-def _run_key(course_id: int) -> str:
+
+def _key(course_id: int) -> str:
     return f"activity:{course_id}"
 
 
-def _learner_key(course_id: int, learner_id: int) -> str:
-    return f"activity:{course_id}:{learner_id}"
+def _script(backend: RedisCache, name: str, source: str) -> Any:
+    script = backend.__dict__.get(name)
+    if script is None:
+        script = backend.__dict__[name] = _redis_client(backend).register_script(source)
+    return script
 
 
-def _write(keys: list[str]) -> None:
-    if not keys:
+def _bump(course_id: int, learner_ids: list[int], whole_run: bool) -> None:
+    backend = _backend(cache)
+    token = secrets.token_hex(8)
+    if isinstance(backend, RedisCache):
+        _script(backend, "_stamps_bump", _BUMP_SCRIPT)(
+            keys=[backend.make_and_validate_key(_key(course_id))],
+            args=[token, STAMP_SECONDS, "run" if whole_run else "-", *learner_ids],
+            client=_redis_client(backend),
+        )
         return
+    # Other backends (per-process memory in development): the same hash as a dict.
+    stamps = backend.get(_key(course_id)) or {"run": token}
+    if whole_run:
+        stamps["run"] = token
+    for learner in learner_ids:
+        stamps[str(learner)] = int(stamps.get(str(learner), 0)) + 1
+    backend.set(_key(course_id), stamps, STAMP_SECONDS)
+
+
+def _write(by_course: dict[int, list[int]], runs: set[int]) -> None:
     try:
-        backend = _backend(cache)
-        if isinstance(backend, RedisCache):
-            pipe = _redis_client(backend).pipeline(transaction=False)
-            for key in keys:
-                pipe.set(
-                    backend.make_and_validate_key(key),
-                    secrets.token_hex(8).encode(),
-                    ex=STAMP_SECONDS,
-                )
-            pipe.execute()
-        else:
-            backend.set_many({key: secrets.token_hex(8) for key in keys}, STAMP_SECONDS)
+        for course_id in sorted(set(by_course) | runs):
+            _bump(course_id, by_course.get(course_id, []), course_id in runs)
     except Exception:
         # Answers keyed by the old stamps expire on their own (minutes).
         logger.error("activity stamps: could not record new activity")
@@ -70,37 +103,36 @@ def _write(keys: list[str]) -> None:
 
 def stamps_bump(*, pairs: Iterable[tuple[int, int]] = (), course_ids: Iterable[int] = ()) -> None:
     """Record new or removed events of (course id, learner id) pairs and of whole runs."""
-    keys = [_learner_key(c, learner) for c, learner in set(pairs)]
-    keys += [_run_key(c) for c in set(course_ids)]
-    _write(keys)
-    transaction.on_commit(lambda: _write(keys))
+    by_course: dict[int, list[int]] = {}
+    for course_id, learner_id in set(pairs):
+        by_course.setdefault(int(course_id), []).append(int(learner_id))
+    runs = {int(c) for c in course_ids}
+    if not by_course and not runs:
+        return
+    _write(by_course, runs)
+    transaction.on_commit(lambda: _write(by_course, runs))
 
 
 def stamps_for(*, course_id: int, learner_id: int) -> str | None:
-    """The run's and the learner's stamps as one string, or None if the cache is unreachable."""
-    keys = [_run_key(course_id), _learner_key(course_id, learner_id)]
+    """The run's token and the learner's counter as one string, or None if unreachable."""
     try:
         backend = _backend(cache)
         if isinstance(backend, RedisCache):
-            client = _redis_client(backend)
-            full = [backend.make_and_validate_key(k) for k in keys]
-            values: list[Any] = client.mget(full)
-            if any(v is None for v in values):
-                pipe = client.pipeline(transaction=False)
-                for key, value in zip(full, values, strict=True):
-                    if value is None:
-                        pipe.set(key, secrets.token_hex(8).encode(), nx=True, ex=STAMP_SECONDS)
-                pipe.mget(full)
-                values = pipe.execute()[-1]
-            return ":".join(v.decode() if isinstance(v, bytes) else str(v) for v in values)
-        found = backend.get_many(keys)
-        for key in keys:
-            if key not in found:
-                backend.add(key, secrets.token_hex(8), STAMP_SECONDS)
-        found = backend.get_many(keys)
-        if len(found) < len(keys):
+            run, count = _script(backend, "_stamps_read", _READ_SCRIPT)(
+                keys=[backend.make_and_validate_key(_key(course_id))],
+                args=[secrets.token_hex(8), STAMP_SECONDS, learner_id],
+                client=_redis_client(backend),
+            )
+            run = run.decode() if isinstance(run, bytes) else run
+            count = count.decode() if isinstance(count, bytes) else (count or "0")
+            return f"{run}:{count}"
+        stamps = backend.get(_key(course_id))
+        if stamps is None:
+            backend.add(_key(course_id), {"run": secrets.token_hex(8)}, STAMP_SECONDS)
+            stamps = backend.get(_key(course_id))
+        if stamps is None:
             return None
-        return ":".join(str(found[k]) for k in keys)
+        return f"{stamps['run']}:{stamps.get(str(learner_id), 0)}"
     except Exception:
         logger.warning("activity stamps: unreadable, reading the events instead")
         return None

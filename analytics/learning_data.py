@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import partial
+from typing import Any
 from urllib.parse import quote
 
 import numpy as np
@@ -47,20 +50,38 @@ def _adbc_uri() -> str | None:
     return f"postgresql://{auth}{host}{port}/{quote(str(s['NAME']), safe='')}"
 
 
-def _read_adbc(uri: str, sql: str, columns: list[str]) -> pd.DataFrame:
-    import adbc_driver_postgresql.dbapi as adbc
+Reader = Callable[[str, list[str]], pd.DataFrame]
 
-    with adbc.connect(uri) as conn, conn.cursor() as cursor:
+
+def _read_adbc(conn: Any, sql: str, columns: list[str]) -> pd.DataFrame:
+    with conn.cursor() as cursor:
         cursor.execute(sql)
         table = cursor.fetch_arrow_table()
     return table.rename_columns(columns).to_pandas(date_as_object=False)
+
+
+@contextmanager
+def _frames_reader() -> Iterator[Reader]:
+    """`read_frame` for several reads: on the ADBC path they share one connection
+    (opening one costs tens of milliseconds; a run's frames take seven reads)."""
+    uri = _adbc_uri()
+    if uri is None:
+        yield read_frame
+        return
+    import adbc_driver_postgresql.dbapi as adbc
+
+    with adbc.connect(uri) as conn:
+        yield partial(_read_adbc, conn)
 
 
 def read_frame(sql: str, columns: list[str]) -> pd.DataFrame:
     """Run a parameterless SELECT; return its rows as a DataFrame with `columns`."""
     uri = _adbc_uri()
     if uri is not None:
-        return _read_adbc(uri, sql, columns)
+        import adbc_driver_postgresql.dbapi as adbc
+
+        with adbc.connect(uri) as conn:
+            return _read_adbc(conn, sql, columns)
     if connection.vendor == "postgresql":
         buffer = io.BytesIO()
         with (
@@ -105,9 +126,27 @@ def learning_data(
     `with_activity=False` leaves the rollup frame empty (the recommender reads
     item clicks only; the rollup is 3.6M rows on the full OULAD).
     """
+    with _frames_reader() as read:
+        return _learning_data(
+            read,
+            course_ids=course_ids,
+            until=until,
+            with_items=with_items,
+            with_activity=with_activity,
+        )
+
+
+def _learning_data(
+    read: Reader,
+    *,
+    course_ids: Sequence[int],
+    until: dt.date | None,
+    with_items: bool,
+    with_activity: bool,
+) -> LearningData:
     ids = _ids_sql(course_ids)
     date_filter = f" AND date < '{until.isoformat()}'" if until else ""
-    courses = read_frame(
+    courses = read(
         "SELECT id, module_code, presentation, length_days, start_date FROM analytics_course "
         f"WHERE id IN ({ids}) ORDER BY id",
         ["course_id", "module", "presentation", "length_days", "start_date"],
@@ -116,7 +155,7 @@ def learning_data(
         int(c): pd.Timestamp(s).date()
         for c, s in zip(courses["course_id"], courses["start_date"], strict=True)
     }
-    enrol = read_frame(
+    enrol = read(
         "SELECT e.course_id, e.learner_id, e.registered_on, e.unregistered_on, e.final_result, "
         "l.gender, l.region, l.highest_education, l.imd_band, l.age_band, l.disability, "
         "e.num_prev_attempts, e.studied_credits "
@@ -148,7 +187,7 @@ def learning_data(
     for column in ("gender", "region", "highest_education", "imd_band", "age_band", "disability"):
         # "" in the database means unknown; the ML kit expects None there.
         enrolments[column] = enrolments[column].where(enrolments[column].fillna("") != "", None)
-    daily = read_frame(
+    daily = read(
         "SELECT course_id, learner_id, date, activity_type, clicks FROM analytics_dailyactivity "
         f"WHERE course_id IN ({ids}){date_filter}" + ("" if with_activity else " AND false"),
         ["course_id", "learner_id", "date", "activity_type", "clicks"],
@@ -162,12 +201,12 @@ def learning_data(
             "clicks": daily["clicks"].astype(np.int64),
         }
     )
-    items = read_frame(
+    items = read(
         "SELECT course_id, id, activity_type, week_from, week_to FROM analytics_contentitem "
         f"WHERE course_id IN ({ids})",
         ["course_id", "item_id", "activity_type", "week_from", "week_to"],
     ).astype({"week_from": float, "week_to": float})
-    assessments_raw = read_frame(
+    assessments_raw = read(
         "SELECT course_id, id, kind, due_date, weight FROM analytics_assessment "
         f"WHERE course_id IN ({ids})",
         ["course_id", "assessment_id", "kind", "due_date", "weight"],
@@ -177,7 +216,7 @@ def learning_data(
             float
         )
     )
-    subs = read_frame(
+    subs = read(
         "SELECT s.assessment_id, s.learner_id, s.submitted_on, s.score, s.is_banked, a.course_id "
         "FROM analytics_submission s JOIN analytics_assessment a ON a.id = s.assessment_id "
         f"WHERE a.course_id IN ({ids})"
@@ -197,7 +236,7 @@ def learning_data(
         {"course_id": [], "learner_id": [], "item_id": [], "day": [], "clicks": []}
     )
     if with_items:
-        item_activity = _item_activity(ids, starts, until)
+        item_activity = _item_activity(read, ids, starts, until)
     data = LearningData(
         courses=courses.drop(columns=["start_date"]).assign(
             length_days=courses["length_days"].astype(int)
@@ -213,24 +252,51 @@ def learning_data(
     return data
 
 
-def _item_activity(ids: str, starts: dict[int, dt.date], until: dt.date | None) -> pd.DataFrame:
+def _sum_clicks(raw: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """`raw.groupby(keys)["clicks"].sum()` as a frame, in about a third of the time.
+
+    1. Pack the key columns into one int64 (each column's dense codes, mixed radix).
+    2. Number the distinct packed keys in order of first appearance.
+    3. Sum clicks per number; take the key columns from each group's first row.
+    A four-column groupby builds a MultiIndex; one integer key is a plain hash.
+    """
+    packed = np.zeros(len(raw), dtype=np.int64)
+    radix = 1
+    for column in keys:
+        codes, uniques = pd.factorize(raw[column].to_numpy())
+        radix *= max(len(uniques), 1)
+        if radix >= 2**62:  # more key combinations than an int64 holds: pandas' way
+            return raw.groupby(keys, sort=False)["clicks"].sum().reset_index()
+        packed = packed * len(uniques) + codes
+    group, _ = pd.factorize(packed)
+    n = int(group.max()) + 1 if len(group) else 0
+    first = np.empty(n, dtype=np.int64)
+    first[group[::-1]] = np.arange(len(group) - 1, -1, -1)
+    out = {column: raw[column].to_numpy()[first] for column in keys}
+    clicks = np.bincount(group, weights=raw["clicks"].to_numpy(), minlength=n)
+    return pd.DataFrame({**out, "clicks": clicks.astype(np.int64)})
+
+
+def _item_activity(
+    read: Reader, ids: str, starts: dict[int, dt.date], until: dt.date | None
+) -> pd.DataFrame:
     until_sql = f" AND e.occurred_at < '{until.isoformat()}'" if until else ""
     if _adbc_uri() is not None:
         # Sum per (learner, item, UTC day) here, not in SQL: PostgreSQL's hash
         # aggregate over the full OULAD (5.7M groups) took 26-32 s, reading the
-        # 7M raw rows with their epoch day and grouping in pandas 14 s.
-        raw = read_frame(
-            "SELECT e.course_id, e.learner_id, e.item_id, "
-            "floor(extract(epoch FROM e.occurred_at) / 86400)::int, e.count "
+        # 7M raw rows and grouping them here under 7 s. The UTC day comes from
+        # the timestamp's integer microseconds (what ADBC hands over); asking
+        # the server for it (extract(epoch ...), numeric) cost 0.7 s more.
+        raw = read(
+            "SELECT e.course_id, e.learner_id, e.item_id, e.occurred_at, e.count "
             "FROM analytics_learningevent e "
             f"WHERE e.course_id IN ({ids}) AND e.item_id IS NOT NULL{until_sql}",
-            ["course_id", "learner_id", "item_id", "epoch_day", "clicks"],
+            ["course_id", "learner_id", "item_id", "occurred_at", "clicks"],
         )
-        summed = (
-            raw.groupby(["course_id", "learner_id", "item_id", "epoch_day"], sort=False)["clicks"]
-            .sum()
-            .reset_index()
-        )
+        stamps = raw.pop("occurred_at")
+        per_day = pd.Timedelta(days=1) // pd.Timedelta(1, unit=stamps.dt.unit)
+        raw["epoch_day"] = stamps.array.asi8 // per_day
+        summed = _sum_clicks(raw, ["course_id", "learner_id", "item_id", "epoch_day"])
         epoch = dt.date(1970, 1, 1)
         start_day = summed["course_id"].map({c: (d - epoch).days for c, d in starts.items()})
         return pd.DataFrame(
@@ -246,7 +312,7 @@ def _item_activity(ids: str, starts: dict[int, dt.date], until: dt.date | None) 
         day_sql = "(e.occurred_at AT TIME ZONE 'UTC')::date"
     else:
         day_sql = "date(e.occurred_at)"
-    raw = read_frame(
+    raw = read(
         f"SELECT e.course_id, e.learner_id, e.item_id, {day_sql}, SUM(e.count) "
         "FROM analytics_learningevent e "
         f"WHERE e.course_id IN ({ids}) AND e.item_id IS NOT NULL{until_sql} "

@@ -200,6 +200,7 @@ def churn_course_features(course_ids: list[int], as_of: dt.date):
         data.enrolments.loc[data.enrolments["final_result"].astype(str) != "", "course_id"]
     )
     parts = []
+    runs = data.by_course()
     for course in courses:
         finished = course.day_of(as_of) >= course.length_days
         mode = "oulad" if finished and course.id in finished_with_results else "inactivity"
@@ -210,7 +211,7 @@ def churn_course_features(course_ids: list[int], as_of: dt.date):
             continue
         parts.append(
             build_dataset(
-                data.subset_courses([course.id]),
+                runs[course.id],
                 cutoffs,
                 label_mode=mode,
                 inactivity_days=settings.CHURN_INACTIVITY_DAYS,

@@ -240,6 +240,46 @@ def _authorised_enrolment(
     return learner, course
 
 
+_INTEGER_FIELDS: dict[type, list[tuple[str, Any, Any, Any]] | None] = {}
+
+
+def _plain_integers(
+    query_class: type[serializers.Serializer], params: Any
+) -> dict[str, int] | None:
+    """What `query_class` validates the parameters to, when that needs no serializer.
+
+    A query of integer fields only, every value given as plain digits within
+    the field's bounds (or absent, with a default): the serializer would
+    return exactly these ints, and building it costs a tenth of a request.
+    Anything else (a sign, a blank, out of range, a missing required field,
+    other field types): None, and the serializer decides and words the errors.
+    """
+    spec = _INTEGER_FIELDS.get(query_class, ())
+    if spec == ():
+        fields = query_class().fields
+        spec = None
+        if all(type(f) is serializers.IntegerField for f in fields.values()):
+            spec = [(name, f.min_value, f.max_value, f.default) for name, f in fields.items()]
+        _INTEGER_FIELDS[query_class] = spec
+    if spec is None:
+        return None
+    out: dict[str, int] = {}
+    for name, low, high, default in spec:
+        raw = params.get(name)
+        if raw is None:
+            if default is serializers.empty:
+                return None
+            out[name] = default
+            continue
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 9):
+            return None
+        value = int(raw)
+        if (low is not None and value < low) or (high is not None and value > high):
+            return None
+        out[name] = value
+    return out
+
+
 def _header_token(request: Request) -> str | None:
     """The key of an ``Authorization: Token <key>`` header, as TokenAuthentication reads it."""
     parts = get_authorization_header(request).split()
@@ -297,17 +337,18 @@ class PredictionView(APIView):
             self.throttled(request, max((w for w in waits if w is not None), default=None))
 
     def get(self, request: Request, pseudonym: str) -> Response:
-        query = self.query_serializer(data=request.query_params)
-        if not query.is_valid():
-            return Response(query.errors, status=400)
+        params = _plain_integers(self.query_serializer, request.query_params)
+        if params is None:
+            query = self.query_serializer(data=request.query_params)
+            if not query.is_valid():
+                return Response(query.errors, status=400)
+            params = query.validated_data
         learner, course = _authorised_enrolment(
-            request.user, pseudonym, query.validated_data["course"], self.generation
+            request.user, pseudonym, params["course"], self.generation
         )
         detailed = access.role_of(request.user) == access.ADMIN
         return Response(
-            self.answer(
-                learner=learner, course=course, params=query.validated_data, detailed=detailed
-            )
+            self.answer(learner=learner, course=course, params=params, detailed=detailed)
         )
 
     def answer(

@@ -14,6 +14,7 @@ integer primary keys from the database.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -68,6 +69,33 @@ class LearningData:
             if missing:
                 raise ValueError(f"{name} frame lacks columns {missing}")
 
+    def by_course(self) -> dict[Any, LearningData]:
+        """Every course run's `subset_courses([run])`, each frame split once.
+
+        1. Group each course-keyed frame by its `course_id` (one pass per frame).
+        2. Submissions carry no course: map their assessment to its run first.
+        3. Assemble one LearningData per run of `courses`; missing parts are empty.
+        Filtering all frames once per run costs runs x rows; this costs rows.
+        """
+        course_of_assessment = dict(
+            zip(self.assessments["assessment_id"], self.assessments["course_id"], strict=True)
+        )
+        submission_course = self.submissions["assessment_id"].map(course_of_assessment)
+        parts: dict[str, dict[Any, pd.DataFrame]] = {}
+        for name in ("courses", "enrolments", "activity", "item_activity", "items", "assessments"):
+            frame = getattr(self, name)
+            parts[name] = _split(frame, frame["course_id"])
+        parts["submissions"] = _split(self.submissions, submission_course)
+        return {
+            course: LearningData(
+                **{
+                    name: split.get(course, getattr(self, name).iloc[:0]).reset_index(drop=True)
+                    for name, split in parts.items()
+                }
+            )
+            for course in self.courses["course_id"]
+        }
+
     def subset_courses(self, course_ids: list) -> LearningData:
         """The same data restricted to some course runs."""
         keep = set(course_ids)
@@ -87,3 +115,10 @@ class LearningData:
                 self.submissions["assessment_id"].isin(set(assessments["assessment_id"]))
             ].reset_index(drop=True),
         )
+
+
+def _split(frame: pd.DataFrame, keys: pd.Series) -> dict[Any, pd.DataFrame]:
+    """`frame`'s rows per key, in their original order (rows with a missing key dropped)."""
+    if frame.empty:
+        return {}
+    return {key: part for key, part in frame.groupby(keys.to_numpy(), sort=False)}

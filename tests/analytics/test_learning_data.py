@@ -1,8 +1,9 @@
 import numpy as np
+import pandas as pd
 import pytest
 from django.core.management import call_command
 
-from analytics.learning_data import learning_data
+from analytics.learning_data import _sum_clicks, learning_data
 from analytics.models import Course
 from eduplatform.ml.oulad import load_oulad
 
@@ -76,3 +77,35 @@ def test_without_activity_leaves_the_rollup_frame_empty(oulad_slice):
     data = learning_data(course_ids=ids, with_activity=False)
     assert data.activity.empty and list(data.activity.columns)[:2] == ["course_id", "learner_id"]
     assert not data.item_activity.empty
+
+
+def _groupby_sum(raw: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    summed = raw.groupby(keys)["clicks"].sum().reset_index()
+    return summed.sort_values(keys).reset_index(drop=True).astype("int64")
+
+
+def test_sum_clicks_matches_a_pandas_groupby() -> None:
+    rng = np.random.default_rng(3)
+    n = 20_000
+    raw = pd.DataFrame(
+        {
+            "course_id": rng.integers(1, 4, n),
+            "learner_id": rng.integers(10**9, 10**9 + 300, n),  # large ids, few distinct
+            "item_id": rng.integers(1, 50, n),
+            "epoch_day": rng.integers(19_000, 19_030, n).astype(np.int32),
+            "clicks": rng.integers(1, 9, n).astype(np.int32),
+        }
+    )
+    keys = ["course_id", "learner_id", "item_id", "epoch_day"]
+    fast = _sum_clicks(raw, keys).sort_values(keys).reset_index(drop=True).astype("int64")
+    assert len(fast) < n  # there were duplicates to sum
+    assert fast.equals(_groupby_sum(raw, keys))
+    assert _sum_clicks(raw.iloc[:0], keys).empty
+
+
+def test_sum_clicks_falls_back_when_keys_do_not_fit_an_int64() -> None:
+    n = 70_000
+    raw = pd.DataFrame({k: np.arange(n) for k in ("a", "b", "c", "d")}).assign(clicks=1)
+    # 70,000 distinct values in each of four columns: 2.4e19 combinations > 2**62.
+    out = _sum_clicks(raw, ["a", "b", "c", "d"])
+    assert len(out) == n and int(out["clicks"].sum()) == n

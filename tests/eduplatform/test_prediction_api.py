@@ -147,3 +147,25 @@ def test_compiled_queries_match_the_orm(world: World) -> None:
                 }
                 expected = list(_enrolment_query(values, role, personal))
                 assert _enrolment_rows.rows((role, personal), values) == expected
+
+
+@pytest.mark.parametrize("course", [None, "", "0", "1", "42", "+1", " 1", "1.0", "abc", "١", "9" * 12])
+@pytest.mark.parametrize("k", [None, "", "0", "1", "10", "50", "51", "-3", "07"])
+def test_plain_integer_fast_path_agrees_with_the_serializer(course, k) -> None:
+    from django.http import QueryDict
+
+    from eduplatform.prediction_api import PredictionQuery, _plain_integers
+    from recommender.api import RecommendationQuery
+
+    params = QueryDict(mutable=True)
+    for name, value in (("course", course), ("k", k)):
+        if value is not None:
+            params[name] = value
+    for query_class in (PredictionQuery, RecommendationQuery):
+        fast = _plain_integers(query_class, params)
+        serializer = query_class(data=params)
+        if fast is not None:
+            assert serializer.is_valid() and fast == dict(serializer.validated_data)
+        elif course is not None and course.isascii() and course.isdigit() and int(course) >= 1:
+            # Only out-of-range or odd k (or an over-long id) leaves the fast path here.
+            assert query_class is RecommendationQuery or len(course) > 9
