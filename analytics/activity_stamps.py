@@ -11,7 +11,7 @@ carries the stamps it was computed under:
 - per run: replaced by bulk loads of a whole run (OULAD import, demo
   seeding), which would otherwise touch thousands of learner stamps.
 
-Both live in one Redis hash per run (``activity:{course}``), written by one
+Both live in one Redis hash per run (``activity-stamps:{course}``), written by one
 script call per run and batch, read with the learner's in one call.
 
 A stamp changes when the write is made and again after its transaction
@@ -33,7 +33,7 @@ from django.core.cache import cache
 from django.core.cache.backends.redis import RedisCache
 from django.db import transaction
 
-from eduplatform.throttles import _backend, _redis_client
+from eduplatform.throttles import Read, _backend, _redis_client, check_all
 
 logger = logging.getLogger(__name__)
 
@@ -55,15 +55,10 @@ end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 return 1
 """
-_READ_SCRIPT = """
-redis.call('HSETNX', KEYS[1], 'run', ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-return redis.call('HMGET', KEYS[1], 'run', ARGV[3])
-"""
 
 
 def _key(course_id: int) -> str:
-    return f"activity:{course_id}"
+    return f"activity-stamps:{course_id}"
 
 
 def _script(backend: RedisCache, name: str, source: str) -> Any:
@@ -73,13 +68,13 @@ def _script(backend: RedisCache, name: str, source: str) -> Any:
     return script
 
 
-def _bump(course_id: int, learner_ids: list[int], whole_run: bool) -> None:
+def _bump(course_id: int, pseudonyms: list[str], whole_run: bool) -> None:
     backend = _backend(cache)
     token = secrets.token_hex(8)
     if isinstance(backend, RedisCache):
         _script(backend, "_stamps_bump", _BUMP_SCRIPT)(
             keys=[backend.make_and_validate_key(_key(course_id))],
-            args=[token, STAMP_SECONDS, "run" if whole_run else "-", *learner_ids],
+            args=[token, STAMP_SECONDS, "run" if whole_run else "-", *pseudonyms],
             client=_redis_client(backend),
         )
         return
@@ -87,12 +82,12 @@ def _bump(course_id: int, learner_ids: list[int], whole_run: bool) -> None:
     stamps = backend.get(_key(course_id)) or {"run": token}
     if whole_run:
         stamps["run"] = token
-    for learner in learner_ids:
-        stamps[str(learner)] = int(stamps.get(str(learner), 0)) + 1
+    for pseudonym in pseudonyms:
+        stamps[pseudonym] = int(stamps.get(pseudonym, 0)) + 1
     backend.set(_key(course_id), stamps, STAMP_SECONDS)
 
 
-def _write(by_course: dict[int, list[int]], runs: set[int]) -> None:
+def _write(by_course: dict[int, list[str]], runs: set[int]) -> None:
     try:
         for course_id in sorted(set(by_course) | runs):
             _bump(course_id, by_course.get(course_id, []), course_id in runs)
@@ -101,11 +96,11 @@ def _write(by_course: dict[int, list[int]], runs: set[int]) -> None:
         logger.error("activity stamps: could not record new activity")
 
 
-def stamps_bump(*, pairs: Iterable[tuple[int, int]] = (), course_ids: Iterable[int] = ()) -> None:
-    """Record new or removed events of (course id, learner id) pairs and of whole runs."""
-    by_course: dict[int, list[int]] = {}
-    for course_id, learner_id in set(pairs):
-        by_course.setdefault(int(course_id), []).append(int(learner_id))
+def stamps_bump(*, pairs: Iterable[tuple[int, str]] = (), course_ids: Iterable[int] = ()) -> None:
+    """Record new or removed events of (course id, learner pseudonym) pairs and of whole runs."""
+    by_course: dict[int, list[str]] = {}
+    for course_id, pseudonym in set(pairs):
+        by_course.setdefault(int(course_id), []).append(pseudonym)
     runs = {int(c) for c in course_ids}
     if not by_course and not runs:
         return
@@ -113,33 +108,22 @@ def stamps_bump(*, pairs: Iterable[tuple[int, int]] = (), course_ids: Iterable[i
     transaction.on_commit(lambda: _write(by_course, runs))
 
 
-def stamps_for(*, course_id: int, learner_id: int) -> str | None:
+def stamps_read(*, course_id: int, pseudonym: str) -> Read:
+    """The read of a learner's stamps, for `throttles.check_all(reads=...)`: requests that
+    count their throttles anyway get the stamps in the same round trip."""
+    return Read(
+        key=_key(course_id), candidate=secrets.token_hex(8), field=pseudonym, seconds=STAMP_SECONDS
+    )
+
+
+def stamps_for(*, course_id: int, pseudonym: str) -> str | None:
     """The run's token and the learner's counter as one string, or None if unreachable."""
-    try:
-        backend = _backend(cache)
-        if isinstance(backend, RedisCache):
-            run, count = _script(backend, "_stamps_read", _READ_SCRIPT)(
-                keys=[backend.make_and_validate_key(_key(course_id))],
-                args=[secrets.token_hex(8), STAMP_SECONDS, learner_id],
-                client=_redis_client(backend),
-            )
-            run = run.decode() if isinstance(run, bytes) else run
-            count = count.decode() if isinstance(count, bytes) else (count or "0")
-            return f"{run}:{count}"
-        stamps = backend.get(_key(course_id))
-        if stamps is None:
-            backend.add(_key(course_id), {"run": secrets.token_hex(8)}, STAMP_SECONDS)
-            stamps = backend.get(_key(course_id))
-        if stamps is None:
-            return None
-        return f"{stamps['run']}:{stamps.get(str(learner_id), 0)}"
-    except Exception:
-        logger.warning("activity stamps: unreadable, reading the events instead")
-        return None
+    read = stamps_read(course_id=course_id, pseudonym=pseudonym)
+    return check_all([], None, None, reads=[read])[1].get(read.key)
 
 
 def _on_event_saved(sender: Any, instance: Any, **kwargs: Any) -> None:
-    stamps_bump(pairs=[(instance.course_id, instance.learner_id)])
+    stamps_bump(pairs=[(instance.course_id, instance.learner.pseudonym)])
 
 
 def connect_signals() -> None:

@@ -101,7 +101,7 @@ def _events_ingest_once(*, events: list[NormalizedEvent], source: str) -> Ingest
     # Answers cached per learner and run (recommendations) are keyed by these.
     activity_stamps.stamps_bump(
         pairs=[
-            (course.pk, learners[(event.learner_namespace, event.learner_identifier)])
+            (course.pk, _pseudonym(event.learner_namespace, event.learner_identifier))
             for event, course in resolved
         ]
     )

@@ -45,8 +45,9 @@ def training_sets(*, as_of: dt.date, course_ids: list[int] | None = None) -> Tra
         data.enrolments.loc[data.enrolments["final_result"].astype(str) != "", "course_id"]
     )
     parts = []
+    runs = data.by_course()
     for course in courses:
-        subset = data.subset_courses([course.id])
+        subset = runs[course.id]
         finished = course.day_of(as_of) >= course.length_days
         mode = "oulad" if finished and course.id in finished_with_results else "inactivity"
         cutoffs = [

@@ -40,7 +40,7 @@ from django.core.cache import cache
 from django.core.cache.backends.redis import RedisCache
 from django.db import transaction
 
-from eduplatform.throttles import _backend, _redis_client, check_all
+from eduplatform.throttles import Read, _backend, _redis_client, check_all
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +60,11 @@ def new_generation() -> str:
     return secrets.token_hex(16)
 
 
+def generation_read() -> Read:
+    """The generation's read, for `throttles.check_all(reads=...)`."""
+    return Read(key=GENERATION_KEY, candidate=new_generation())
+
+
 def current_generation() -> str | None:
     """The shared generation (created if the cache has none), or None if it cannot be read.
 
@@ -68,7 +73,7 @@ def current_generation() -> str | None:
     """
     if not enabled():
         return None
-    _, values = check_all([], None, None, reads={GENERATION_KEY: new_generation()})
+    _, values = check_all([], None, None, reads=[generation_read()])
     return values.get(GENERATION_KEY)
 
 

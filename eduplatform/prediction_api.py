@@ -300,22 +300,33 @@ class PredictionView(APIView):
 
     # Waits of the throttles when they were counted before authentication.
     _waits: list[float | None] | None = None
+    # Values of `extra_reads`, by key (empty if they were not made together).
+    read_values: dict[str, str] = {}
+
+    def extra_reads(self, request: Request, pseudonym: str) -> list[throttles.Read]:
+        """Cache keys an endpoint needs, read in the same round trip as the throttles."""
+        return []
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        self.read_values = {}
         key = _header_token(request)
         if key is None or not authcache.enabled() or not throttles.counted_in_redis():
             self.generation = authcache.current_generation()
         else:
             # One Redis round trip for the token's throttle counters (keyed by
-            # its hash, as the throttles key a token) and the generation.
+            # its hash, as the throttles key a token), the generation and
+            # whatever the endpoint reads (nothing is answered before access
+            # is checked).
+            generation = authcache.generation_read()
             self._waits, values = throttles.check_all(
                 self.get_throttles(),
                 request,
                 self,
                 ident=throttles.token_ident(key),
-                reads={authcache.GENERATION_KEY: authcache.new_generation()},
+                reads=[generation, *self.extra_reads(request, kwargs.get("pseudonym", ""))],
             )
-            self.generation = values.get(authcache.GENERATION_KEY)
+            self.generation = values.pop(generation.key, None)
+            self.read_values = values
         super().initial(request, *args, **kwargs)
 
     def get_authenticators(self) -> list[Any]:

@@ -23,6 +23,7 @@ import hashlib
 import logging
 import math
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache.backends.redis import RedisCache
@@ -50,25 +51,48 @@ def _redis_client(cache: RedisCache) -> Any:
     return client
 
 
+@dataclass(frozen=True)
+class Read:
+    """A key read in the throttles' round trip (`check_all(reads=...)`).
+
+    Without `field`: a string, set to `candidate` first if absent; its value.
+    With `field`: a hash whose "run" field is set to `candidate` if absent and
+    whose expiry is renewed to `seconds`; the value is "<run>:<field's value>"
+    ("0" for an absent field). analytics/activity_stamps.py keeps such hashes.
+    """
+
+    key: str
+    candidate: str
+    field: str | None = None
+    seconds: int = 0
+
+
 # One script call per request instead of a pipeline of three commands per
-# window: count each window (its end set by the request that opened it) and
-# read each extra key, storing the caller's candidate first if it is absent.
+# window: count each window (its end set by the request that opened it), then
+# the reads (three arguments each: candidate, hash field or "", seconds).
 _HITS_SCRIPT = """
 local out = {}
 local windows = tonumber(ARGV[1])
-for i = 1, #KEYS do
-  if i <= windows then
-    local n = redis.call('INCR', KEYS[i])
-    local left = redis.call('PTTL', KEYS[i])
-    if left < 0 then
-      redis.call('EXPIRE', KEYS[i], ARGV[1 + i])
-      left = tonumber(ARGV[1 + i]) * 1000
-    end
-    out[#out + 1] = n
-    out[#out + 1] = left
-  else
-    redis.call('SET', KEYS[i], ARGV[1 + i], 'NX')
+for i = 1, windows do
+  local n = redis.call('INCR', KEYS[i])
+  local left = redis.call('PTTL', KEYS[i])
+  if left < 0 then
+    redis.call('EXPIRE', KEYS[i], ARGV[1 + i])
+    left = tonumber(ARGV[1 + i]) * 1000
+  end
+  out[#out + 1] = n
+  out[#out + 1] = left
+end
+for i = windows + 1, #KEYS do
+  local at = 2 + windows + 3 * (i - windows - 1)
+  if ARGV[at + 1] == '' then
+    redis.call('SET', KEYS[i], ARGV[at], 'NX')
     out[#out + 1] = redis.call('GET', KEYS[i])
+  else
+    redis.call('HSETNX', KEYS[i], 'run', ARGV[at])
+    redis.call('EXPIRE', KEYS[i], ARGV[at + 2])
+    local got = redis.call('HMGET', KEYS[i], 'run', ARGV[at + 1])
+    out[#out + 1] = got[1] .. ':' .. (got[2] or '0')
   end
 end
 return out
@@ -76,21 +100,23 @@ return out
 
 
 def _redis_hits(
-    cache: RedisCache, windows: list[tuple[str, int]], reads: dict[str, str] | None = None
+    cache: RedisCache, windows: list[tuple[str, int]], reads: list[Read] | None = None
 ) -> tuple[list[tuple[int, float]], dict[str, str]]:
-    """Count one request in each window (key, seconds) and read the `reads` keys.
+    """Count one request in each window (key, seconds) and make the `reads`.
 
-    Returns (requests so far, seconds left) per window, and the value of each
-    read key (set to the given value first if it had none). One round trip.
+    Returns (requests so far, seconds left) per window, and each read's value
+    by key. One round trip.
     """
     client = _redis_client(cache)
     script = cache.__dict__.get("_throttle_script")
     if script is None:
         script = cache.__dict__["_throttle_script"] = client.register_script(_HITS_SCRIPT)
-    reads = reads or {}
+    reads = reads or []
     keys = [cache.make_and_validate_key(key) for key, _ in windows]
-    keys += [cache.make_and_validate_key(key) for key in reads]
-    args = [len(windows), *(duration for _, duration in windows), *reads.values()]
+    keys += [cache.make_and_validate_key(r.key) for r in reads]
+    args: list[Any] = [len(windows), *(duration for _, duration in windows)]
+    for r in reads:
+        args += [r.candidate, r.field or "", r.seconds]
     results = script(keys=keys, args=args, client=client)
     out = []
     for i, (_, duration) in enumerate(windows):
@@ -98,7 +124,7 @@ def _redis_hits(
         out.append((int(count), pttl / 1000 if pttl and pttl > 0 else float(duration)))
     values = results[2 * len(windows) :]
     return out, {
-        key: v.decode() if isinstance(v, bytes) else v for key, v in zip(reads, values, strict=True)
+        r.key: v.decode() if isinstance(v, bytes) else v for r, v in zip(reads, values, strict=True)
     }
 
 
@@ -187,7 +213,7 @@ def check_all(
     view: Any,
     *,
     ident: str | None = None,
-    reads: dict[str, str] | None = None,
+    reads: list[Read] | None = None,
 ) -> tuple[list[float | None], dict[str, str]]:
     """Count the request in every throttle: the waits of those that refuse it.
 
@@ -195,8 +221,8 @@ def check_all(
     counters of all of them in one round trip (fail-open as each one alone).
     `ident` counts the request under that identity (e.g. `token_ident` of
     the token in its header, before authentication has run); `reads` are
-    keys read in the same round trip (set to the given value if absent):
-    their values come back, or none of them if the cache is unreachable.
+    made in the same round trip (see `Read`): their values come back by key,
+    or none of them if the cache is unreachable.
     """
     waits: list[float | None] = []
     batched: list[tuple[_FailOpen, str]] = []
@@ -243,13 +269,26 @@ def _default_cache() -> Any:
     return cache
 
 
-def _generic_reads(backend: Any, reads: dict[str, str]) -> dict[str, str]:
-    """`reads` on any cache backend (set if absent, then read), or {} if unreachable."""
+def _generic_reads(backend: Any, reads: list[Read]) -> dict[str, str]:
+    """`reads` on any cache backend (hashes stored as dicts), or {} if unreachable."""
+    values: dict[str, str] = {}
     try:
-        for key, value in reads.items():
-            backend.add(key, value, None)
-        found = backend.get_many(list(reads))
+        for r in reads:
+            if r.field is None:
+                backend.add(r.key, r.candidate, None)
+                value = backend.get(r.key)
+                if value is None:
+                    return {}
+                values[r.key] = value
+            else:
+                stamps = backend.get(r.key)
+                if stamps is None:
+                    backend.add(r.key, {"run": r.candidate}, r.seconds or None)
+                    stamps = backend.get(r.key)
+                if stamps is None:
+                    return {}
+                values[r.key] = f"{stamps['run']}:{stamps.get(r.field, 0)}"
     except Exception:
         logger.warning("throttle: cache unavailable, keys not read")
         return {}
-    return found if len(found) == len(reads) else {}
+    return values

@@ -4,9 +4,12 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
+from rest_framework.request import Request
 
+from analytics.activity_stamps import stamps_read
 from analytics.models import Course, Learner
 from eduplatform.prediction_api import PredictionQuery, PredictionView
+from eduplatform.throttles import Read
 from recommender.selectors import live_recommendations
 
 
@@ -28,10 +31,20 @@ class RecommendationsView(PredictionView):
     def get(self, request, pseudonym: str):  # type: ignore[no-untyped-def]
         return super().get(request, pseudonym)
 
+    def extra_reads(self, request: Request, pseudonym: str) -> list[Read]:
+        # The learner's activity stamps ride along with the throttles' round trip.
+        course = request.query_params.get("course", "")
+        if not (course.isascii() and course.isdigit() and len(course) <= 9):
+            return []
+        return [stamps_read(course_id=int(course), pseudonym=pseudonym)]
+
     def answer(
         self, *, learner: Learner, course: Course, params: dict[str, Any], detailed: bool
     ) -> dict[str, Any]:
-        recs = live_recommendations(learner=learner, course=course, k=params["k"])
+        read = stamps_read(course_id=course.id, pseudonym=learner.pseudonym)
+        recs = live_recommendations(
+            learner=learner, course=course, k=params["k"], stamps=self.read_values.get(read.key)
+        )
         items = [
             {
                 "item_id": i["item_id"],

@@ -73,17 +73,20 @@ def learner_history(*, learner: Learner, course: Course) -> pd.DataFrame:
     return _history_frame(_history_rows(learner=learner, course=course))
 
 
-def live_recommendations(*, learner: Learner, course: Course, k: int = 10) -> LiveRecommendations:
+def live_recommendations(
+    *, learner: Learner, course: Course, k: int = 10, stamps: str | None = None
+) -> LiveRecommendations:
     """Top-k items for the learner now, from the served model and the learner's events.
 
     The answer is a function of (model version, learner, run, day, k, the
     learner's history), so it is cached in the shared cache under exactly
     those. The history stands in the key as its activity stamps
-    (analytics/activity_stamps.py: replaced by every write of the learner's
-    events in the run), so a repeat asks the database nothing; without the
-    shared cache the history is read (one indexed query) and its digest is
-    the key. A new event or a promotion changes the key; nothing is served
-    for inputs it was not computed from.
+    (analytics/activity_stamps.py: changed by every write of the learner's
+    events in the run; `stamps` when the API read them with its throttles),
+    so a repeat asks the database nothing; without the shared cache the
+    history is read (one indexed query) and its digest is the key. A new
+    event or a promotion changes the key; nothing is served for inputs it
+    was not computed from.
     """
     served = get_served("recommender")
     if served is None:
@@ -93,7 +96,8 @@ def live_recommendations(*, learner: Learner, course: Course, k: int = 10) -> Li
         return LiveRecommendations(status="unknown_course", model_version=served.version)
     now_day = min(course.day_of(today()), course.length_days)
     rows: list[tuple[int, int, int]] | None = None
-    stamps = activity_stamps.stamps_for(course_id=course.id, learner_id=learner.id)
+    if stamps is None:  # not read together with the request's throttles
+        stamps = activity_stamps.stamps_for(course_id=course.id, pseudonym=learner.pseudonym)
     if stamps is None:
         rows = _history_rows(learner=learner, course=course)
         stamps = "d" + hashlib.blake2b(repr(rows).encode(), digest_size=16).hexdigest()

@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 
 from analytics import activity_stamps
 from analytics.models import Course, Learner, LearningEvent
+from eduplatform import throttles
 from tests.factories import (
     ContentItemFactory,
     CourseFactory,
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.django_db
 
 
 def stamps(course: Course, learner: Learner) -> str | None:
-    return activity_stamps.stamps_for(course_id=course.pk, learner_id=learner.pk)
+    return activity_stamps.stamps_for(course_id=course.pk, pseudonym=learner.pseudonym)
 
 
 def test_stamps_are_stable_until_a_write() -> None:
@@ -108,6 +109,11 @@ def test_unreachable_cache_gives_none(monkeypatch) -> None:
     def unreachable(*args, **kwargs):
         raise ConnectionError("cache down")
 
+    # Every way the stamps are reached: the Redis scripts, or any backend's calls.
     monkeypatch.setattr(activity_stamps, "_backend", unreachable)
-    assert stamps(CourseFactory(), LearnerFactory()) is None
-    activity_stamps.stamps_bump(pairs=[(1, 1)])  # logged, not raised
+    monkeypatch.setattr(throttles, "_redis_hits", unreachable)
+    backend = type(throttles._backend(cache))
+    for method in ("add", "get", "get_many", "set"):
+        monkeypatch.setattr(backend, method, unreachable)
+    assert stamps(CourseFactory.build(pk=1), LearnerFactory.build(pseudonym="p")) is None
+    activity_stamps.stamps_bump(pairs=[(1, "p")])  # logged, not raised

@@ -115,3 +115,35 @@ def test_live_recommendations_follow_new_events_and_promotions(platform):
     if second.status != ModelVersion.Status.ACTIVE:
         services.model_version_promote(kind="recommender", version=second.version)
     assert admin.get(url(enrollment, k=5)).json()["model_version"] == 2
+
+
+def test_api_reads_the_stamps_with_the_throttles(platform, monkeypatch):
+    """With Redis, the learner's activity stamps come in the throttles' round trip;
+    a new event still changes the answer's key."""
+    from analytics import activity_stamps
+    from eduplatform import throttles
+
+    if not throttles.counted_in_redis():
+        pytest.skip("the shared round trip needs Redis (CI runs with REDIS_URL)")
+    version = services.retrain_request(kind="recommender", triggered_by="t", parameters=FAST)
+    version.refresh_from_db()
+    assert version.status == ModelVersion.Status.ACTIVE, version.status_reason
+    enrollment = Enrollment.objects.first()
+    teacher = UserFactory(username="teacher")
+    enrollment.course.instructors.add(teacher)
+    client = client_for(teacher)
+
+    def separate_read(**kwargs):
+        raise AssertionError("stamps read in a round trip of their own")
+
+    monkeypatch.setattr(activity_stamps, "stamps_for", separate_read)
+    first = client.get(url(enrollment))
+    assert first.status_code == 200 and first.json()["status"] == "ok"
+    before = activity_stamps.stamps_read(
+        course_id=enrollment.course_id, pseudonym=enrollment.learner.pseudonym
+    )
+    values = throttles.check_all([], None, None, reads=[before])[1]
+    activity_stamps.stamps_bump(pairs=[(enrollment.course_id, enrollment.learner.pseudonym)])
+    after = throttles.check_all([], None, None, reads=[before])[1]
+    assert values[before.key] != after[before.key]
+    assert client.get(url(enrollment)).status_code == 200
