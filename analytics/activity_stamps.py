@@ -14,9 +14,9 @@ carries the stamps it was computed under:
 Both live in one Redis hash per run (``activity-stamps:{course}``), written by one
 script call per run and batch, read with the learner's in one call.
 
-A stamp changes when the write is made and again after its transaction
-commits, so an answer computed from data read before the commit is filed
-under a stamp that is already gone. A missing run token (never written, or
+A stamp changes after the write's transaction commits, so an answer
+computed from data read before the commit is filed under a stamp that is
+already gone (and, for readers in the writing transaction, also at once). A missing run token (never written, or
 the cache was flushed) is created at random on read, so an answer filed
 before a flush can never match again. If the cache cannot be reached, `stamps_for`
 returns None and callers fall back to reading the data.
@@ -96,15 +96,26 @@ def _write(by_course: dict[int, list[str]], runs: set[int]) -> None:
         logger.error("activity stamps: could not record new activity")
 
 
-def stamps_bump(*, pairs: Iterable[tuple[int, str]] = (), course_ids: Iterable[int] = ()) -> None:
-    """Record new or removed events of (course id, learner pseudonym) pairs and of whole runs."""
+def stamps_bump(
+    *,
+    pairs: Iterable[tuple[int, str]] = (),
+    course_ids: Iterable[int] = (),
+    now: bool = True,
+) -> None:
+    """Record new or removed events of (course id, learner pseudonym) pairs and of whole runs.
+
+    After the transaction commits, and with `now` also at once, for readers
+    inside the same transaction (a request that writes events and then reads
+    recommendations); writers with no such reader (the events API) skip it.
+    """
     by_course: dict[int, list[str]] = {}
     for course_id, pseudonym in set(pairs):
         by_course.setdefault(int(course_id), []).append(pseudonym)
     runs = {int(c) for c in course_ids}
     if not by_course and not runs:
         return
-    _write(by_course, runs)
+    if now:
+        _write(by_course, runs)
     transaction.on_commit(lambda: _write(by_course, runs))
 
 

@@ -98,12 +98,14 @@ def _events_ingest_once(*, events: list[NormalizedEvent], source: str) -> Ingest
         inserted = _pg_events_store(resolved, items, learners, source)
     else:
         inserted = _events_store(resolved, items, learners, source)
-    # Answers cached per learner and run (recommendations) are keyed by these.
+    # Answers cached per learner and run (recommendations) are keyed by these;
+    # nothing in this transaction reads them, so only after commit.
     activity_stamps.stamps_bump(
         pairs=[
             (course.pk, _pseudonym(event.learner_namespace, event.learner_identifier))
             for event, course in resolved
-        ]
+        ],
+        now=False,
     )
     return IngestResult(
         received=len(events),

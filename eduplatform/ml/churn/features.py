@@ -291,10 +291,10 @@ class _Prepared:
         self.course_codes, self.course_index = np.unique(
             enrol["course_id"].astype(str).to_numpy(), return_inverse=True
         )
-        key = pd.MultiIndex.from_frame(
-            enrol[["course_id", "learner_id"]].astype({"course_id": str})
-        )
-        self._key = key
+        # (course, learner) -> enrolment row through one integer key (see _rows).
+        self._courses = pd.Index(self.course_codes)
+        self._learners = pd.Index(pd.unique(enrol["learner_id"]))
+        self._key = pd.Index(self._codes(enrol["course_id"], enrol["learner_id"]))
 
         act = data.activity
         erow = self._rows(act["course_id"], act["learner_id"])
@@ -302,12 +302,16 @@ class _Prepared:
         self.a_row = erow[ok]
         self.a_day = pd.to_numeric(act["day"]).to_numpy(np.int64)[ok]
         self.a_clicks = pd.to_numeric(act["clicks"]).to_numpy(np.float64)[ok]
-        types = act["activity_type"].astype(object).where(act["activity_type"].notna(), "other")
-        types = types.astype(str).to_numpy()[ok]
+        # Activity types mapped once per distinct value (a missing type is "other";
+        # unknown types get the extra index len(KNOWN_TYPES)).
         type_index = {t: i for i, t in enumerate(KNOWN_TYPES)}
-        self.a_type = np.array(
-            pd.Series(types).map(type_index).fillna(len(KNOWN_TYPES)).astype(np.int64)
+        codes, names = pd.factorize(act["activity_type"])
+        of_name = np.array(
+            [type_index.get(str(n), len(KNOWN_TYPES)) for n in names]
+            + [type_index.get("other", len(KNOWN_TYPES))],  # code -1: missing
+            dtype=np.int64,
         )
+        self.a_type = of_name[codes][ok]
         group_of_type = np.array(
             [GROUPS.index(ACTIVITY_GROUPS.get(t, "other")) for t in KNOWN_TYPES]
             + [GROUPS.index("other")]
@@ -347,9 +351,21 @@ class _Prepared:
         banked = sub["is_banked"] if "is_banked" in sub.columns else pd.Series(0, index=sub.index)
         self.s_banked = pd.to_numeric(banked, errors="coerce").fillna(0).to_numpy(float)[ok]
 
+    def _codes(self, course_ids: pd.Series, learner_ids: pd.Series) -> np.ndarray:
+        """(course, learner) pairs as one int64 each; -1 where either is unknown.
+
+        Course ids compare as strings (frames may hold them as ints or strings),
+        cast once per distinct value rather than once per row.
+        """
+        codes, uniques = pd.factorize(course_ids)
+        course_of_unique = np.append(self._courses.get_indexer(pd.Index(uniques).astype(str)), -1)
+        course = course_of_unique[codes]  # code -1 (missing id) reads the appended -1
+        learner = self._learners.get_indexer(learner_ids)
+        key = course.astype(np.int64) * len(self._learners) + learner
+        return np.where((course >= 0) & (learner >= 0), key, -1)
+
     def _rows(self, course_ids: pd.Series, learner_ids: pd.Series) -> np.ndarray:
-        probe = pd.MultiIndex.from_arrays([course_ids.astype(str), learner_ids])
-        return self._key.get_indexer(probe).astype(np.int64)
+        return self._key.get_indexer(self._codes(course_ids, learner_ids)).astype(np.int64)
 
 
 def _bincount(rows: np.ndarray, weights: np.ndarray | None, n: int) -> np.ndarray:
