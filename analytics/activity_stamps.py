@@ -14,12 +14,12 @@ carries the stamps it was computed under:
 Both live in one Redis hash per run (``activity-stamps:{course}``), written by one
 script call per run and batch, read with the learner's in one call.
 
-A stamp changes after the write's transaction commits, so an answer
-computed from data read before the commit is filed under a stamp that is
-already gone (and, for readers in the writing transaction, also at once). A missing run token (never written, or
-the cache was flushed) is created at random on read, so an answer filed
-before a flush can never match again. If the cache cannot be reached, `stamps_for`
-returns None and callers fall back to reading the data.
+A stamp changes after the write's transaction commits, so an answer computed
+from data read before the commit is filed under a stamp that is already gone
+(and, for readers in the writing transaction, also at once). A missing run
+token (never written, or the cache was flushed) is created at random on read,
+so an answer filed before a flush can never match again. If the cache cannot
+be reached, `stamps_for` returns None and callers fall back to reading the data.
 """
 
 from __future__ import annotations

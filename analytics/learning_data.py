@@ -252,29 +252,44 @@ def _learning_data(
     return data
 
 
-def _sum_clicks(raw: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """`raw.groupby(keys)["clicks"].sum()` as a frame, in about a third of the time.
+def _sum_clicks(keys: dict[str, np.ndarray], clicks: np.ndarray) -> dict[str, np.ndarray]:
+    """Clicks summed per distinct combination of the `keys` columns, as columns.
 
-    1. Pack the key columns into one int64 (each column's dense codes, mixed radix).
+    What ``groupby(keys)["clicks"].sum()`` gives (groups in order of first
+    appearance), in about a third of the time:
+
+    1. Pack the key columns into one int64, mixed radix: a column whose values
+       span no more than there are rows contributes its offset from its
+       minimum, any other its dense codes (a hash pass).
     2. Number the distinct packed keys in order of first appearance.
     3. Sum clicks per number; take the key columns from each group's first row.
     A four-column groupby builds a MultiIndex; one integer key is a plain hash.
     """
-    packed = np.zeros(len(raw), dtype=np.int64)
+    n_rows = len(clicks)
+    packed = np.zeros(n_rows, dtype=np.int64)
     radix = 1
-    for column in keys:
-        codes, uniques = pd.factorize(raw[column].to_numpy())
-        radix *= max(len(uniques), 1)
+    for values in keys.values():
+        low = int(values.min()) if n_rows else 0
+        span = int(values.max()) - low + 1 if n_rows else 1
+        if span <= max(n_rows, 1):
+            codes, size = values.astype(np.int64, copy=False) - low, span
+        else:
+            codes, uniques = pd.factorize(values)
+            size = max(len(uniques), 1)
+        radix *= size
         if radix >= 2**62:  # more key combinations than an int64 holds: pandas' way
-            return raw.groupby(keys, sort=False)["clicks"].sum().reset_index()
-        packed = packed * len(uniques) + codes
+            frame = pd.DataFrame({**keys, "clicks": clicks})
+            summed = frame.groupby(list(keys), sort=False)["clicks"].sum().reset_index()
+            return {column: summed[column].to_numpy() for column in summed.columns}
+        packed *= size
+        packed += codes
     group, _ = pd.factorize(packed)
-    n = int(group.max()) + 1 if len(group) else 0
+    n = int(group.max()) + 1 if n_rows else 0
     first = np.empty(n, dtype=np.int64)
-    first[group[::-1]] = np.arange(len(group) - 1, -1, -1)
-    out = {column: raw[column].to_numpy()[first] for column in keys}
-    clicks = np.bincount(group, weights=raw["clicks"].to_numpy(), minlength=n)
-    return pd.DataFrame({**out, "clicks": clicks.astype(np.int64)})
+    first[group[::-1]] = np.arange(n_rows - 1, -1, -1)
+    out = {column: values[first] for column, values in keys.items()}
+    out["clicks"] = np.bincount(group, weights=clicks, minlength=n).astype(np.int64)
+    return out
 
 
 def _item_activity(
@@ -293,19 +308,28 @@ def _item_activity(
             f"WHERE e.course_id IN ({ids}) AND e.item_id IS NOT NULL{until_sql}",
             ["course_id", "learner_id", "item_id", "occurred_at", "clicks"],
         )
-        stamps = raw.pop("occurred_at")
+        stamps = raw["occurred_at"]
         per_day = pd.Timedelta(days=1) // pd.Timedelta(1, unit=stamps.dt.unit)
-        raw["epoch_day"] = stamps.array.asi8 // per_day
-        summed = _sum_clicks(raw, ["course_id", "learner_id", "item_id", "epoch_day"])
+        summed = _sum_clicks(
+            {
+                "course_id": raw["course_id"].to_numpy(np.int64),
+                "learner_id": raw["learner_id"].to_numpy(np.int64),
+                "item_id": raw["item_id"].to_numpy(np.int64),
+                "epoch_day": stamps.array.asi8 // per_day,
+            },
+            raw["clicks"].to_numpy(np.int64),
+        )
         epoch = dt.date(1970, 1, 1)
-        start_day = summed["course_id"].map({c: (d - epoch).days for c, d in starts.items()})
+        start_day = pd.Series(summed["course_id"]).map(
+            {c: (d - epoch).days for c, d in starts.items()}
+        )
         return pd.DataFrame(
             {
-                "course_id": summed["course_id"].astype(np.int64),
-                "learner_id": summed["learner_id"].astype(np.int64),
-                "item_id": summed["item_id"].astype(np.int64),
-                "day": (summed["epoch_day"] - start_day).astype(np.int32),
-                "clicks": summed["clicks"].astype(np.int64),
+                "course_id": summed["course_id"],
+                "learner_id": summed["learner_id"],
+                "item_id": summed["item_id"],
+                "day": (summed["epoch_day"] - start_day.to_numpy(np.int64)).astype(np.int32),
+                "clicks": summed["clicks"],
             }
         )
     if connection.vendor == "postgresql":
