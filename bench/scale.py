@@ -235,8 +235,8 @@ def render(points: list[dict], imports: list[dict], full: bool) -> Section:
                     f"{b['seconds']['churn_features'] / a['seconds']['churn_features']:.2f}x, "
                     "close to runs x rollup rows "
                     f"({b['courses'] * b['rollup_rows'] / (a['courses'] * a['rollup_rows']):.2f}x)"
-                    "; one part that grows so is `training_sets` filtering every frame once per "
-                    "run (`subset_courses`, runs x rows; timed apart in the features section). "
+                    ": the per-run feature build (`build_dataset`, every cut-off of every run) "
+                    "grows with runs and their rows. "
                     if b["seconds"]["churn_features"] / a["seconds"]["churn_features"]
                     > grown["events"]
                     else ""

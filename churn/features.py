@@ -40,6 +40,16 @@ def training_sets(*, as_of: dt.date, course_ids: list[int] | None = None) -> Tra
     )
     if len(courses) < 2:
         return None
+    features = labelled_runs(courses, as_of)
+    if features is None:
+        return None
+    return split_in_time(features, courses, as_of)
+
+
+def labelled_runs(courses: list[Course], as_of: dt.date) -> ChurnFeatures | None:
+    """Labelled churn rows of some runs (one read of their frames), or None if no run
+    has a cut-off yet. Per run: final results label a finished run, unenrolment or
+    inactivity a running one; the configured cut-offs before today."""
     data = learning_data(course_ids=[c.id for c in courses], until=as_of, with_items=False)
     finished_with_results = set(
         data.enrolments.loc[data.enrolments["final_result"].astype(str) != "", "course_id"]
@@ -47,7 +57,6 @@ def training_sets(*, as_of: dt.date, course_ids: list[int] | None = None) -> Tra
     parts = []
     runs = data.by_course()
     for course in courses:
-        subset = runs[course.id]
         finished = course.day_of(as_of) >= course.length_days
         mode = "oulad" if finished and course.id in finished_with_results else "inactivity"
         cutoffs = [
@@ -57,15 +66,13 @@ def training_sets(*, as_of: dt.date, course_ids: list[int] | None = None) -> Tra
             continue
         parts.append(
             build_dataset(
-                subset,
+                runs[course.id],
                 cutoffs,
                 label_mode=mode,
                 inactivity_days=settings.CHURN_INACTIVITY_DAYS,
             ).labelled()
         )
-    if not parts:
-        return None
-    return split_in_time(ChurnFeatures.concat(parts), courses, as_of)
+    return ChurnFeatures.concat(parts) if parts else None
 
 
 def split_in_time(

@@ -178,46 +178,17 @@ def chunks_for(course_ids: Sequence[int], workers: int) -> list[list[int]]:
 
 
 def churn_course_features(course_ids: list[int], as_of: dt.date):
-    """Labelled churn rows of some runs, built as `churn.features.training_sets` builds them.
-
-    One read of the runs' frames, then per run: label mode (final results for a
-    finished run, inactivity otherwise) and the configured cut-offs before today.
-    Returns ChurnFeatures or None when no run has a usable cut-off yet.
-    """
-    from django.conf import settings
-
-    from analytics.learning_data import learning_data
+    """`churn.features.labelled_runs` of those of some runs that started before `as_of`:
+    what `training_sets` builds from them (ChurnFeatures, or None)."""
     from analytics.models import Course
-    from eduplatform.ml.churn.features import ChurnFeatures, build_dataset
+    from churn.features import labelled_runs
 
     courses = list(
         Course.objects.filter(id__in=course_ids, start_date__lt=as_of).order_by("start_date", "id")
     )
     if not courses:
         return None
-    data = learning_data(course_ids=[c.id for c in courses], until=as_of, with_items=False)
-    finished_with_results = set(
-        data.enrolments.loc[data.enrolments["final_result"].astype(str) != "", "course_id"]
-    )
-    parts = []
-    runs = data.by_course()
-    for course in courses:
-        finished = course.day_of(as_of) >= course.length_days
-        mode = "oulad" if finished and course.id in finished_with_results else "inactivity"
-        cutoffs = [
-            c for c in settings.CHURN_CUTOFFS if c < min(course.day_of(as_of), course.length_days)
-        ]
-        if not cutoffs:
-            continue
-        parts.append(
-            build_dataset(
-                runs[course.id],
-                cutoffs,
-                label_mode=mode,
-                inactivity_days=settings.CHURN_INACTIVITY_DAYS,
-            ).labelled()
-        )
-    return ChurnFeatures.concat(parts) if parts else None
+    return labelled_runs(courses, as_of)
 
 
 def parallel_training_sets(*, as_of: dt.date, pool: CoursePool):
