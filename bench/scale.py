@@ -87,6 +87,9 @@ def measure() -> dict:
         "courses": len(courses),
         "churn_rows": len(sets.train) + len(sets.val),
         "churn_val_auc": report.val_auc,
+        # Epochs run, summed over the ensemble's networks (early stopping decides).
+        "churn_epochs": sum(len(h) for h in report.history),
+        "churn_train_rows": len(sets.train),
         "rollup_rows": len(data.activity),
         "item_rows": len(data.item_activity),
         "learners": int(data.enrolments["learner_id"].nunique()),
@@ -182,6 +185,32 @@ def run(full: bool) -> Section:
     return render(points, imports, full)
 
 
+def _work_note(points: list[dict]) -> str:
+    """Churn training time per unit of work (training rows x epochs run), per size."""
+    if not all("churn_epochs" in p for p in points):
+        return ""
+    rows = [
+        [
+            p["label"],
+            p["churn_train_rows"],
+            p["churn_epochs"],
+            p["seconds"]["churn_train"],
+            1e6 * p["seconds"]["churn_train"] / (p["churn_train_rows"] * p["churn_epochs"]),
+        ]
+        for p in points
+    ]
+    return (
+        "\n\nChurn training runs every network of the ensemble until early stopping (at most "
+        "`max_epochs`), so its time is training rows x epochs run, and the epochs vary with the "
+        "data. Per unit of that work:\n\n"
+        + table(
+            ["data", "training rows", "epochs run (all networks)", "seconds", "us per row-epoch"],
+            rows,
+        )
+        + "\n"
+    )
+
+
 def render(points: list[dict], imports: list[dict], full: bool) -> Section:
     """The section from measured points (also to re-render a saved scale.json)."""
     _plot(points)
@@ -273,6 +302,7 @@ def render(points: list[dict], imports: list[dict], full: bool) -> Section:
         + '\n\nTarget: cost grows at most linearly with events ("at most linear": time grew '
         "no more than 1.1x the events' growth, the noise of one run on this shared 2-core box). "
         + last_step
+        + _work_note(points)
         + f"From the smallest to the largest size the churn rows grew "
         f"{last['churn_rows'] / first['churn_rows']:.2f}x and the learners "
         f"{last['learners'] / first['learners']:.2f}x: churn training time follows its rows and "
