@@ -207,7 +207,7 @@ def _work_note(points: list[dict]) -> str:
             ["data", "training rows", "epochs run (all networks)", "seconds", "us per row-epoch"],
             rows,
         )
-        + "\n"
+        + "\n\n"
     )
 
 
