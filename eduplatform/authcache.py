@@ -30,9 +30,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import threading
-import time
-from collections import OrderedDict
 from typing import Any
 
 from django.conf import settings
@@ -40,6 +37,7 @@ from django.core.cache import cache
 from django.core.cache.backends.redis import RedisCache
 from django.db import transaction
 
+from eduplatform.memo import TimedMemory
 from eduplatform.throttles import Read, _backend, _redis_client, check_all
 
 logger = logging.getLogger(__name__)
@@ -99,33 +97,23 @@ def generation_bump() -> None:
 
 
 class Remembered:
-    """Bounded, least recently used out; each entry carries its generation and age."""
+    """Grants by key, each filed under the generation it was read in."""
 
     def __init__(self, size: int = 20_000) -> None:
-        self._size = size
-        self._items: OrderedDict[tuple[Any, ...], tuple[str, float, Any]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._memory = TimedMemory(size, _seconds)
 
     def get(self, key: tuple[Any, ...], generation: str | None) -> Any:
-        if generation is None:
+        hit = self._memory.get(key) if generation is not None else None
+        if hit is None or hit[0] != generation:
             return None
-        hit = self._items.get(key)
-        if hit is None or hit[0] != generation or time.monotonic() - hit[1] >= _seconds():
-            return None
-        return hit[2]
+        return hit[1]
 
     def put(self, key: tuple[Any, ...], generation: str | None, value: Any) -> None:
-        if generation is None:
-            return
-        with self._lock:
-            self._items[key] = (generation, time.monotonic(), value)
-            self._items.move_to_end(key)
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
+        if generation is not None:
+            self._memory.put(key, (generation, value))
 
     def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
+        self._memory.clear()
 
 
 remembered = Remembered()

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
-import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +16,7 @@ from django.db.models import Sum
 from analytics import activity_stamps
 from analytics.models import ContentItem, Course, Learner, LearningEvent
 from eduplatform.clock import today
+from eduplatform.memo import TimedMemory
 from eduplatform.registry.serving import get_served
 from recommender.models import NextItems
 
@@ -122,35 +120,10 @@ def live_recommendations(
     return LiveRecommendations(status="ok", model_version=served.version, items=items)
 
 
-class _Answers:
-    """This process's latest answers (bounded, least recently used out, same TTL as the
-    shared cache): a repeat costs no cache round trip. Keys say everything an answer
-    was computed from, so a hit is never stale but for item titles (TTL)."""
-
-    def __init__(self, size: int = 4096) -> None:
-        self._size = size
-        self._items: OrderedDict[str, tuple[float, list[dict[str, Any]]]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: str) -> list[dict[str, Any]] | None:
-        hit = self._items.get(key)
-        if hit is None or time.monotonic() - hit[0] >= RECS_CACHE_SECONDS:
-            return None
-        return hit[1]
-
-    def put(self, key: str, items: list[dict[str, Any]]) -> None:
-        with self._lock:
-            self._items[key] = (time.monotonic(), items)
-            self._items.move_to_end(key)
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-
-answers = _Answers()
+# This process's latest answers (same TTL as the shared cache): a repeat costs no
+# cache round trip. Keys say everything an answer was computed from, so a hit is
+# never stale but for item titles (TTL).
+answers = TimedMemory(4096, lambda: RECS_CACHE_SECONDS)
 
 
 def _recommend(
