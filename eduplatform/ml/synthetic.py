@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from eduplatform.ml.oulad import VleChunk
+from eduplatform.ml.oulad import REQUIRED_COLUMNS, VleChunk
 
 ACTIVITY_TYPES = ["oucontent", "resource", "quiz", "forumng", "url", "subpage"]
 REGIONS = ["North Region", "Scotland", "Wales", "London Region", "South Region", "Ireland"]
@@ -113,17 +113,7 @@ def generate(
     chunks: dict[str, list[tuple[np.ndarray, ...]]] = {k: [] for k in start_dates}
     personal: dict[int, tuple[str, str]] = {}
     course_keys = list(start_dates)
-    assessments = pd.DataFrame(
-        assessment_rows,
-        columns=[
-            "code_module",
-            "code_presentation",
-            "id_assessment",
-            "assessment_type",
-            "date",
-            "weight",
-        ],
-    )
+    assessments = pd.DataFrame(assessment_rows, columns=REQUIRED_COLUMNS["assessments"])
     due_by_course: dict[str, list[tuple[int, str, int]]] = {}
     for module, presentation, a_id, kind, due, _weight in assessment_rows:
         due_by_course.setdefault(f"{module}_{presentation}", []).append((a_id, kind, due))
@@ -227,52 +217,14 @@ def generate(
                 sub_rows.append((a_id, student, submitted, 0, round(score)))
 
     tables = {
-        "courses": pd.DataFrame(
-            course_rows, columns=["code_module", "code_presentation", "module_presentation_length"]
-        ),
+        "courses": pd.DataFrame(course_rows, columns=REQUIRED_COLUMNS["courses"]),
         "assessments": assessments,
-        "vle": pd.DataFrame(
-            vle_rows,
-            columns=[
-                "id_site",
-                "code_module",
-                "code_presentation",
-                "activity_type",
-                "week_from",
-                "week_to",
-            ],
-        ),
-        "studentInfo": pd.DataFrame(
-            info_rows,
-            columns=[
-                "code_module",
-                "code_presentation",
-                "id_student",
-                "gender",
-                "region",
-                "highest_education",
-                "imd_band",
-                "age_band",
-                "num_of_prev_attempts",
-                "studied_credits",
-                "disability",
-                "final_result",
-            ],
-        ),
+        "vle": pd.DataFrame(vle_rows, columns=REQUIRED_COLUMNS["vle"]),
+        "studentInfo": pd.DataFrame(info_rows, columns=REQUIRED_COLUMNS["studentInfo"]),
         "studentRegistration": pd.DataFrame(
-            reg_rows,
-            columns=[
-                "code_module",
-                "code_presentation",
-                "id_student",
-                "date_registration",
-                "date_unregistration",
-            ],
+            reg_rows, columns=REQUIRED_COLUMNS["studentRegistration"]
         ),
-        "studentAssessment": pd.DataFrame(
-            sub_rows,
-            columns=["id_assessment", "id_student", "date_submitted", "is_banked", "score"],
-        ),
+        "studentAssessment": pd.DataFrame(sub_rows, columns=REQUIRED_COLUMNS["studentAssessment"]),
     }
     vle_chunks = []
     for key, parts in chunks.items():

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from eduplatform.ml.data import LearningData
-from eduplatform.ml.oulad import load_oulad
+from eduplatform.ml.oulad import REQUIRED_COLUMNS, load_oulad
 
 TYPES = ["homepage", "oucontent", "forumng", "quiz", "resource"]
 TMA_DAYS = [20, 50, 90, 130, 170]
@@ -117,61 +117,12 @@ def synthetic_tables(
                     )
                 )
     return {
-        "courses": pd.DataFrame(
-            courses, columns=["code_module", "code_presentation", "module_presentation_length"]
-        ),
-        "assessments": pd.DataFrame(
-            assessments,
-            columns=[
-                "code_module",
-                "code_presentation",
-                "id_assessment",
-                "assessment_type",
-                "date",
-                "weight",
-            ],
-        ),
-        "vle": pd.DataFrame(
-            vle,
-            columns=[
-                "id_site",
-                "code_module",
-                "code_presentation",
-                "activity_type",
-                "week_from",
-                "week_to",
-            ],
-        ),
-        "studentInfo": pd.DataFrame(
-            info,
-            columns=[
-                "code_module",
-                "code_presentation",
-                "id_student",
-                "gender",
-                "region",
-                "highest_education",
-                "imd_band",
-                "age_band",
-                "num_of_prev_attempts",
-                "studied_credits",
-                "disability",
-                "final_result",
-            ],
-        ),
-        "studentRegistration": pd.DataFrame(
-            reg,
-            columns=[
-                "code_module",
-                "code_presentation",
-                "id_student",
-                "date_registration",
-                "date_unregistration",
-            ],
-        ),
-        "studentAssessment": pd.DataFrame(
-            sa, columns=["id_assessment", "id_student", "date_submitted", "is_banked", "score"]
-        ),
+        "courses": pd.DataFrame(courses, columns=REQUIRED_COLUMNS["courses"]),
+        "assessments": pd.DataFrame(assessments, columns=REQUIRED_COLUMNS["assessments"]),
+        "vle": pd.DataFrame(vle, columns=REQUIRED_COLUMNS["vle"]),
+        "studentInfo": pd.DataFrame(info, columns=REQUIRED_COLUMNS["studentInfo"]),
+        "studentRegistration": pd.DataFrame(reg, columns=REQUIRED_COLUMNS["studentRegistration"]),
+        "studentAssessment": pd.DataFrame(sa, columns=REQUIRED_COLUMNS["studentAssessment"]),
         "studentVle": pd.concat(svle, ignore_index=True),
     }
 
