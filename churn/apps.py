@@ -8,9 +8,9 @@ class ChurnConfig(AppConfig):
     def ready(self) -> None:
         from analytics.dashboards import register_panel_data
         from churn import selectors
-        from churn.kind import KIND
-        from eduplatform.registry.kinds import register_kind
+        from eduplatform.registry.kinds import register_kind_module
 
-        register_kind(KIND)
+        # By module path: churn.kind imports PyTorch, loaded when a model is first asked for.
+        register_kind_module("churn", "churn.kind")
         register_panel_data("course_risk", selectors.batch_risk, csv=selectors.batch_risk_csv)
         register_panel_data("learner_risk", selectors.learner_panel)

@@ -7,11 +7,11 @@ class RecommenderConfig(AppConfig):
 
     def ready(self) -> None:
         from analytics.dashboards import register_panel_data
-        from eduplatform.registry.kinds import register_kind
+        from eduplatform.registry.kinds import register_kind_module
         from recommender import selectors
-        from recommender.kind import KIND
 
-        register_kind(KIND)
+        # By module path: recommender.kind imports PyTorch, loaded when a model is first asked for.
+        register_kind_module("recommender", "recommender.kind")
         register_panel_data(
             "course_next_items", selectors.batch_next_items, csv=selectors.batch_next_items_csv
         )

@@ -13,11 +13,10 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
+if TYPE_CHECKING:
+    import torch
 
 
 class ArtifactError(Exception):
@@ -38,6 +37,10 @@ def _json_default(value: Any) -> Any:
 
 
 def artifact_bytes(tensors: dict[str, torch.Tensor], config: dict[str, Any]) -> bytes:
+    # Imported here: PyTorch costs a second at import, and not every process
+    # that handles artifacts' rows ever writes or reads one.
+    from safetensors.torch import save as st_save
+
     contiguous = {name: t.detach().contiguous().cpu() for name, t in tensors.items()}
     text = json.dumps(config, sort_keys=True, default=_json_default)
     return st_save(contiguous, metadata={"config": text})
@@ -88,6 +91,8 @@ def load_artifact(path: Path, expected_sha256: str | None) -> Artifact:
 
 
 def parse_artifact(data: bytes, source: str = "<bytes>") -> Artifact:
+    from safetensors.torch import load as st_load
+
     try:
         tensors = st_load(data)
         header_len = int.from_bytes(data[:8], "little")

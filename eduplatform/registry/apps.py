@@ -17,10 +17,6 @@ class RegistryConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        import torch
-        from django.conf import settings
-
+        # PyTorch is not imported here: the model kinds load it (and set
+        # TORCH_THREADS) when a model is first asked for (registry/kinds.py).
         post_migrate.connect(_sync_schedules, sender=self)
-        # Small networks at batch 1: extra intra-op threads only add overhead,
-        # and web workers already run one request per core.
-        torch.set_num_threads(settings.TORCH_THREADS)

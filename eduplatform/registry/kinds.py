@@ -7,13 +7,15 @@ their AppConfig.ready(), so neither the registry nor the other app imports them.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from eduplatform.ml.artifacts import Artifact
+
+if TYPE_CHECKING:
+    import torch
 
 
 class TrainingRejected(Exception):
@@ -66,20 +68,42 @@ class ModelKind:
 
 
 _KINDS: dict[str, ModelKind] = {}
+# Kinds registered by module path, imported on first use: a kind module pulls
+# in PyTorch and scikit-learn (seconds), which most processes (manage.py
+# commands, the web workers' start) do not need until a model is asked for.
+_MODULES: dict[str, str] = {}
 
 
 def register_kind(kind: ModelKind) -> None:
     _KINDS[kind.name] = kind
 
 
+def register_kind_module(name: str, module: str) -> None:
+    """Kind `name` is `module.KIND`, imported when the kind is first asked for."""
+    _MODULES[name] = module
+
+
 def get_kind(name: str) -> ModelKind:
+    if name not in _KINDS and name in _MODULES:
+        kind = importlib.import_module(_MODULES[name]).KIND
+        if kind.name != name:
+            raise KeyError(f"{_MODULES[name]}.KIND is named {kind.name!r}, not {name!r}")
+        _limit_torch_threads()
+        register_kind(kind)
     try:
         return _KINDS[name]
     except KeyError:
-        raise KeyError(
-            f"unknown model kind {name!r} (known: {', '.join(sorted(_KINDS))})"
-        ) from None
+        raise KeyError(f"unknown model kind {name!r} (known: {', '.join(kind_names())})") from None
+
+
+def _limit_torch_threads() -> None:
+    # Small networks at batch 1: extra intra-op threads only add overhead, and
+    # web workers already run one request per core (trainings set their own).
+    import torch
+    from django.conf import settings
+
+    torch.set_num_threads(settings.TORCH_THREADS)
 
 
 def kind_names() -> list[str]:
-    return sorted(_KINDS)
+    return sorted(set(_KINDS) | set(_MODULES))
