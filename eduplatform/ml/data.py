@@ -13,7 +13,7 @@ integer primary keys from the database.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import pandas as pd
@@ -52,6 +52,11 @@ class LearningData:
     items: pd.DataFrame
     assessments: pd.DataFrame
     submissions: pd.DataFrame
+
+    @staticmethod
+    def frame_names() -> list[str]:
+        """The names of the seven frames, in field order."""
+        return [f.name for f in fields(LearningData)]
 
     def validate(self) -> None:
         """Raise ValueError naming the first frame that lacks a canonical column."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from eduplatform.ml.data import LearningData
 from eduplatform.ml.oulad import load_oulad
 from tests.ml.churn.synth import synthetic_learning_data
 
@@ -14,15 +15,7 @@ def test_by_course_equals_subset_courses_for_every_run(tmp_path) -> None:
     assert sorted(split) == sorted(data.courses["course_id"])
     for course, part in split.items():
         expected = data.subset_courses([course])
-        for name in (
-            "courses",
-            "enrolments",
-            "activity",
-            "item_activity",
-            "items",
-            "assessments",
-            "submissions",
-        ):
+        for name in LearningData.frame_names():
             got, want = getattr(part, name), getattr(expected, name)
             assert len(want) > 0 or name == "item_activity", (course, name)
             pd.testing.assert_frame_equal(got, want, check_dtype=True, obj=f"{course}.{name}")

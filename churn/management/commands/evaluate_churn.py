@@ -27,15 +27,7 @@ def _concat(parts: list[LearningData]) -> LearningData:
     return LearningData(
         **{
             name: pd.concat([getattr(p, name) for p in parts], ignore_index=True)
-            for name in (
-                "courses",
-                "enrolments",
-                "activity",
-                "item_activity",
-                "items",
-                "assessments",
-                "submissions",
-            )
+            for name in LearningData.frame_names()
         }
     )
 
