@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -176,23 +176,7 @@ def _pg_events_store(
     Rows go in as one JSON parameter; ordered upserts keep concurrent batches
     from deadlocking.
     """
-    rows = []
-    for event, course in resolved:
-        item = items.get((course.pk, event.item_external_id)) if event.item_external_id else None
-        rows.append(
-            (
-                learners[(event.learner_namespace, event.learner_identifier)],
-                course.pk,
-                item.pk if item else None,
-                event.verb,
-                event.occurred_at.isoformat(),
-                event.count,
-                event.duration_seconds,
-                event.score,
-                event.client_event_id,
-                _rollup_type(event, item),
-            )
-        )
+    rows = _event_rows(resolved, items, learners, when=lambda at: at.isoformat())
     # One JSON document for all rows: the C encoder and the server's JSON
     # parser beat binding ten arrays element by element in Python.
     payload = json.dumps(rows, allow_nan=False)
@@ -222,7 +206,27 @@ def _events_store(
     """The same as _pg_events_store in a few statements (SQLite)."""
     _enrollments_ensure(resolved, learners)
     # Raw SQL below: store datetimes exactly as the ORM would on this backend.
-    adapt = connection.ops.adapt_datetimefield_value
+    rows = _event_rows(resolved, items, learners, when=connection.ops.adapt_datetimefield_value)
+    inserted = _events_insert(rows, source)
+    rollup_add(
+        rows=(
+            (row[1], row[0], event.occurred_at.date(), row[9], 1, row[5], row[6] or 0.0)
+            for row, (event, _) in zip(rows, resolved, strict=True)
+            if row[8] in inserted
+        )
+    )
+    return inserted
+
+
+def _event_rows(
+    resolved: list[tuple[NormalizedEvent, Course]],
+    items: dict[tuple[int, str], _Item],
+    learners: dict[tuple[str, str], int],
+    *,
+    when: Callable[[dt.datetime], object],
+) -> list[tuple]:
+    """One tuple per event: learner, course, item, verb, when(occurred_at), count,
+    duration, score, client id, rollup activity type (both stores read these)."""
     rows = []
     for event, course in resolved:
         item = items.get((course.pk, event.item_external_id)) if event.item_external_id else None
@@ -232,24 +236,15 @@ def _events_store(
                 course.pk,
                 item.pk if item else None,
                 event.verb,
-                adapt(event.occurred_at),
+                when(event.occurred_at),
                 event.count,
                 event.duration_seconds,
                 event.score,
-                source,
                 event.client_event_id,
                 _rollup_type(event, item),
             )
         )
-    inserted = _events_insert(rows)
-    rollup_add(
-        rows=(
-            (row[1], row[0], event.occurred_at.date(), row[10], 1, row[5], row[6] or 0.0)
-            for row, (event, _) in zip(rows, resolved, strict=True)
-            if row[9] in inserted
-        )
-    )
-    return inserted
+    return rows
 
 
 _EVENT_COLUMNS = (
@@ -258,32 +253,22 @@ _EVENT_COLUMNS = (
 )
 
 
-def _events_insert(rows: list[tuple]) -> set[str]:
-    """Insert events (all with client ids); return the client ids actually inserted."""
+def _events_insert(rows: list[tuple], source: str) -> set[str]:
+    """Insert events (rows of _event_rows, all with client ids) with one statement per
+    90 rows (SQLite binds at most 999 parameters); return the client ids inserted."""
     conflict = (
         " ON CONFLICT (source, client_event_id) WHERE client_event_id IS NOT NULL "
         "DO NOTHING RETURNING client_event_id"
     )
-    if connection.vendor == "postgresql":
-        returned = _pg_copy_then(
-            "ingest_events",
-            "learner_id bigint, course_id bigint, item_id bigint, verb varchar(40), "
-            "occurred_at timestamptz, count integer, duration_seconds double precision, "
-            "score double precision, source varchar(8), client_event_id varchar(64)",
-            [row[:10] for row in rows],
-            f"INSERT INTO analytics_learningevent ({_EVENT_COLUMNS}) "
-            f"SELECT {_EVENT_COLUMNS} FROM ingest_events" + conflict,
-        )
-        return {r[0] for r in returned}
     inserted: set[str] = set()
     placeholder = "(" + ", ".join(["%s"] * 10) + ")"
     with connection.cursor() as cursor:
-        for chunk in _chunks(rows, 90):  # SQLite allows 999 bound parameters
+        for chunk in _chunks(rows, 90):
             cursor.execute(
                 f"INSERT INTO analytics_learningevent ({_EVENT_COLUMNS}) VALUES "
                 + ", ".join([placeholder] * len(chunk))
                 + conflict,
-                [value for row in chunk for value in row[:10]],
+                [value for row in chunk for value in (*row[:8], source, row[8])],
             )
             inserted.update(r[0] for r in cursor.fetchall())
     return inserted

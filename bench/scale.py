@@ -212,9 +212,11 @@ def _work_note(points: list[dict]) -> str:
         for p in points
     ]
     return (
-        "\n\nChurn training runs every network of the ensemble until early stopping (at most "
-        "`max_epochs`), so its time is training rows x epochs run, and the epochs vary with the "
-        "data. Per unit of that work:\n\n"
+        "\n\nChurn training runs every network of the ensemble until early stopping, at most "
+        "`max_epochs` epochs and `max_steps` Adam steps (the step budget caps the epochs once "
+        "the rows pass about 51,000), then refits each on train + validation for its best "
+        "epochs; so its time is about training rows x epochs run, and early stopping picks "
+        "the epochs. Per unit of that work:\n\n"
         + table(
             ["data", "training rows", "epochs run (all networks)", "seconds", "us per row-epoch"],
             rows,
@@ -318,7 +320,7 @@ def render(points: list[dict], imports: list[dict], full: bool) -> Section:
         + f"From the smallest to the largest size the churn rows grew "
         f"{last['churn_rows'] / first['churn_rows']:.2f}x and the learners "
         f"{last['learners'] / first['learners']:.2f}x: churn training time follows its rows and "
-        "the epochs early stopping picks, not the events. "
+        "the epochs early stopping picks (within the step budget), not the events. "
         + "The churn rows grow with learners x cut-offs, not with events, and the recommender "
         "samples at most `max_learners_per_cutoff` learners per cut-off, so their training can "
         "grow less than the events do; the reads grow with the rollup and event rows.\n"

@@ -398,6 +398,11 @@ class ChurnSettings:
     weight_decay: float = 1e-4
     batch_size: int = 512
     max_epochs: int = 15
+    # and at most this many Adam steps per network while early stopping (the epochs cap
+    # shrinks as the rows grow), so a retrain's cost grows with its rows, not also with
+    # more epochs. On all of OULAD (115 steps per epoch) the 15 epochs bind first and
+    # the best epochs came at 230-345 steps (docs/churn-model.md, "Training budget").
+    max_steps: int | None = 1500
     patience: int = 5  # 3 stopped some experts at a noisy epoch-2 peak
     seeds: tuple[int, ...] = (0, 1, 2, 3)
     # True: one expert per training cut-off behind a router (nearest cut-off). With the
@@ -836,6 +841,17 @@ def _fit_member(
         torch.use_deterministic_algorithms(previous)
 
 
+def _epochs_cap(s: ChurnSettings, n_rows: int, *, warm: bool) -> int:
+    """Epochs one network may run while early stopping: `max_epochs` (or
+    `warm_max_epochs` from a warm start), fewer where that many epochs of `n_rows`
+    would take more than `max_steps` optimizer steps; at least one."""
+    cap = min(s.max_epochs, s.warm_max_epochs) if warm else s.max_epochs
+    if s.max_steps is None or n_rows == 0:
+        return cap
+    steps_per_epoch = math.ceil(n_rows / s.batch_size)
+    return max(1, min(cap, s.max_steps // steps_per_epoch))
+
+
 def _train_members(arch, config, seeds, train_set, val_set, val_groups, init=None):
     """One network per seed, early-stopped on `val_set` (mean per-cut-off AUC); each
     starts from `init[k]` (a state dict) when given."""
@@ -954,7 +970,7 @@ def _train(
             lr=s.lr,
             weight_decay=s.weight_decay,
             batch_size=s.batch_size,
-            max_epochs=s.max_epochs if warm is None else min(s.max_epochs, s.warm_max_epochs),
+            max_epochs=_epochs_cap(s, int(tm.sum()), warm=warm is not None),
             patience=s.patience,
             pos_weight=_pos_weight(s.pos_weight, train.labels[tm]),
         )

@@ -282,3 +282,28 @@ def test_run_prior_needs_enough_runs_for_the_line():
     assert prior.slope is None and prior.effects is None
     rates = prior.rate(np.array(["NEW"]), np.array([30]), np.array([0.12]))
     assert rates[0] == prior.overall[0]
+
+
+def test_step_budget_caps_the_epochs_as_rows_grow(splits):
+    from eduplatform.ml.churn.model import _epochs_cap
+
+    s = ChurnSettings(batch_size=100, max_epochs=15, max_steps=60, warm_max_epochs=5)
+    assert _epochs_cap(s, 300, warm=False) == 15  # 3 steps per epoch: the epochs bind
+    assert _epochs_cap(s, 1000, warm=False) == 6  # 10 steps per epoch
+    assert _epochs_cap(s, 10_000, warm=False) == 1  # at least one epoch
+    assert _epochs_cap(s, 1000, warm=True) == 5  # a warm start's own cap still holds
+    assert _epochs_cap(ChurnSettings(max_steps=None), 10**7, warm=False) == 15
+
+    train, val, _ = splits
+    steps_per_epoch = -(-len(train) // 64)
+    budget = ChurnSettings(
+        hidden=8,
+        seeds=(0,),
+        batch_size=64,
+        max_epochs=15,
+        patience=0,
+        max_steps=2 * steps_per_epoch,
+    )
+    _, report = train_churn_model(train, val, budget)
+    assert [len(h) for h in report.history] == [2]
+    assert report.best_epochs[0] <= 2
