@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from django.core.management import call_command
 
-from analytics.learning_data import _sum_clicks, learning_data
+from analytics.learning_data import _sum_clicks, _sum_clicks_per, learning_data
 from analytics.models import Course
 from eduplatform.ml.oulad import load_oulad
 
@@ -116,3 +116,33 @@ def test_sum_clicks_falls_back_when_keys_do_not_fit_an_int64() -> None:
     # 70,000 distinct values in each of four columns: 2.4e19 combinations > 2**62.
     out = _sum_frame(raw, ["a", "b", "c", "d"])
     assert len(out) == n and int(out["clicks"].sum()) == n
+
+
+@pytest.mark.parametrize("grouped", [True, False])
+def test_sum_clicks_per_course_matches_a_pandas_groupby(grouped: bool) -> None:
+    rng = np.random.default_rng(5)
+    n = 30_000
+    raw = pd.DataFrame(
+        {
+            "course_id": rng.integers(1, 6, n),
+            "learner_id": rng.integers(1, 400, n),
+            "item_id": rng.integers(1, 60, n),
+            "epoch_day": rng.integers(19_000, 19_040, n),
+            "clicks": rng.integers(1, 9, n),
+        }
+    )
+    if grouped:  # as a run-by-run load reads back
+        raw = raw.sort_values("course_id", kind="stable")
+    keys = ["course_id", "learner_id", "item_id", "epoch_day"]
+    columns = _sum_clicks_per(
+        "course_id", {k: raw[k].to_numpy() for k in keys}, raw["clicks"].to_numpy()
+    )
+    assert np.all(np.diff(columns["course_id"]) >= 0)  # parts in ascending order
+    summed = pd.DataFrame(columns)[[*keys, "clicks"]]
+    summed = summed.sort_values(keys).reset_index(drop=True).astype("int64")
+    assert len(summed) < n
+    assert summed.equals(_groupby_sum(raw, keys))
+    empty = _sum_clicks_per(
+        "course_id", {k: raw[k].to_numpy()[:0] for k in keys}, raw["clicks"].to_numpy()[:0]
+    )
+    assert all(len(v) == 0 for v in empty.values())
