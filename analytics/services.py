@@ -51,8 +51,9 @@ def _events_ingest_once(*, events: list[NormalizedEvent], source: str) -> Ingest
        rollup, the rows bound as one JSON parameter. SQLite: the same in a
        few set-based statements.
     """
+    pseudonyms = _pseudonyms(events)
     if connection.vendor == "postgresql":
-        courses_by_code, courses_by_iri, items, known = _pg_lookups(events)
+        courses_by_code, courses_by_iri, items, known = _pg_lookups(events, pseudonyms)
     else:
         courses_by_code, courses_by_iri = _courses_for(events)
         items, known = {}, None
@@ -75,7 +76,7 @@ def _events_ingest_once(*, events: list[NormalizedEvent], source: str) -> Ingest
     for index, (event, course) in enumerate(resolved):
         if event.item_external_id is None:
             continue
-        key = (course.pk, event.item_external_id)
+        key = (course.id, event.item_external_id)
         if key in items or key in to_create:
             continue
         if event.new_item_type:
@@ -93,7 +94,7 @@ def _events_ingest_once(*, events: list[NormalizedEvent], source: str) -> Ingest
         ContentItem.objects.bulk_create(list(to_create.values()))
         items.update(_items_for(resolved))
 
-    learners = learners_ensure(events=[e for e, _ in resolved], known=known)
+    learners = learners_ensure(events=[e for e, _ in resolved], known=known, pseudonyms=pseudonyms)
     if connection.vendor == "postgresql":
         inserted = _pg_events_store(resolved, items, learners, source)
     else:
@@ -102,7 +103,7 @@ def _events_ingest_once(*, events: list[NormalizedEvent], source: str) -> Ingest
     # nothing in this transaction reads them, so only after commit.
     activity_stamps.stamps_bump(
         pairs=[
-            (course.pk, _pseudonym(event.learner_namespace, event.learner_identifier))
+            (course.id, pseudonyms[(event.learner_namespace, event.learner_identifier)])
             for event, course in resolved
         ],
         now=False,
@@ -229,11 +230,11 @@ def _event_rows(
     duration, score, client id, rollup activity type (both stores read these)."""
     rows = []
     for event, course in resolved:
-        item = items.get((course.pk, event.item_external_id)) if event.item_external_id else None
+        item = items.get((course.id, event.item_external_id)) if event.item_external_id else None
         rows.append(
             (
                 learners[(event.learner_namespace, event.learner_identifier)],
-                course.pk,
+                course.id,
                 item.pk if item else None,
                 event.verb,
                 when(event.occurred_at),
@@ -311,6 +312,7 @@ def _original_index(errors: list[dict[str, list[str]] | None], resolved_index: i
 
 def _pg_lookups(
     events: list[NormalizedEvent],
+    pseudonyms_by_identity: dict[tuple[str, str], str],
 ) -> tuple[dict[str, Course], dict[str, Course], dict[tuple[int, str], _Item], dict[str, int]]:
     """Courses, items and known learners of a batch in one round trip (psycopg pipeline).
 
@@ -321,7 +323,7 @@ def _pg_lookups(
     codes = sorted({e.course_code for e in events if e.course_code is not None})
     iris = sorted({e.course_iri for e in events if e.course_iri is not None})
     external_ids = sorted({e.item_external_id for e in events if e.item_external_id is not None})
-    pseudonyms = sorted({_pseudonym(e.learner_namespace, e.learner_identifier) for e in events})
+    pseudonyms = sorted(set(pseudonyms_by_identity.values()))
     connection.ensure_connection()
     raw = connection.connection
     with (
@@ -381,7 +383,7 @@ def _items_for(
 ) -> dict[tuple[int, str], _Item]:
     """(course pk, external id) -> item for the events' items, in one query."""
     wanted = {
-        (course.pk, event.item_external_id)
+        (course.id, event.item_external_id)
         for event, course in resolved
         if event.item_external_id is not None
     }
@@ -414,17 +416,23 @@ def _items_for(
 
 
 def learners_ensure(
-    *, events: Iterable[NormalizedEvent], known: dict[str, int] | None = None
+    *,
+    events: Iterable[NormalizedEvent],
+    known: dict[str, int] | None = None,
+    pseudonyms: dict[tuple[str, str], str] | None = None,
 ) -> dict[tuple[str, str], int]:
     """Learner ids for the events' identities, creating learners not seen before.
 
     `known` (pseudonym -> id), when given, is what a lookup of every pseudonym
-    of these events found already.
+    of these events found already; `pseudonyms` (identity -> pseudonym), what
+    `_pseudonyms` gave for them.
     """
     identities: dict[tuple[str, str], NormalizedEvent] = {}
     for event in events:
         identities.setdefault((event.learner_namespace, event.learner_identifier), event)
-    pseudonyms = {key: _pseudonym(*key) for key in identities}
+    if pseudonyms is None:
+        pseudonyms = _pseudonyms(identities.values())
+    pseudonyms = {key: pseudonyms[key] for key in identities}
     existing = dict(known) if known is not None else _learner_ids(list(pseudonyms.values()))
     missing = [key for key, pseudonym in pseudonyms.items() if pseudonym not in existing]
     if missing:
@@ -487,11 +495,17 @@ def _pseudonym_cached(key_setting: str, secret: str, namespace: str, identifier:
     return pseudonymise(namespace, identifier)
 
 
-def _pseudonym(namespace: str, identifier: str) -> str:
-    """pseudonymise(), memoised per key: the same learners send event after event."""
-    return _pseudonym_cached(
-        settings.PSEUDONYM_KEY or "", settings.SECRET_KEY, namespace, identifier
-    )
+def _pseudonyms(events: Iterable[NormalizedEvent]) -> dict[tuple[str, str], str]:
+    """pseudonymise() per distinct learner identity of `events`, memoised per key
+    (the same learners send event after event). The key settings are read once:
+    each `settings.X` costs microseconds, which a per-event call paid thrice."""
+    key, secret = settings.PSEUDONYM_KEY or "", settings.SECRET_KEY
+    out: dict[tuple[str, str], str] = {}
+    for event in events:
+        identity = (event.learner_namespace, event.learner_identifier)
+        if identity not in out:
+            out[identity] = _pseudonym_cached(key, secret, *identity)
+    return out
 
 
 def _enrollments_ensure(
@@ -499,7 +513,7 @@ def _enrollments_ensure(
 ) -> None:
     first_seen: dict[tuple[int, int], dt.date] = {}
     for event, course in fresh:
-        key = (course.pk, learners[(event.learner_namespace, event.learner_identifier)])
+        key = (course.id, learners[(event.learner_namespace, event.learner_identifier)])
         day = event.occurred_at.date()
         if key not in first_seen or day < first_seen[key]:
             first_seen[key] = day
