@@ -27,6 +27,7 @@ from bench.common import (
 )
 
 QUICK_PRESENTATIONS = ["2013B"]
+API_RUNS = 3
 
 
 def _vle_bytes(presentations: list[str] | None) -> tuple[bytes, int]:
@@ -86,7 +87,7 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 from analytics.models import ContentItem, Course
 
-batches, size = int(sys.argv[1]), int(sys.argv[2])
+batches, size, run = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 course, _ = Course.objects.get_or_create(code="BENCH_API", defaults=dict(
     module_code="BENCH", presentation="API", title="bench", start_date=dt.date(2026, 1, 1), length_days=200))
 items = [ContentItem.objects.get_or_create(course=course, external_id=f"item-{i}",
@@ -97,7 +98,7 @@ token, _ = Token.objects.get_or_create(user=user)
 client = Client(HTTP_AUTHORIZATION=f"Token {token.key}")
 base = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 def batch(b):
-    return [{"client_event_id": f"b{b}-{i}", "learner_id": str((b * size + i) % 5000),
+    return [{"client_event_id": f"r{run}-b{b}-{i}", "learner_id": str((b * size + i) % 5000),
              "course": "BENCH_API", "item": f"item-{(b + i) % 200}", "verb": "viewed",
              "occurred_at": (base + dt.timedelta(minutes=b * size + i)).isoformat(),
              "count": 1 + i % 4, "duration_seconds": 30} for i in range(size)]
@@ -123,9 +124,16 @@ print(json.dumps({"events": (batches - 1) * size, "seconds": elapsed,
 """
 
 
-def events_api(batches: int, size: int = 1000) -> dict:
+def events_api(batches: int, size: int = 1000, run: int = 0) -> dict:
     result = subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "python"), "-c", API_SCRIPT, str(batches), str(size)],
+        [
+            str(ROOT / ".venv" / "bin" / "python"),
+            "-c",
+            API_SCRIPT,
+            str(batches),
+            str(size),
+            str(run),
+        ],
         cwd=ROOT,
         env=django_env(),
         capture_output=True,
@@ -160,8 +168,12 @@ def run(full: bool) -> Section:
     # checkpointer flush them (and every page's next change would write a full-page
     # image) for minutes; the API is measured on a server past that, as in steady use.
     settle_seconds = _settle()
-    api = events_api(batches=101 if full else 21)
+    # Best of API_RUNS (new client ids each): one run's rate moved by up to 40% between
+    # runs of the same code here (the CPU time per batch with it), not with the code.
+    runs = [events_api(batches=101 if full else 21, run=k) for k in range(API_RUNS)]
+    api = max(runs, key=lambda r: r["events"] / r["seconds"])
     api_rate = api["events"] / api["seconds"]
+    all_rates = ", ".join(f"{r['events'] / r['seconds']:,.0f}" for r in runs)
     batches = api["events"] / 1000
     client_ms, db_ms = 1000 * api["client_cpu"] / batches, 1000 * api["db_cpu"] / batches
     rows_table = table(
@@ -201,7 +213,7 @@ def run(full: bool) -> Section:
                 "",
             ],
             [
-                "`POST /api/v1/events`, 1,000-event batches (in-process client)",
+                f"`POST /api/v1/events`, 1,000-event batches (in-process client, best of {API_RUNS})",
                 api["events"],
                 api["seconds"],
                 api_rate,
@@ -232,7 +244,8 @@ def run(full: bool) -> Section:
         "batch learners' activity stamps (what cached recommendations are keyed by).\n\n"
         f"The events API ran after a VACUUM (ANALYZE) and a CHECKPOINT of the imported data "
         f"({settle_seconds:.0f} s, not in any figure above), as a server is some minutes after "
-        f"such a load. CPU per 1,000-event batch (less sensitive to the machine's load "
+        f"such a load; best of {API_RUNS} runs ({all_rates} events/s), the CPU figures from "
+        f"the best. CPU per 1,000-event batch (less sensitive to the machine's load "
         f"than wall time): {client_ms:.0f} ms "
         f"in the Django process and {db_ms:.0f} ms in its PostgreSQL backend (one request at a "
         f"time, so at best about {1000 * 1000 / (client_ms + db_ms):,.0f} events/s on an idle "
