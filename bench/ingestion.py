@@ -227,6 +227,10 @@ def run(full: bool) -> Section:
         f"OULAD studentVle rows of {scope} from `../shared/datasets/oulad`, into PostgreSQL 15 on "
         "this machine, side by side in one run.\n\n"
         + rows_table
+        + "\n\nTargets in this run: `import_oulad` at least 0.25x of the raw COPY: "
+        + f"{import_rate / copy_rate:.2f}x ({'met' if import_rate / copy_rate >= 0.25 else 'NOT met'}); "
+        + f"events API at least 20,000 events/s: {api_rate:,.0f} "
+        + f"({'met' if api_rate >= 20_000 else 'NOT met'})."
         + f"\n\nThe limit row is a CSV COPY of the rows already in memory; it ran at "
         f"{copy_rate:,.0f} rows/s, {copy_rate / 470_000:.1f}x the 470,000 rows/s the issue quotes "
         f"for this COPY on this machine. Against that quoted figure the import's "

@@ -110,6 +110,24 @@ end
 """
 
 
+def _verdicts(results: dict[str, dict], bare: float) -> str:
+    """One "met" / "NOT met" per target, from this run's figures."""
+
+    def said(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+
+    parts = []
+    for name in ("risk API", "recommendations API (k=10)"):
+        r = results[name]
+        parts.append(
+            f"{name}: {r['rps'] / bare:.2f}x ({said(r['rps'] / bare >= 0.33)}), "
+            f"p99 {r['p99']:.0f} ms ({said(r['p99'] <= 25)})"
+        )
+    page = next(r for name, r in results.items() if name.startswith("course page"))
+    parts.append(f"course page p50 {page['p50']:.0f} ms ({said(page['p50'] <= 200)})")
+    return "In this run: " + "; ".join(parts) + "."
+
+
 def _port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -262,7 +280,9 @@ def run(full: bool) -> Section:
             rows,
         )
         + "\n\nTargets: risk and recommendations APIs at least 0.33x the bare view with p99 at most "
-        "25 ms at 16 connections; course page p50 at most 200 ms.\n\n"
+        "25 ms at 16 connections; course page p50 at most 200 ms. "
+        + _verdicts(results, bare)
+        + "\n\n"
         "The load test measures the cached paths (course bundle, run scores, recommendations "
         "of learners asked before: every learner of the run is asked once before the load). "
         "What a miss costs (the first request after new data, a promotion "
