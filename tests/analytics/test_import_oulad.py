@@ -18,6 +18,7 @@ from analytics.models import (
     LearningEvent,
     Submission,
 )
+from tests.conftest import service_missing
 
 pytestmark = pytest.mark.django_db
 
@@ -161,7 +162,7 @@ def test_rollup_adds_to_rows_already_there(oulad_slice):
 def test_indexes_are_all_back_after_a_first_load(oulad_slice):
     """A load into empty tables drops their indexes and rebuilds them in the transaction."""
     if connection.vendor != "postgresql":
-        pytest.skip("index rebuild is PostgreSQL only")
+        service_missing("index rebuild is PostgreSQL only (set DATABASE_URL)")
 
     def indexes():
         with connection.cursor() as cursor:

@@ -6,6 +6,7 @@ from django.core.management import call_command
 from analytics.learning_data import _sum_clicks, _sum_clicks_per, learning_data
 from analytics.models import Course
 from eduplatform.ml.oulad import load_oulad
+from tests.conftest import service_missing
 
 pytestmark = pytest.mark.django_db
 
@@ -48,7 +49,7 @@ def test_arrow_driver_and_copy_paths_read_the_same_frames(oulad_slice):
     from django.db import connection, transaction
 
     if connection.vendor != "postgresql":
-        pytest.skip("ADBC reads PostgreSQL only; SQLite has one path")
+        service_missing("ADBC reads PostgreSQL only (set DATABASE_URL); SQLite has one path")
     import pandas as pd
 
     from analytics import learning_data as module

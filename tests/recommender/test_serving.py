@@ -9,6 +9,7 @@ from analytics.models import Course, Enrollment, LearningEvent
 from eduplatform.registry import services, serving
 from eduplatform.registry.models import ModelVersion
 from recommender.models import NextItems
+from tests.conftest import service_missing
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -124,7 +125,7 @@ def test_api_reads_the_stamps_with_the_throttles(platform, monkeypatch):
     from eduplatform import throttles
 
     if not throttles.counted_in_redis():
-        pytest.skip("the shared round trip needs Redis (CI runs with REDIS_URL)")
+        service_missing("the shared round trip needs Redis (set REDIS_URL)")
     version = services.retrain_request(kind="recommender", triggered_by="t", parameters=FAST)
     version.refresh_from_db()
     assert version.status == ModelVersion.Status.ACTIVE, version.status_reason
