@@ -593,7 +593,9 @@ def _events_prepare(
     )  # fmt: skip
     if rollup_binary and all(type_names):
         # Indexes come after the load, so order does not matter: one fixed
-        # record layout per activity type, all in one binary COPY.
+        # record layout per activity type, all in one binary COPY. Ids are
+        # reserved and written as for the events (a sequence call per row cost
+        # 0.8 s of 2.5 s for OULAD's 3.6M rollup rows).
         days_pg = (start_day + low + day_idx).astype(np.int32)
         done.rollup_parts = []
         for code, name in enumerate(type_names):
@@ -603,6 +605,7 @@ def _events_prepare(
                     _binary_records(
                         int(mask.sum()),
                         [
+                            ("id", "int8", 0),
                             ("course_id", "int8", course.pk),
                             ("learner_id", "int8", learner_idx[mask]),
                             ("date", "date", days_pg[mask]),
@@ -635,7 +638,11 @@ def _events_write(prepared: _Prepared, course: Course, source: str, deferred: se
     if _ROLLUP_TABLE not in deferred and DailyActivity.objects.filter(course_id=course.pk).exists():
         _rollup_merge(_rollup_table(*prepared.rollup))
     elif prepared.rollup_parts is not None:
-        _copy_binary(_ROLLUP_TABLE, _ROLLUP_COLUMNS, prepared.rollup_parts)
+        first = _ids_reserve(_ROLLUP_TABLE, sum(len(part) for part in prepared.rollup_parts))
+        for part in prepared.rollup_parts:
+            part["id"] = np.arange(first, first + len(part), dtype=np.int64)
+            first += len(part)
+        _copy_binary(_ROLLUP_TABLE, ["id", *_ROLLUP_COLUMNS], prepared.rollup_parts)
     else:
         # Key order (learner, day, type) is the unique index's order within the run.
         _bulk_write(_ROLLUP_TABLE, _rollup_table(*prepared.rollup))

@@ -191,6 +191,13 @@ def test_indexes_are_all_back_after_a_first_load(oulad_slice):
     sample.save()
     assert sample.pk == top + 1
     assert sample.ingested_at is not None
+    # The rollup rows too (one id reservation per course run).
+    top = DailyActivity.objects.order_by("-id").values_list("id", flat=True).first()
+    assert DailyActivity.objects.values("id").distinct().count() == DailyActivity.objects.count()
+    row = DailyActivity.objects.first()
+    row.pk, row.date = None, dt.date(2030, 1, 1)
+    row.save()
+    assert row.pk == top + 1
 
 
 def test_large_click_file_read_by_arrow_matches_pandas_reader(oulad_slice):
