@@ -80,6 +80,16 @@ def machine() -> dict[str, Any]:
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
+    # Uncommitted changes outside docs/ (the results themselves) mean the
+    # figures are not those of `commit` alone: say so.
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", ".", ":(exclude)docs"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    if commit and dirty:
+        commit += " + uncommitted changes"
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
