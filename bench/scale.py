@@ -206,15 +206,17 @@ def run(full: bool) -> Section:
     return render(points, imports, full)
 
 
+def _churn_work(p: dict) -> int:
+    """Churn training's row-epochs: the early-stopping fit, then the refit on train +
+    validation for the best epochs (older results, without the refit, give the fit's)."""
+    refit = p["churn_rows"] * p.get("churn_refit_epochs", 0)
+    return p["churn_train_rows"] * p["churn_epochs"] + refit
+
+
 def _work_note(points: list[dict]) -> str:
     """Churn training time per unit of work (rows x epochs, fit and refit), per size."""
     if not all("churn_epochs" in p for p in points):
         return ""
-
-    def work(p: dict) -> int:
-        # Older results (before the refit was counted) give the fit's share only.
-        refit = p["churn_rows"] * p.get("churn_refit_epochs", 0)
-        return p["churn_train_rows"] * p["churn_epochs"] + refit
 
     rows = [
         [
@@ -222,9 +224,9 @@ def _work_note(points: list[dict]) -> str:
             p["churn_train_rows"],
             p["churn_epochs"],
             p.get("churn_refit_epochs", ""),
-            work(p),
+            _churn_work(p),
             p["seconds"]["churn_train"],
-            1e6 * p["seconds"]["churn_train"] / work(p),
+            1e6 * p["seconds"]["churn_train"] / _churn_work(p),
         ]
         for p in points
     ]
@@ -256,14 +258,12 @@ def _work_growth(first: dict, last: dict) -> str:
     if "churn_refit_epochs" not in first or "churn_refit_epochs" not in last:
         return ""
 
-    def work(p: dict) -> int:
-        return p["churn_train_rows"] * p["churn_epochs"] + p["churn_rows"] * p["churn_refit_epochs"]
-
     def per_network(p: dict, key: str) -> float:
         return p[key] / p.get("churn_networks", 4)  # older results: the default 4 seeds
 
     return (
-        f"Its work (row-epochs, fit + refit) grew {work(last) / work(first):.1f}x and its time "
+        "Its work (row-epochs, fit + refit) grew "
+        f"{_churn_work(last) / _churn_work(first):.1f}x and its time "
         f"{last['seconds']['churn_train'] / first['seconds']['churn_train']:.1f}x: at the "
         f"smallest size each network stopped after about {per_network(first, 'churn_epochs'):.0f} "
         f"epochs with a best epoch of {per_network(first, 'churn_refit_epochs'):.0f} (the smallest "
