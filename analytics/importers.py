@@ -628,8 +628,7 @@ def _events_write(prepared: _Prepared, course: Course, source: str, deferred: se
     if prepared.events is not None:
         columns = _EVENT_COLUMNS
         if "id" in (prepared.events.dtype.names or ()):
-            first = _ids_reserve(_EVENT_TABLE, prepared.n)
-            prepared.events["id"] = np.arange(first, first + prepared.n, dtype=np.int64)
+            _ids_assign(_EVENT_TABLE, [prepared.events])
             columns = ["id", "ingested_at", *_EVENT_COLUMNS]
         _copy_binary(_EVENT_TABLE, columns, [prepared.events])
     else:
@@ -638,10 +637,7 @@ def _events_write(prepared: _Prepared, course: Course, source: str, deferred: se
     if _ROLLUP_TABLE not in deferred and DailyActivity.objects.filter(course_id=course.pk).exists():
         _rollup_merge(_rollup_table(*prepared.rollup))
     elif prepared.rollup_parts is not None:
-        first = _ids_reserve(_ROLLUP_TABLE, sum(len(part) for part in prepared.rollup_parts))
-        for part in prepared.rollup_parts:
-            part["id"] = np.arange(first, first + len(part), dtype=np.int64)
-            first += len(part)
+        _ids_assign(_ROLLUP_TABLE, prepared.rollup_parts)
         _copy_binary(_ROLLUP_TABLE, ["id", *_ROLLUP_COLUMNS], prepared.rollup_parts)
     else:
         # Key order (learner, day, type) is the unique index's order within the run.
@@ -651,12 +647,14 @@ def _events_write(prepared: _Prepared, course: Course, source: str, deferred: se
 _BINARY_KINDS = {"int8": ">i8", "int4": ">i4", "float8": ">f8", "date": ">i4", "timestamptz": ">i8"}
 
 
-def _ids_reserve(table: str, n: int) -> int:
-    """The first of `n` consecutive ids taken from `table`'s id sequence.
+def _ids_assign(table: str, parts: list[np.ndarray]) -> None:
+    """Number the `id` field of the record arrays `parts` (in order) with
+    consecutive ids taken from `table`'s id sequence in one step.
 
     Only while the table is locked against other writers (_indexes_deferred):
     nobody else can draw from the sequence between the two calls.
     """
+    n = sum(len(part) for part in parts)
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT nextval(pg_get_serial_sequence(%s, 'id')), pg_get_serial_sequence(%s, 'id')",
@@ -664,7 +662,9 @@ def _ids_reserve(table: str, n: int) -> int:
         )
         first, sequence = cursor.fetchone()
         cursor.execute("SELECT setval(%s, %s)", [sequence, first + n - 1])
-    return first
+    for part in parts:
+        part["id"] = np.arange(first, first + len(part), dtype=np.int64)
+        first += len(part)
 
 
 def _rollup_table(

@@ -217,7 +217,6 @@ def _work_note(points: list[dict]) -> str:
     """Churn training time per unit of work (rows x epochs, fit and refit), per size."""
     if not all("churn_epochs" in p for p in points):
         return ""
-
     rows = [
         [
             p["label"],
