@@ -1,9 +1,12 @@
+import datetime as dt
+
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from django.core.management import call_command
 
-from analytics.learning_data import _sum_clicks, _sum_clicks_per, learning_data
+from analytics.learning_data import _item_clicks_per_day, _sum_clicks, learning_data
 from analytics.models import Course
 from eduplatform.ml.oulad import load_oulad
 from tests.conftest import service_missing
@@ -120,30 +123,42 @@ def test_sum_clicks_falls_back_when_keys_do_not_fit_an_int64() -> None:
 
 
 @pytest.mark.parametrize("grouped", [True, False])
-def test_sum_clicks_per_course_matches_a_pandas_groupby(grouped: bool) -> None:
+def test_item_clicks_per_day_match_a_pandas_groupby(grouped: bool) -> None:
+    """Batches holding one course run, several, or runs spread over batches all
+    give the groupby's sums, with course days counted from each run's start."""
     rng = np.random.default_rng(5)
     n = 30_000
+    starts = {c: dt.date(2024, 1, 1) + dt.timedelta(days=7 * c) for c in range(1, 6)}
     raw = pd.DataFrame(
         {
             "course_id": rng.integers(1, 6, n),
-            "learner_id": rng.integers(1, 400, n),
+            "learner_id": rng.integers(10**9, 10**9 + 400, n),  # large ids
             "item_id": rng.integers(1, 60, n),
-            "epoch_day": rng.integers(19_000, 19_040, n),
-            "clicks": rng.integers(1, 9, n),
+            "occurred_at": pd.Timestamp("2024-01-01", tz="UTC")
+            + pd.to_timedelta(rng.integers(0, 80 * 86_400, n), unit="s"),
+            "count": rng.integers(1, 9, n).astype(np.int32),
         }
     )
     if grouped:  # as a run-by-run load reads back
         raw = raw.sort_values("course_id", kind="stable")
-    keys = ["course_id", "learner_id", "item_id", "epoch_day"]
-    columns = _sum_clicks_per(
-        "course_id", {k: raw[k].to_numpy() for k in keys}, raw["clicks"].to_numpy()
+    table = pa.Table.from_pandas(raw, preserve_index=False)
+    batches = table.to_batches(max_chunksize=4_000)
+    if grouped:
+        assert any(len(set(b.column(0).to_pylist())) == 1 for b in batches)
+    got = _item_clicks_per_day(batches, starts, n)
+    assert np.all(np.diff(got["course_id"]) >= 0)  # runs in ascending order
+    assert got["day"].dtype == np.int32
+    start_days = raw["course_id"].map({c: pd.Timestamp(d, tz="UTC") for c, d in starts.items()})
+    expected = raw.assign(
+        day=(raw["occurred_at"].dt.floor("D") - start_days).dt.days, clicks=raw["count"]
     )
-    assert np.all(np.diff(columns["course_id"]) >= 0)  # parts in ascending order
-    summed = pd.DataFrame(columns)[[*keys, "clicks"]]
-    summed = summed.sort_values(keys).reset_index(drop=True).astype("int64")
+    keys = ["course_id", "learner_id", "item_id", "day"]
+    assert (expected["day"] < 0).any()  # days before a run's start count back from it
+    summed = got.sort_values(keys).reset_index(drop=True).astype("int64")
     assert len(summed) < n
-    assert summed.equals(_groupby_sum(raw, keys))
-    empty = _sum_clicks_per(
-        "course_id", {k: raw[k].to_numpy()[:0] for k in keys}, raw["clicks"].to_numpy()[:0]
-    )
-    assert all(len(v) == 0 for v in empty.values())
+    assert summed.equals(_groupby_sum(expected, keys))
+    assert _item_clicks_per_day([], starts, 0).empty
+    assert list(_item_clicks_per_day(table.slice(0, 0).to_batches(), starts, 0).columns) == [
+        *keys,
+        "clicks",
+    ]
