@@ -273,11 +273,11 @@ def _item_clicks_per_day(
     runs in ascending id order.
 
     Only the output is as big as the read; everything else stays per batch or per
-    run. Arrays over 32 MB come fresh from the kernel (glibc's mmap threshold),
-    and on the benchmark machine writing fresh pages cost several times what
-    reusing the heap does: on 9.9M rows the full-size temporaries of a global
-    ordering, a pandas copy and a concatenation took 1.5-2 s, 15-30x their cost
-    on 0.9M rows.
+    run. Arrays above glibc's mmap threshold (32 MB at most) are mapped fresh on
+    every allocation, and on the benchmark machine writing fresh pages cost
+    several times what reusing the heap does: on 9.9M rows the full-size
+    temporaries of a global ordering, a pandas copy and a concatenation took
+    1.5-2 s, 20-100x their cost on 0.9M rows (profiled 2026-12-03).
     1. Split each batch by course run: views when the batch holds one run (the
        scan returns long runs of one run), else a stable sort of the batch.
     2. Per run: join its pieces, turn the UTC timestamps into course days, and
