@@ -7,10 +7,12 @@ from eduplatform.ml.artifacts import load_artifact, save_artifact
 from eduplatform.ml.churn.features import build_dataset
 from eduplatform.ml.churn.model import (
     ChurnEnsemble,
+    ChurnNet,
     ChurnPredictor,
     ChurnRouter,
     ChurnSettings,
     RunPrior,
+    _Dropout,
     train_churn_model,
 )
 from eduplatform.ml.metrics import roc_auc
@@ -307,3 +309,36 @@ def test_step_budget_caps_the_epochs_as_rows_grow(splits):
     _, report = train_churn_model(train, val, budget)
     assert [len(h) for h in report.history] == [2]
     assert report.best_epochs[0] <= 2
+
+
+@pytest.mark.parametrize("p", [0.3, 0.5])
+def test_fast_dropout_is_torch_dropout_bit_for_bit(p: float) -> None:
+    """Same generator state in, same mask, outputs and gradients out as `torch.dropout`,
+    and the generator left where `torch.dropout` leaves it."""
+    x = torch.randn(512, 64)
+    grad = torch.randn(512, 64)
+    ours, theirs = x.clone().requires_grad_(), x.clone().requires_grad_()
+    layer = _Dropout(p).train()
+    torch.manual_seed(11)
+    out = layer(ours)
+    after_ours = torch.rand(3)
+    torch.manual_seed(11)
+    expected = torch.dropout(theirs, p, True)
+    after_theirs = torch.rand(3)
+    out.backward(grad)
+    expected.backward(grad)
+    assert torch.equal(out, expected)
+    assert torch.equal(ours.grad, theirs.grad)
+    assert torch.equal(after_ours, after_theirs)
+    assert 0.2 < float((out == 0).float().mean()) < 0.6  # it does drop
+
+
+def test_fast_dropout_outside_training_and_at_the_edges() -> None:
+    x = torch.randn(64, 8)
+    assert torch.equal(_Dropout(0.3).eval()(x), x)
+    assert torch.equal(_Dropout(0.0).train()(x), x)
+    assert torch.equal(_Dropout(1.0).train()(x), torch.zeros_like(x))
+    net = ChurnNet(n_flat=5, n_channels=2, use_sequence=False)
+    assert sum(isinstance(m, _Dropout) for m in net.modules()) == 2
+    assert not net.reads_sequence
+    assert ChurnNet(n_flat=5, n_channels=2, use_sequence=True).reads_sequence
