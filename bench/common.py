@@ -7,7 +7,11 @@ import datetime as dt
 import json
 import os
 import platform
+import signal
+import socket
 import subprocess
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +67,48 @@ def manage(
         text=True,
         check=check,
     )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def gunicorn(env: dict[str, str], workers: int = 2) -> Iterator[str]:
+    """The product served as in production (gunicorn sync workers) on a free
+    loopback port: yields the base URL once /healthz answers, stops it on exit."""
+    import requests
+
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            str(ROOT / ".venv" / "bin" / "gunicorn"),
+            "eduplatform.wsgi",
+            "-w",
+            str(workers),
+            "-b",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                requests.get(base + "/healthz", timeout=5)
+                break
+            except requests.RequestException:  # not listening yet, or still importing
+                time.sleep(0.5)
+        yield base
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
 
 
 def machine() -> dict[str, Any]:

@@ -12,18 +12,14 @@ Run: python -m bench.run --only serving [--full]
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import requests
 
-from bench.common import ROOT, Section, django_env, manage, recreate_database, table
+from bench.common import ROOT, Section, django_env, gunicorn, manage, recreate_database, table
 
 DB = "eduplatform_bench_serving"
 SETUP = r"""
@@ -128,12 +124,6 @@ def _verdicts(results: dict[str, dict], bare: float) -> str:
     return "In this run: " + "; ".join(parts) + "."
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _wrk(url: str, seconds: int, headers: dict[str, str], paths: list[str] | None) -> dict:
     args = ["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", "--timeout", "5s"]
     for key, value in headers.items():
@@ -204,30 +194,7 @@ def run(full: bool) -> Section:
         check=True,
     )
     misses = json.loads(missed.stdout.strip().splitlines()[-1])
-    port = _port()
-    server = subprocess.Popen(
-        [
-            str(ROOT / ".venv" / "bin" / "gunicorn"),
-            "eduplatform.wsgi",
-            "-w",
-            "2",
-            "-b",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env={**env, "DJANGO_SETTINGS_MODULE": "eduplatform.settings.dev"},
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                requests.get(base + "/healthz", timeout=5)
-                break
-            except requests.RequestException:  # not listening yet, or still importing
-                time.sleep(0.5)
+    with gunicorn({**env, "DJANGO_SETTINGS_MODULE": "eduplatform.settings.dev"}) as base:
         session = requests.Session()
         page = session.get(base + "/accounts/login/")
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
@@ -262,9 +229,6 @@ def run(full: bool) -> Section:
                 base + course_page, seconds, {"Cookie": cookie}, None
             ),
         }
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
     bare = results["bare view (/healthz)"]["rps"]
     rows = [
         [name, r["rps"], f"{r['rps'] / bare:.2f}x", r["p50"], r["p90"], r["p99"], r["non_2xx"]]
