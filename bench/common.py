@@ -181,7 +181,10 @@ def render_markdown() -> str:
         "on OULAD against the peers is in [churn-model.md](churn-model.md) (`evaluate_churn`),",
         "[recommender-model.md](recommender-model.md) (`evaluate_recommender`); compression by",
         "`manage.py compression_report` ([compression.md](compression.md)). The machine is a",
-        "shared 2-core box: compare figures within a section (same run), not across sections.",
+        "shared 2-core box, and sections re-run in different sessions may come from different",
+        "CPUs (each section's first line names it; an AMD EPYC box here ran the same code about",
+        "2x slower than the Intel Xeon one): compare figures within a section (same run), not",
+        "across sections.",
         "Targets not met are said so in their section. Sections:",
         "",
     ]
