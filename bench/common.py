@@ -159,16 +159,42 @@ class Section:
     def save(self) -> Path:
         RESULTS.mkdir(parents=True, exist_ok=True)
         path = RESULTS / f"{self.name}.json"
+        here = machine()
         payload = {
             "name": self.name,
             "title": self.title,
             "body": self.body,
             "figures": self.figures,
             "mode": self.mode,
-            "machine": machine(),
+            "machine": here,
+            "other_cpus": other_cpus(path, here["cpu"]),
         }
         path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
         return path
+
+
+def other_cpus(path: Path, cpu: str) -> dict[str, dict[str, Any]]:
+    """The latest earlier run of a section on each CPU other than `cpu`, by CPU.
+
+    Sessions get boxes of different speed (the same code ran about 2x slower on
+    one than on another), so a new run replaces the last one of its own CPU
+    only; the others stay beside it, text and machine, figures dropped.
+    """
+    if not path.exists():
+        return {}
+    old = json.loads(path.read_text())
+    runs = dict(old.get("other_cpus", {}))
+    runs[old["machine"]["cpu"]] = {key: old[key] for key in ("body", "mode", "machine")}
+    runs.pop(cpu, None)
+    return runs
+
+
+def _run_line(machine: dict[str, Any], mode: str) -> str:
+    return (
+        f"{machine['date']}, commit {machine['commit']}, {machine['cores']} cores "
+        f"({machine['cpu']}), {machine['memory_gib']} GiB, Python {machine['python']}, "
+        f"{mode} run"
+    )
 
 
 def render_markdown() -> str:
@@ -204,17 +230,25 @@ def render_markdown() -> str:
     for s in sections:
         parts.append(f"- [{s['title']}](#{s['name']})")
     for s in sections:
-        m = s["machine"]
         parts += [
             "",
             f'<a id="{s["name"]}"></a>',
             f"## {s['title']}",
             "",
-            f"*{m['date']}, commit {m['commit']}, {m['cores']} cores ({m['cpu']}), "
-            f"{m['memory_gib']} GiB, Python {m['python']}, {s['mode']} run.*",
+            f"*{_run_line(s['machine'], s['mode'])}.*",
             "",
             s["body"].rstrip(),
         ]
+        for other in s.get("other_cpus", {}).values():
+            parts += [
+                "",
+                "<details><summary>The latest run on another CPU: "
+                f"{_run_line(other['machine'], other['mode'])}</summary>",
+                "",
+                other["body"].rstrip(),
+                "",
+                "</details>",
+            ]
     return "\n".join(parts) + "\n"
 
 
