@@ -172,11 +172,11 @@ print(json.dumps({"events": (batches - clients) * size, "seconds": time.perf_cou
 )
 
 
-def _python(script: str, *args: object, env: dict[str, str] | None = None) -> dict:
+def _python(script: str, *args: object) -> dict:
     result = subprocess.run(
         [str(ROOT / ".venv" / "bin" / "python"), "-c", script, *map(str, args)],
         cwd=ROOT,
-        env=env or django_env(),
+        env=django_env(),
         capture_output=True,
         text=True,
         check=True,
