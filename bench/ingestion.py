@@ -1,5 +1,8 @@
 """Ingestion: import_oulad and the events API against a raw COPY of the same rows.
 
+The events API is timed twice: served by gunicorn (2 workers) to 1 and 2 HTTP
+clients, and one request at a time through Django's in-process test client.
+
 Run: python -m bench.run --only ingestion [--full]
 """
 
