@@ -48,7 +48,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "eduplatform.middleware.CSPMiddleware",
     # Last, as django-axes requires: it turns lockouts raised by the backend into responses.
     "axes.middleware.AxesMiddleware",
 ]
