@@ -163,6 +163,9 @@ ARTIFACT_DIR = Path(env_str("ARTIFACT_DIR", str(BASE_DIR / "var" / "artifacts"))
 
 # Ingestion limits.
 EVENTS_MAX_BATCH = env_int("EVENTS_MAX_BATCH", 5000)
+# Sort memory of the index builds in a bulk import (PostgreSQL size, e.g. "512MB";
+# one import at a time, only inside its transaction).
+IMPORT_MAINTENANCE_WORK_MEM = env_str("IMPORT_MAINTENANCE_WORK_MEM", "1GB")
 
 # Model gate and compression tolerances.
 CHURN_GATE_TOLERANCE_AUC = env_float("CHURN_GATE_TOLERANCE_AUC", 0.01)

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
+from django.db import DataError, IntegrityError, connection
 from django.db.models import Sum
 
 from analytics.models import (
@@ -198,6 +198,80 @@ def test_indexes_are_all_back_after_a_first_load(oulad_slice):
     row.pk, row.date = None, dt.date(2030, 1, 1)
     row.save()
     assert row.pk == top + 1
+
+
+def _foreign_keys():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) "
+            "FROM pg_constraint WHERE contype = 'f' AND conrelid::regclass::text IN "
+            "('analytics_enrollment', 'analytics_submission', 'analytics_contentitem') "
+            "ORDER BY 1, 2"
+        )
+        return cursor.fetchall()
+
+
+def test_foreign_keys_are_all_back_after_a_first_load(oulad_slice, monkeypatch):
+    """A load into empty tables drops their foreign keys and adds them back, checked."""
+    if connection.vendor != "postgresql":
+        service_missing("foreign key deferral is PostgreSQL only (set DATABASE_URL)")
+    before = _foreign_keys()
+    assert {table for table, _, _ in before} == {
+        "analytics_enrollment",
+        "analytics_submission",
+        "analytics_contentitem",
+    }
+    assert all("DEFERRABLE INITIALLY DEFERRED" in definition for _, _, definition in before)
+    from analytics import importers
+
+    during = []
+    real = importers._assessments_create
+
+    def noting_the_keys(*args, **kwargs):
+        during.append(_foreign_keys())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(importers, "_assessments_create", noting_the_keys)
+    import_slice(oulad_slice)
+    assert during == [[]]  # no per-row checks queued while loading
+    assert _foreign_keys() == before
+    assert Submission.objects.exists() and Enrollment.objects.exists()
+
+
+def test_a_row_breaking_a_foreign_key_fails_the_load_and_writes_nothing(oulad_slice, monkeypatch):
+    """Adding a key back checks the loaded rows: a dangling one rolls the import back."""
+    if connection.vendor != "postgresql":
+        service_missing("foreign key deferral is PostgreSQL only (set DATABASE_URL)")
+    from analytics import importers
+
+    real = importers._assessments_create
+
+    def with_a_dangling_learner(*args, **kwargs):
+        out = real(*args, **kwargs)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE analytics_submission SET learner_id = -1 "
+                "WHERE id = (SELECT min(id) FROM analytics_submission)"
+            )
+        return out
+
+    monkeypatch.setattr(importers, "_assessments_create", with_a_dangling_learner)
+    before = _foreign_keys()
+    with pytest.raises(IntegrityError, match="analytics_submission"):
+        import_slice(oulad_slice)
+    assert not Submission.objects.exists()
+    assert not LearningEvent.objects.exists()
+    assert not Course.objects.exists()
+    assert _foreign_keys() == before
+
+
+def test_a_malformed_sort_memory_setting_is_refused(oulad_slice, settings):
+    if connection.vendor != "postgresql":
+        service_missing("the sort memory setting is PostgreSQL only (set DATABASE_URL)")
+    settings.IMPORT_MAINTENANCE_WORK_MEM = "1GB; DROP TABLE analytics_course"
+    with pytest.raises(DataError):
+        import_slice(oulad_slice)
+    assert not Course.objects.exists()
 
 
 def test_large_click_file_read_by_arrow_matches_pandas_reader(oulad_slice):
