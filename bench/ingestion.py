@@ -1,5 +1,9 @@
 """Ingestion: import_oulad and the events API against a raw COPY of the same rows.
 
+The limit is a binary COPY of the event rows the import wrote (every column)
+into an unlogged table without indexes; beside it the same rows as CSV, and a
+CSV COPY of the source file's six columns.
+
 The events API is timed twice: served by gunicorn (2 workers) to 1 and 2 HTTP
 clients, and one request at a time through Django's in-process test client.
 
@@ -61,8 +65,8 @@ def _settle() -> float:
     return time.perf_counter() - started
 
 
-def raw_copy(data: bytes) -> float:
-    """Seconds to COPY the rows into an unlogged table without indexes: the physical limit."""
+def source_copy(data: bytes) -> float:
+    """Seconds to COPY the source CSV rows (six columns) into an unlogged table without indexes."""
     with psycopg.connect(database_url().replace("postgres://", "postgresql://")) as conn:
         conn.execute("DROP TABLE IF EXISTS bench_raw_vle")
         conn.execute(
@@ -80,6 +84,40 @@ def raw_copy(data: bytes) -> float:
         conn.execute("DROP TABLE bench_raw_vle")
         conn.commit()
     return elapsed
+
+
+def event_rows_copy(fmt: str) -> tuple[float, int]:
+    """Seconds (and rows) to COPY the event rows the import wrote (every column, exported by
+    COPY TO in `fmt`, binary or csv) into an unlogged table of the same columns
+    without indexes: writing exactly these rows, and nothing else, as fast as
+    PostgreSQL takes them."""
+    with psycopg.connect(database_url().replace("postgres://", "postgresql://")) as conn:
+        exported = io.BytesIO()
+        with conn.cursor().copy(
+            "COPY (SELECT * FROM analytics_learningevent WHERE source = 'oulad') "
+            f"TO STDOUT WITH (FORMAT {fmt})"
+        ) as copy:
+            for chunk in copy:
+                exported.write(chunk)
+        data = exported.getvalue()
+        del exported
+        conn.execute("DROP TABLE IF EXISTS bench_raw_events")
+        conn.execute(
+            "CREATE UNLOGGED TABLE bench_raw_events (LIKE analytics_learningevent INCLUDING DEFAULTS)"
+        )
+        conn.commit()
+        started = time.perf_counter()
+        cursor = conn.cursor()
+        with cursor.copy(f"COPY bench_raw_events FROM STDIN WITH (FORMAT {fmt})") as copy:
+            view = memoryview(data)
+            for offset in range(0, len(view), 1 << 20):
+                copy.write(view[offset : offset + (1 << 20)])
+        conn.commit()
+        elapsed = time.perf_counter() - started
+        copied = cursor.rowcount
+        conn.execute("DROP TABLE bench_raw_events")
+        conn.commit()
+    return elapsed, copied
 
 
 # The batches both API measurements post: 1,000 events of 5,000 learners over
@@ -209,7 +247,8 @@ def run(full: bool) -> Section:
     recreate_database()
     manage("migrate", "--noinput")
     data, rows = _vle_bytes(presentations)
-    copy_seconds = raw_copy(data)
+    source_seconds = source_copy(data)
+    del data
     args = ["import_oulad", str(SHARED_OULAD), "--no-progress"]
     if presentations:
         args += ["--presentations", ",".join(presentations)]
@@ -222,7 +261,15 @@ def run(full: bool) -> Section:
     started = time.perf_counter()
     manage("shell", "-c", "pass")
     startup_seconds = time.perf_counter() - started
+    # The limit: the rows the import wrote, COPYed raw (binary is PostgreSQL's
+    # fastest way in; CSV, the same rows as text, beside it).
+    copy_seconds, copied = event_rows_copy("binary")
+    csv_seconds, _ = event_rows_copy("csv")
+    # The import stores one event per source row (a check, not an assumption).
+    assert copied == rows, (copied, rows)
     copy_rate = rows / copy_seconds
+    csv_rate = rows / csv_seconds
+    source_rate = rows / source_seconds
     import_rate = rows / import_seconds
     # After the import, autovacuum would work through the 7M new rows and the
     # checkpointer flush them (and every page's next change would write a full-page
@@ -257,14 +304,32 @@ def run(full: bool) -> Section:
     batches = api["events"] / 1000
     client_ms, db_ms = 1000 * api["client_cpu"] / batches, 1000 * api["db_cpu"] / batches
     rows_table = table(
-        ["what", "rows", "seconds", "rows/s", "vs raw COPY", "target"],
+        ["what", "rows", "seconds", "rows/s", "vs limit", "target"],
         [
             [
-                "raw COPY into an unlogged table, no indexes (limit)",
+                "raw binary COPY of the event rows the import wrote (all columns) into an "
+                "unlogged table, no indexes (limit)",
                 rows,
                 copy_seconds,
                 copy_rate,
                 "1.00x",
+                "",
+            ],
+            [
+                "same rows, CSV COPY",
+                rows,
+                csv_seconds,
+                csv_rate,
+                f"{csv_rate / copy_rate:.2f}x",
+                "",
+            ],
+            [
+                "CSV COPY of the source file rows (six columns: module, presentation, "
+                "student, site, day, clicks) into an unlogged table, no indexes",
+                rows,
+                source_seconds,
+                source_rate,
+                f"{source_rate / copy_rate:.2f}x",
                 "",
             ],
             [
@@ -325,17 +390,23 @@ def run(full: bool) -> Section:
         f"OULAD studentVle rows of {scope} from `../shared/datasets/oulad`, into PostgreSQL 15 on "
         "this machine, side by side in one run.\n\n"
         + rows_table
-        + "\n\nTargets in this run: `import_oulad` at least 0.25x of the raw COPY: "
-        + f"{import_rate / copy_rate:.2f}x ({'met' if import_rate / copy_rate >= 0.25 else 'NOT met'}); "
+        + "\n\nTargets in this run: `import_oulad` at least 0.25x of the raw COPY of the same "
+        + f"rows: {import_rate / copy_rate:.2f}x of the binary COPY "
+        + f"({'met' if import_rate / copy_rate >= 0.25 else 'NOT met'}), {import_rate / csv_rate:.2f}x "
+        + f"of the CSV COPY ({import_rate / source_rate:.2f}x of the source rows' COPY); "
         + f"events API at least 20,000 events/s: {served_rate[2]:,.0f} served by 2 workers to 2 "
         + f"clients ({'met' if served_rate[2] >= 20_000 else 'NOT met'}); one request at a time "
         + f"{served_rate[1]:,.0f} over HTTP and {api_rate:,.0f} in-process "
         + f"({'met' if min(served_rate[1], api_rate) >= 20_000 else 'NOT met'} for one client)."
-        + f"\n\nThe limit row is a CSV COPY of the rows already in memory; it ran at "
-        f"{copy_rate:,.0f} rows/s, {copy_rate / 470_000:.1f}x the 470,000 rows/s the issue quotes "
-        f"for this COPY on this machine. Against that quoted figure the import's "
-        f"{import_rate:,.0f} rows/s would be {import_rate / 470_000:.2f}x; the ratio in the table "
-        "is against the COPY measured in this run."
+        + "\n\nThe limit is the event rows this import wrote, every column (id, times, learner, "
+        "course, item, verb, count, source, ...), exported after the import and COPYed from memory "
+        "into an unlogged table of the same columns without indexes: writing exactly the rows "
+        "the import stores and nothing else. Binary is PostgreSQL's fastest COPY format for "
+        f"them ({copy_rate:,.0f} rows/s); as CSV they went in at {csv_rate:,.0f} rows/s, the "
+        "figure closest to the 470,000 rows/s the issue quotes for its COPY on this machine. "
+        "Until 2026-12-04 this section's limit was the source row COPY (six short columns, "
+        f"{source_rate:,.0f} rows/s, {source_rate / 470_000:.1f}x the quoted figure): not the rows the "
+        "import writes, and no COPY of the stored rows comes near it."
         + "\n\nThe import writes every event row plus the daily rollup in one transaction, and at "
         "commit the event table has all its indexes (primary key, per-learner B-tree, per-course "
         "BRIN, partial unique index on client ids) and the rollup its unique index. Here the tables "
@@ -375,8 +446,11 @@ def run(full: bool) -> Section:
         figures={
             "rows": rows,
             "copy_rows_per_s": copy_rate,
+            "csv_copy_rows_per_s": csv_rate,
+            "source_copy_rows_per_s": source_rate,
             "import_rows_per_s": import_rate,
             "import_ratio": import_rate / copy_rate,
+            "import_ratio_vs_source_copy": import_rate / source_rate,
             "startup_seconds": startup_seconds,
             "api_events_per_s": api_rate,
             "api_served_events_per_s": served_rate[2],
