@@ -177,7 +177,8 @@ def other_cpus(path: Path, cpu: str) -> dict[str, dict[str, Any]]:
     """The latest earlier run of a section on each CPU other than `cpu`, by CPU.
 
     Sessions get boxes of different speed (the same code ran about 2x slower on
-    one than on another), so a new run replaces the last one of its own CPU
+    one than on another, and on one box from one day to the next), so a new run
+    replaces the last one of its own CPU
     only; the others stay beside it, text and machine, figures dropped.
     """
     if not path.exists():
@@ -208,9 +209,10 @@ def render_markdown() -> str:
         "[recommender-model.md](recommender-model.md) (`evaluate_recommender`); compression by",
         "`manage.py compression_report` ([compression.md](compression.md)). The machine is a",
         "shared 2-core box, and sections re-run in different sessions may come from different",
-        "CPUs (each section's first line names it; an AMD EPYC box here ran the same code about",
-        "2x slower than the Intel Xeon one): compare figures within a section (same run), not",
-        "across sections.",
+        "CPUs (each section's first line names it), and the speed of one box drifts too (the",
+        "AMD EPYC box ran the same code about 2x slower on 2026-12-03 than on 2026-12-04, and",
+        "within an hour its bare view went from 3,068 to 3,914 requests/s): compare figures",
+        "within a section (same run), not across sections.",
         "Targets not met are said so in their section. Sections:",
         "",
     ]
