@@ -394,7 +394,7 @@ def run(full: bool) -> Section:
             ""
             if full
             else "\n\nA quick run imports one presentation, where the import's fixed costs "
-            "(start-up, the small tables, index builds) weigh more: the targets are for a full run."
+            "(start-up, the small tables, the set-up of the load) weigh more: the targets are for a full run."
         )
         + "\n\nTargets in this run: `import_oulad` at least 0.25x of the raw COPY of the same "
         + f"rows: {import_rate / copy_rate:.2f}x of the binary COPY "
