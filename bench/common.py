@@ -178,8 +178,8 @@ def other_cpus(path: Path, cpu: str) -> dict[str, dict[str, Any]]:
 
     Sessions get boxes of different speed (the same code ran about 2x slower on
     one than on another, and on one box from one day to the next), so a new run
-    replaces the last one of its own CPU
-    only; the others stay beside it, text and machine, figures dropped.
+    replaces the last one of its own CPU only; the others stay beside it, text
+    and machine, figures dropped.
     """
     if not path.exists():
         return {}
