@@ -5,6 +5,8 @@ import torch
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from eduplatform.ml.churn.features import build_dataset
+from eduplatform.ml.oulad import load_oulad
 from tests.ml.churn.synth import write_oulad_folder
 
 
@@ -70,6 +72,49 @@ def test_train_and_test_folders(folder, tmp_path, capsys):
         "2",
     )
     assert "product" in capsys.readouterr().out
+
+
+def test_test_runs_also_in_training_are_left_out(folder, tmp_path, capsys):
+    # 2014B of the test folder has the same run ids as the training folder's 2014B
+    test_dir = write_oulad_folder(
+        tmp_path / "later", n_learners=20, presentations=("2014B", "2014J"), seed=5
+    )
+    out = tmp_path / "eval.json"
+    call_command(
+        "evaluate_churn",
+        "--train",
+        str(folder),
+        "--test",
+        str(test_dir),
+        "--cutoffs",
+        "30",
+        "--seeds",
+        "1",
+        "--max-epochs",
+        "2",
+        "--json",
+        str(out),
+    )
+    text = capsys.readouterr().out
+    assert "left out 2 course run(s) also in the training data: AAA_2014B, BBB_2014B" in text
+    payload = json.loads(out.read_text())
+    assert payload["left_out_test_runs"] == ["AAA_2014B", "BBB_2014B"]
+    held_out = load_oulad(test_dir, course_ids=["AAA_2014J", "BBB_2014J"])
+    expected = len(build_dataset(held_out, [30]).labelled())
+    assert {s["n_learners"] for s in payload["scores"]} == {expected}
+
+
+def test_test_folder_with_only_training_runs_is_refused(folder):
+    with pytest.raises(CommandError, match="nothing held out to test on"):
+        call_command("evaluate_churn", "--train", str(folder), "--test", str(folder))
+
+
+def test_run_in_two_train_folders_is_refused(folder, tmp_path):
+    again = write_oulad_folder(tmp_path / "again", n_learners=10, presentations=("2013J",))
+    with pytest.raises(CommandError, match="AAA_2013J is in two --train folders"):
+        call_command(
+            "evaluate_churn", "--train", str(folder), "--train", str(again), "--test", str(again)
+        )
 
 
 def test_missing_dir_is_a_one_line_error(tmp_path):

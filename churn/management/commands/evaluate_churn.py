@@ -16,7 +16,7 @@ from django.core.management.base import BaseCommand, CommandError
 from eduplatform.ml.churn.evaluate import evaluate_churn
 from eduplatform.ml.churn.model import ChurnSettings
 from eduplatform.ml.data import LearningData
-from eduplatform.ml.oulad import OuladFormatError, load_oulad, read_tables
+from eduplatform.ml.oulad import OuladFormatError, course_key, load_oulad, read_tables
 
 
 def _concat(parts: list[LearningData]) -> LearningData:
@@ -30,6 +30,27 @@ def _concat(parts: list[LearningData]) -> LearningData:
             for name in LearningData.frame_names()
         }
     )
+
+
+def _run_keys(courses) -> list[str]:
+    """Course run ids of an OULAD courses table, as `load_oulad` names them."""
+    return [
+        course_key(m, p)
+        for m, p in zip(courses["code_module"], courses["code_presentation"], strict=True)
+    ]
+
+
+def _distinct_runs(parts: list[LearningData], folders: list[Path]) -> set[str]:
+    """The course runs of the --train folders; a run in two of them would be trained on twice."""
+    seen: dict[str, Path] = {}
+    for part, folder in zip(parts, folders, strict=True):
+        for run in sorted(set(part.courses["course_id"].astype(str))):
+            if run in seen:
+                raise CommandError(
+                    f"course run {run} is in two --train folders: {seen[run]}, {folder}"
+                )
+            seen[run] = folder
+    return set(seen)
 
 
 class Command(BaseCommand):
@@ -64,6 +85,7 @@ class Command(BaseCommand):
         if not train_dirs:
             raise CommandError("give at least one --train DIR")
         split = options.get("split_presentation")
+        left_out: list[str] = []
         if split and options.get("test"):
             raise CommandError("use either --test or --split-presentation, not both")
         if not split and not options.get("test"):
@@ -87,12 +109,29 @@ class Command(BaseCommand):
                 test = load_oulad(folder, presentations=[split])
                 label = f"{folder} [{', '.join(others)}] -> {split}"
             else:
-                train = _concat([load_oulad(d) for d in train_dirs])
-                test = load_oulad(Path(options["test"]))
-                label = f"{', '.join(map(str, train_dirs))} -> {options['test']}"
+                parts = [load_oulad(d) for d in train_dirs]
+                train_runs = _distinct_runs(parts, train_dirs)
+                test_dir = Path(options["test"])
+                test_runs = set(read_tables(test_dir)["courses"].pipe(_run_keys))
+                held_out = sorted(test_runs - train_runs)
+                if not held_out:
+                    raise CommandError(
+                        f"{test_dir}: every course run is also in the training data; "
+                        "nothing held out to test on"
+                    )
+                left_out = sorted(test_runs & train_runs)
+                train = _concat(parts)
+                test = load_oulad(test_dir, course_ids=held_out if left_out else None)
+                label = f"{', '.join(map(str, train_dirs))} -> {test_dir}"
         except OuladFormatError as exc:
             raise CommandError(str(exc).splitlines()[0]) from exc
         self.stdout.write(f"churn evaluation: {label}; cut-offs {cutoffs}")
+        if left_out:
+            # scoring a run the models were trained on would inflate every figure
+            self.stdout.write(
+                f"  test: left out {len(left_out)} course run(s) also in the training data: "
+                + ", ".join(left_out)
+            )
         settings = ChurnSettings()
         if options.get("seeds"):
             settings.seeds = tuple(range(max(1, options["seeds"])))
@@ -108,7 +147,12 @@ class Command(BaseCommand):
         wall = time.perf_counter() - start
         self.stdout.write(f"wall time {wall:.1f} s")
         if options.get("json"):
-            payload = {**evaluation.to_dict(), "command": label, "wall_seconds": wall}
+            payload = {
+                **evaluation.to_dict(),
+                "command": label,
+                "wall_seconds": wall,
+                "left_out_test_runs": left_out,
+            }
             try:
                 Path(options["json"]).write_text(json.dumps(payload, indent=2, sort_keys=True))
             except OSError as exc:
