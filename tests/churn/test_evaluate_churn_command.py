@@ -9,6 +9,9 @@ from eduplatform.ml.churn.features import build_dataset
 from eduplatform.ml.oulad import load_oulad
 from tests.ml.churn.synth import write_oulad_folder
 
+# one seed, two epochs: the command's plumbing, not the model's quality
+FAST = ("--seeds", "1", "--max-epochs", "2")
+
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_torch_thread():
@@ -66,10 +69,7 @@ def test_train_and_test_folders(folder, tmp_path, capsys):
         str(test_dir),
         "--cutoffs",
         "30",
-        "--seeds",
-        "1",
-        "--max-epochs",
-        "2",
+        *FAST,
     )
     assert "product" in capsys.readouterr().out
 
@@ -88,10 +88,7 @@ def test_test_runs_also_in_training_are_left_out(folder, tmp_path, capsys):
         str(test_dir),
         "--cutoffs",
         "30",
-        "--seeds",
-        "1",
-        "--max-epochs",
-        "2",
+        *FAST,
         "--json",
         str(out),
     )
@@ -107,6 +104,13 @@ def test_test_runs_also_in_training_are_left_out(folder, tmp_path, capsys):
 def test_test_folder_with_only_training_runs_is_refused(folder):
     with pytest.raises(CommandError, match="nothing held out to test on"):
         call_command("evaluate_churn", "--train", str(folder), "--test", str(folder))
+
+
+def test_test_folder_without_runs_is_refused(folder, tmp_path):
+    empty = write_oulad_folder(tmp_path / "empty", n_learners=5, presentations=("2014J",))
+    (empty / "courses.csv").write_text("code_module,code_presentation,module_presentation_length\n")
+    with pytest.raises(CommandError, match="lists no course runs"):
+        call_command("evaluate_churn", "--train", str(folder), "--test", str(empty))
 
 
 def test_run_in_two_train_folders_is_refused(folder, tmp_path):

@@ -114,6 +114,8 @@ class Command(BaseCommand):
                 test_dir = Path(options["test"])
                 test_runs = set(read_tables(test_dir)["courses"].pipe(_run_keys))
                 held_out = sorted(test_runs - train_runs)
+                if not test_runs:
+                    raise CommandError(f"{test_dir}: courses.csv lists no course runs")
                 if not held_out:
                     raise CommandError(
                         f"{test_dir}: every course run is also in the training data; "
