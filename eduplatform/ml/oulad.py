@@ -1,8 +1,9 @@
 """Read an OULAD-format folder into `LearningData`.
 
 The folder holds the seven OULAD tables as CSV (quoted+CRLF or plain, both are
-read). studentVle is either one `studentVle.csv` or, as in the shared copy, one
-gzipped file per module-presentation under `studentVle/`.
+read). studentVle is either one `studentVle.csv` (as OU distributes it, or gzipped as
+`studentVle.csv.gz`) or, as in the shared copy, one file per module-presentation under
+`studentVle/` (`studentVle_<M>_<P>.csv[.gz]`).
 
 Kuzilek J., Hlosta M., Zdrahal Z. Open University Learning Analytics dataset.
 Sci. Data 4:170171 (2017), doi:10.1038/sdata.2017.171 (CC BY 4.0).
@@ -114,8 +115,8 @@ class VleChunk:
 
 
 def vle_files(folder: Path) -> list[tuple[str, Path]]:
-    """(course key, path) for each studentVle file, sorted by key."""
-    single = folder / "studentVle.csv"
+    """(course key, path) for each studentVle file, sorted by key; key "*" for one file
+    holding every run."""
     sub = folder / "studentVle"
     found: list[tuple[str, Path]] = []
     if sub.is_dir():
@@ -123,13 +124,14 @@ def vle_files(folder: Path) -> list[tuple[str, Path]]:
             match = _VLE_FILE.search(path.name)
             if match:
                 found.append((course_key(match.group(1), match.group(2)), path))
-    if not found and single.exists():
-        found.append(("*", single))
-    if not found:
-        raise OuladFormatError(
-            f"{folder}: no studentVle.csv nor studentVle/studentVle_<M>_<P>.csv.gz"
-        )
-    return found
+    if found:
+        return found
+    for single in (folder / "studentVle.csv", folder / "studentVle.csv.gz"):
+        if single.exists():
+            return [("*", single)]
+    raise OuladFormatError(
+        f"{folder}: no studentVle.csv[.gz] nor studentVle/studentVle_<M>_<P>.csv[.gz]"
+    )
 
 
 def iter_student_vle(folder: Path, course_ids: set[str] | None = None) -> Iterator[VleChunk]:

@@ -19,6 +19,7 @@ from analytics.models import (
     Submission,
 )
 from tests.conftest import service_missing
+from tests.ml.test_oulad import single_file_folder
 
 pytestmark = pytest.mark.django_db
 
@@ -60,6 +61,17 @@ def test_import_matches_source_counts_and_click_sums(oulad_slice):
     assert course.length_days == 268
     withdrawn = Enrollment.objects.filter(final_result="Withdrawn").exclude(unregistered_on=None)
     assert withdrawn.exists()
+
+
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_one_click_file_imports_as_the_per_run_files(oulad_slice, tmp_path, gzipped):
+    folder = single_file_folder(oulad_slice, tmp_path / "one", gzipped=gzipped)
+    import_slice(folder)
+    rows, clicks = source_vle_rows(oulad_slice)
+    assert LearningEvent.objects.count() == rows
+    assert LearningEvent.objects.aggregate(c=Sum("count"))["c"] == clicks
+    assert DailyActivity.objects.aggregate(e=Sum("events"))["e"] == rows
+    assert set(Course.objects.values_list("code", flat=True)) == {"AAA_2013J", "GGG_2014B"}
 
 
 def test_rerun_adds_nothing(oulad_slice):

@@ -18,7 +18,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "dir", help="OULAD folder (seven tables; studentVle.csv or studentVle/*.csv.gz)"
+            "dir", help="OULAD folder (seven tables; studentVle.csv[.gz] or studentVle/*.csv[.gz])"
         )
         parser.add_argument("--presentations", default="", help="comma-separated, e.g. 2013J,2014B")
         parser.add_argument(
