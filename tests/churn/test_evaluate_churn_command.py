@@ -161,6 +161,17 @@ def test_bad_arguments(folder):
         )
     with pytest.raises(CommandError):
         call_command("evaluate_churn", "--train", str(folder))
+    # the synthetic runs last 240 days
+    with pytest.raises(CommandError, match=r"no train learner is enrolled on cut-off day 400$"):
+        call_command(
+            "evaluate_churn",
+            "--train",
+            str(folder),
+            "--split-presentation",
+            "2014B",
+            "--cutoffs",
+            "30,400",
+        )
 
 
 def test_nonzero_exit_and_one_line_on_stderr(tmp_path, capsys):

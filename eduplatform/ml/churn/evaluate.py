@@ -173,6 +173,13 @@ def evaluate_churn(
     train = build_dataset(train_data, sorted(set(train_cutoffs) | set(cutoffs))).labelled()
     test = build_dataset(test_data, cutoffs).labelled()
     seconds = {"features": time.perf_counter() - t0}
+    for name, part in (("train", train), ("test", test)):
+        present = set(part.frame["cutoff"].astype(int))
+        missing = [c for c in cutoffs if c not in present]
+        if missing:
+            # caught before any training: a day past the end of every run scores no one
+            days = ", ".join(map(str, missing))
+            raise ValueError(f"no {name} learner is enrolled on cut-off day {days}")
     say(f"features: {len(train)} train rows, {len(test)} test rows ({seconds['features']:.1f} s)")
     is_val, val_names = split_by_time(train, train_data.courses)
     in_product = train.frame["cutoff"].isin(train_cutoffs).to_numpy()

@@ -1,4 +1,5 @@
 import copy
+import dataclasses
 import json
 import math
 
@@ -68,3 +69,18 @@ def test_to_dict_turns_nan_into_none(evaluated):
     evaluation.scores[0].auc = math.nan
     assert evaluation.to_dict()["scores"][0]["auc"] is None
     assert isinstance(pd.DataFrame(evaluation.to_dict()["scores"]), pd.DataFrame)
+
+
+@pytest.mark.parametrize("longer", ["train", "test"])
+def test_a_cutoff_past_every_run_is_refused_before_training(synth_data, longer):
+    """A cut-off day after the end of every run of one side stops with that side named."""
+    train, test = _split(synth_data)
+    day = int(synth_data.courses["length_days"].max()) + 10
+    # the other side's runs last past `day`, so only one side has no one enrolled then
+    if longer == "train":
+        train = dataclasses.replace(train, courses=train.courses.assign(length_days=day + 30))
+    else:
+        test = dataclasses.replace(test, courses=test.courses.assign(length_days=day + 30))
+    short = "test" if longer == "train" else "train"
+    with pytest.raises(ValueError, match=f"no {short} learner is enrolled on cut-off day {day}$"):
+        evaluate_churn(train, test, [30, day], settings=FAST)
