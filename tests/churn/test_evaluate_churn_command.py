@@ -161,6 +161,16 @@ def test_bad_arguments(folder):
         )
     with pytest.raises(CommandError):
         call_command("evaluate_churn", "--train", str(folder))
+    for args, message in [
+        (("--seeds", "0"), "--seeds must be at least 1, got 0"),
+        (("--max-epochs", "-1"), "--max-epochs must be at least 1, got -1"),
+        (("--cutoffs=-5,30",), "--cutoffs are days from the course start, got -5"),
+    ]:
+        with pytest.raises(CommandError) as raised:
+            call_command(
+                "evaluate_churn", "--train", str(folder), "--split-presentation", "2014B", *args
+            )
+        assert str(raised.value) == message
     # the synthetic runs last 240 days
     with pytest.raises(CommandError, match=r"no train learner is enrolled on cut-off day 400$"):
         call_command(

@@ -81,6 +81,12 @@ class Command(BaseCommand):
             raise CommandError(f"--cutoffs must be integers, got {options['cutoffs']!r}") from None
         if not cutoffs:
             raise CommandError("--cutoffs is empty")
+        if cutoffs[0] < 0:
+            raise CommandError(f"--cutoffs are days from the course start, got {cutoffs[0]}")
+        for flag in ("seeds", "max_epochs"):
+            if options.get(flag) is not None and options[flag] < 1:
+                name = "--" + flag.replace("_", "-")
+                raise CommandError(f"{name} must be at least 1, got {options[flag]}")
         train_dirs = [Path(d) for d in options["train"]]
         if not train_dirs:
             raise CommandError("give at least one --train DIR")
@@ -135,10 +141,10 @@ class Command(BaseCommand):
                 + ", ".join(left_out)
             )
         settings = ChurnSettings()
-        if options.get("seeds"):
-            settings.seeds = tuple(range(max(1, options["seeds"])))
-        if options.get("max_epochs"):
-            settings.max_epochs = max(1, options["max_epochs"])
+        if options.get("seeds") is not None:
+            settings.seeds = tuple(range(options["seeds"]))
+        if options.get("max_epochs") is not None:
+            settings.max_epochs = options["max_epochs"]
         try:
             evaluation, _ = evaluate_churn(
                 train, test, cutoffs, settings=settings, log=lambda m: self.stdout.write(f"  {m}")
