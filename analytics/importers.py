@@ -1064,6 +1064,13 @@ def oulad_spec(folder, presentations: list[str] | None) -> TableImport:
     tables = read_tables(folder)
     courses = tables["courses"]
     if presentations:
+        known = sorted(set(courses["code_presentation"].astype(str)))
+        unknown = [p for p in presentations if p not in known]
+        if unknown:
+            # a typo would otherwise import the other presentations, or nothing, without a word
+            raise ValueError(
+                f"{folder}: no presentation {', '.join(unknown)} (has {', '.join(known)})"
+            )
         courses = courses[courses["code_presentation"].isin(presentations)]
         tables["courses"] = courses
     start_dates = {

@@ -94,6 +94,13 @@ def test_presentations_and_max_students(oulad_slice):
     )
 
 
+def test_unknown_presentation_is_refused_and_nothing_imported(oulad_slice):
+    with pytest.raises(CommandError) as raised:
+        import_slice(oulad_slice, "--presentations", "2013J,2041B")
+    assert str(raised.value) == f"{oulad_slice}: no presentation 2041B (has 2013J, 2014B)"
+    assert Course.objects.count() == 0
+
+
 @pytest.mark.parametrize(
     ("file", "mutate", "message"),
     [
