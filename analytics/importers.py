@@ -42,7 +42,7 @@ from analytics.models import (
     ImportRun,
     Learner,
 )
-from eduplatform.ml.oulad import VleChunk, course_key
+from eduplatform.ml.oulad import VleChunk, course_key, course_keys
 from eduplatform.privacy import pseudonymise
 
 logger = logging.getLogger(__name__)
@@ -111,9 +111,7 @@ def tables_import(
        ImportRun markers. Any error rolls all of it back.
     """
     t = spec.tables
-    courses = t["courses"].assign(
-        key=lambda f: f["code_module"].str.cat(f["code_presentation"], sep="_").astype(str)
-    )
+    courses = t["courses"].assign(key=lambda f: course_keys(f).astype(str))
     already = set(
         ImportRun.objects.filter(
             source=spec.source, course__code__in=list(courses["key"])
@@ -126,7 +124,7 @@ def tables_import(
         return summary
 
     def keyed(frame: pd.DataFrame) -> pd.DataFrame:
-        k = frame["code_module"].str.cat(frame["code_presentation"], sep="_").astype(str)
+        k = course_keys(frame).astype(str)
         out = frame.assign(key=k)
         return out[out["key"].isin(keys)]
 
@@ -1025,7 +1023,7 @@ def _vle_file_chunks_careful(path: Path, wanted: set[str]) -> list[VleChunk]:
         engine="pyarrow",
     )
     _require_numeric(frame, path, ["id_student", "id_site", "date", "sum_click"], nullable=False)
-    keys = frame["code_module"].str.cat(frame["code_presentation"], sep="_")
+    keys = course_keys(frame)
     return [
         VleChunk(
             course_id=str(course_id),

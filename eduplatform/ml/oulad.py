@@ -75,6 +75,11 @@ def course_key(module: str, presentation: str) -> str:
     return f"{module}_{presentation}"
 
 
+def course_keys(frame: pd.DataFrame) -> pd.Series:
+    """`course_key` of every row of an OULAD table (its code_module and code_presentation)."""
+    return frame["code_module"].str.cat(frame["code_presentation"], sep="_")
+
+
 def _read(path: Path, table: str, dtype: dict | None = None, engine: str = "c") -> pd.DataFrame:
     if not path.exists():
         raise OuladFormatError(f"{path}: file not found")
@@ -148,7 +153,7 @@ def iter_student_vle(folder: Path, course_ids: set[str] | None = None) -> Iterat
         _require_numeric(
             frame, path, ["id_student", "id_site", "date", "sum_click"], nullable=False
         )
-        keys = frame["code_module"].str.cat(frame["code_presentation"], sep="_")
+        keys = course_keys(frame)
         for course_id, part in frame.groupby(keys, sort=True):
             if course_ids is not None and course_id not in course_ids:
                 continue
@@ -231,9 +236,7 @@ def load_oulad(
     folder = Path(folder)
     t = read_tables(folder)
     courses = t["courses"]
-    courses = courses.assign(
-        course_id=courses["code_module"].str.cat(courses["code_presentation"], sep="_")
-    )
+    courses = courses.assign(course_id=course_keys(courses))
     if presentations:
         courses = courses[courses["code_presentation"].isin(presentations)]
     if course_ids:
@@ -241,7 +244,7 @@ def load_oulad(
     keep = set(courses["course_id"].astype(str))
 
     def with_key(frame: pd.DataFrame) -> pd.DataFrame:
-        key = frame["code_module"].str.cat(frame["code_presentation"], sep="_")
+        key = course_keys(frame)
         out = frame.assign(course_id=key.astype(str))
         return out[out["course_id"].isin(keep)]
 

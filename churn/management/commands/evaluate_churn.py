@@ -16,7 +16,7 @@ from django.core.management.base import BaseCommand, CommandError
 from eduplatform.ml.churn.evaluate import evaluate_churn
 from eduplatform.ml.churn.model import ChurnSettings
 from eduplatform.ml.data import LearningData
-from eduplatform.ml.oulad import OuladFormatError, course_key, load_oulad, read_tables
+from eduplatform.ml.oulad import OuladFormatError, course_keys, load_oulad, read_tables
 
 
 def _concat(parts: list[LearningData]) -> LearningData:
@@ -30,14 +30,6 @@ def _concat(parts: list[LearningData]) -> LearningData:
             for name in LearningData.frame_names()
         }
     )
-
-
-def _run_keys(courses) -> list[str]:
-    """Course run ids of an OULAD courses table, as `load_oulad` names them."""
-    return [
-        course_key(m, p)
-        for m, p in zip(courses["code_module"], courses["code_presentation"], strict=True)
-    ]
 
 
 def _distinct_runs(parts: list[LearningData], folders: list[Path]) -> set[str]:
@@ -118,10 +110,11 @@ class Command(BaseCommand):
                 parts = [load_oulad(d) for d in train_dirs]
                 train_runs = _distinct_runs(parts, train_dirs)
                 test_dir = Path(options["test"])
-                test_runs = set(read_tables(test_dir)["courses"].pipe(_run_keys))
-                held_out = sorted(test_runs - train_runs)
+                # courses.csv first: the click files of runs left out are never read
+                test_runs = set(course_keys(read_tables(test_dir)["courses"]).astype(str))
                 if not test_runs:
                     raise CommandError(f"{test_dir}: courses.csv lists no course runs")
+                held_out = sorted(test_runs - train_runs)
                 if not held_out:
                     raise CommandError(
                         f"{test_dir}: every course run is also in the training data; "
