@@ -222,6 +222,7 @@ def render_markdown() -> str:
         "features",
         "retraining",
         "churn_quality",
+        "churn_ceiling",
         "recommender_quality",
         "compression",
         "serving",

@@ -17,6 +17,7 @@ SECTIONS = [
     "ingestion",
     "features",
     "quality",
+    "churn_ceiling",
     "compression",
     "retraining",
     "serving",
