@@ -922,7 +922,7 @@ def _fit_prior(features: ChurnFeatures) -> RunPrior:
     )
 
 
-def _own_run_logit(features: ChurnFeatures) -> np.ndarray:
+def own_run_logit(features: ChurnFeatures) -> np.ndarray:
     """Logit of each row's own course run churn rate at its cut-off."""
     frame = features.frame
     rate = (
@@ -978,9 +978,9 @@ def _train(
     if prior is not None:
         # training rows: their own run's churn rate as the offset (the network learns
         # the ranking within a run); validation rows keep the prior of their module
-        x_tr[:, -1] = torch.from_numpy(_own_run_logit(train).astype(np.float32))
+        x_tr[:, -1] = torch.from_numpy(own_run_logit(train).astype(np.float32))
         x_va_own = x_va.clone()
-        x_va_own[:, -1] = torch.from_numpy(_own_run_logit(val).astype(np.float32))
+        x_va_own[:, -1] = torch.from_numpy(own_run_logit(val).astype(np.float32))
     else:
         x_va_own = x_va
     val_groups = val.frame["cutoff"].to_numpy()
