@@ -33,7 +33,7 @@ from django.core.cache import cache
 from django.core.cache.backends.redis import RedisCache
 from django.db import transaction
 
-from eduplatform.throttles import Read, _backend, _redis_client, check_all
+from eduplatform.core.throttles import Read, _backend, _redis_client, check_all
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from analytics.selectors import item_courses_by_iri
 from analytics.services import events_ingest
 from analytics.validation import ValidationFailure, validate_api_events
 from analytics.xapi import object_ids, parse_statements
-from eduplatform.throttles import IngestRateThrottle
+from eduplatform.core.throttles import IngestRateThrottle
 
 XAPI_VERSION = "1.0.3"
 

@@ -7,7 +7,7 @@ class AnalyticsConfig(AppConfig):
 
     def ready(self) -> None:
         from analytics import activity_stamps
-        from eduplatform import authcache
+        from eduplatform.core import authcache
 
         authcache.connect_signals()
         activity_stamps.connect_signals()

@@ -1,7 +1,7 @@
 """Page data for the behaviour dashboards: selectors in, template context and chart JSON out.
 
 Each public function builds the whole context of one page from already
-authorised objects (see eduplatform.access), so views stay thin. Chart specs
+authorised objects (see eduplatform.core.access), so views stay thin. Chart specs
 are plain JSON (``{"id", "type", "labels", "datasets", ...}``) rendered by
 static/js/charts.js; every chart also gets a data table as its text
 alternative, built from the same rows.
@@ -44,7 +44,7 @@ from django.utils.html import json_script
 
 from analytics import selectors
 from analytics.models import Course, Enrollment, EventSource, Learner
-from eduplatform import access
+from eduplatform.core import access
 
 if TYPE_CHECKING:
     from eduplatform.ml.segments import Segmentation

@@ -42,8 +42,8 @@ from analytics.models import (
     ImportRun,
     Learner,
 )
-from eduplatform.ml.oulad import VleChunk, course_key, course_keys
-from eduplatform.privacy import pseudonymise
+from eduplatform.ml.datasets.oulad import VleChunk, course_key, course_keys
+from eduplatform.core.privacy import pseudonymise
 
 logger = logging.getLogger(__name__)
 
@@ -967,7 +967,7 @@ def _vle_file_chunks(path: Path, key: str, wanted: set[str]) -> list[VleChunk]:
 
     Anything Arrow rejects (a bad number, an empty cell, a corrupt gzip
     stream, a missing column) is re-read by the pandas reader of
-    eduplatform.ml.oulad, which words the one-line error (or accepts what
+    eduplatform.ml.datasets.oulad, which words the one-line error (or accepts what
     only Arrow's stricter parser refused).
     """
     try:
@@ -1013,8 +1013,8 @@ def _vle_file_chunks(path: Path, key: str, wanted: set[str]) -> list[VleChunk]:
 
 
 def _vle_file_chunks_careful(path: Path, wanted: set[str]) -> list[VleChunk]:
-    """The reading of eduplatform.ml.oulad.iter_student_vle, for one file."""
-    from eduplatform.ml.oulad import _read, _require_numeric
+    """The reading of eduplatform.ml.datasets.oulad.iter_student_vle, for one file."""
+    from eduplatform.ml.datasets.oulad import _read, _require_numeric
 
     frame = _read(
         path,
@@ -1042,7 +1042,7 @@ def _vle_file_chunks_careful(path: Path, wanted: set[str]) -> list[VleChunk]:
 
 
 def _vle_files(folder: Path) -> list[tuple[str, Path]]:
-    from eduplatform.ml.oulad import vle_files
+    from eduplatform.ml.datasets.oulad import vle_files
 
     return vle_files(folder)
 
@@ -1056,7 +1056,7 @@ def _oulad_chunks(folder: Path, keys: set[str]) -> Iterator[VleChunk]:
 
 def oulad_spec(folder, presentations: list[str] | None) -> TableImport:
     """The TableImport of an OULAD folder (validates the six small tables now)."""
-    from eduplatform.ml.oulad import read_tables
+    from eduplatform.ml.datasets.oulad import read_tables
 
     folder = Path(folder)
     tables = read_tables(folder)

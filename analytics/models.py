@@ -14,7 +14,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
 
-from eduplatform.privacy import EncryptedTextField
+from eduplatform.core.privacy import EncryptedTextField
 
 
 class Course(models.Model):

@@ -56,7 +56,7 @@ def item_courses_by_iri(external_ids: set[str]) -> dict[str, str]:
 
 # ---------------------------------------------------------------------------
 # Dashboard reads. Every function takes already-authorised course ids (from
-# eduplatform.access) and returns plain rows; each is one query whose size
+# eduplatform.core.access) and returns plain rows; each is one query whose size
 # grows with days, weeks or activity types, never with learners, except the
 # learner feature frame, which is one row per enrolment by design.
 # ---------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from django.db import connection, transaction
 from analytics import activity_stamps
 from analytics.models import ContentItem, Course, Enrollment, Learner, LearningEvent
 from analytics.validation import NormalizedEvent, ValidationFailure
-from eduplatform.privacy import pseudonymise
+from eduplatform.core.privacy import pseudonymise
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Behaviour dashboards (HTML). Thin: parse input, one access helper, one dashboards call, render.
 
-Every page requires a login and reads only what eduplatform.access allows;
+Every page requires a login and reads only what eduplatform.core.access allows;
 foreign ids are 404s. Responses are never cached by browsers or proxies:
 they carry learner data.
 """
@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET
 
 from analytics import dashboards
 from analytics.selectors import LearnerTableQuery
-from eduplatform import access
+from eduplatform.core import access
 
 
 def _render(request: HttpRequest, template: str, context: dict[str, Any]) -> HttpResponse:

@@ -23,16 +23,16 @@ import numpy as np
 import torch
 
 from bench.common import SHARED_OULAD, Section, table
-from eduplatform.ml.churn.evaluate import PRODUCT, evaluate_churn
-from eduplatform.ml.churn.features import ChurnFeatures, build_dataset
-from eduplatform.ml.churn.model import (
+from churn.model.evaluate import PRODUCT, evaluate_churn
+from churn.model.features import ChurnFeatures, build_dataset
+from churn.model.model import (
     ChurnPredictor,
     ChurnSettings,
     own_run_logit,
     train_churn_model,
 )
 from eduplatform.ml.metrics import roc_auc
-from eduplatform.ml.oulad import load_oulad
+from eduplatform.ml.datasets.oulad import load_oulad
 from eduplatform.ml.train import predict as predict_outputs
 
 CUTOFFS = [30, 60, 90, 150]

@@ -138,7 +138,7 @@ def measure(repeats: int) -> dict:
     from analytics.learning_data import _frames_reader, _item_activity, learning_data
     from analytics.models import Course
     from churn.features import serving_frames, training_sets
-    from eduplatform.ml.churn.features import build_dataset
+    from churn.model.features import build_dataset
 
     as_of = dt.date.fromisoformat(AS_OF)
     courses = list(Course.objects.order_by("start_date", "id"))
@@ -158,7 +158,7 @@ def measure(repeats: int) -> dict:
         return sum(len(serving_frames.get(c, as_of)) for c in courses)
 
     def recommender() -> int:
-        # As the recommender's retraining reads them (recommender/kind.py): no rollup.
+        # As the recommender's retraining reads them (recommender/services.py): no rollup.
         data = learning_data(course_ids=ids, until=as_of, with_items=True, with_activity=False)
         return len(data.item_activity)
 

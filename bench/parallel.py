@@ -5,7 +5,7 @@ Run: python -m bench.run --only parallel [--full]
 1. The features section's OULAD database (quick: 2014B, six runs; full: all 15
    presentations); churn and recommender trained and promoted once.
 2. Each step in this process (no pool), in a pool of one worker process and in
-   a pool of two (`eduplatform.parallel.CoursePool`), the course runs split into
+   a pool of two (`bench.course_pool.CoursePool`), the course runs split into
    chunks of about equal enrolments. Pools are started and warmed (Django set
    up, models loaded) before the clock starts; start-up is reported apart.
 3. The outputs are checked equal: features and frames row for row (sorted by
@@ -81,7 +81,7 @@ def measure(repeats: int) -> dict:
     from analytics.learning_data import learning_data
     from analytics.models import Course
     from churn.features import training_sets
-    from eduplatform import parallel
+    from bench import course_pool as parallel
     from eduplatform.registry import services
     from eduplatform.registry.models import ModelVersion
 
@@ -219,7 +219,7 @@ class _Loader:
         self.kind = kind
 
     def __call__(self) -> int | None:
-        from eduplatform.parallel import load_served
+        from bench.course_pool import load_served
 
         return load_served(self.kind)
 
@@ -300,7 +300,7 @@ def render(m: dict, full: bool) -> Section:
     if "last_score" in json.dumps(m["checks"]["churn"]):
         note += (
             "\n\n`last_score` differs on learners with two scored submissions on the same day: "
-            "`eduplatform/ml/churn/features.py` orders a learner's submissions by day only "
+            "`churn/model/features.py` orders a learner's submissions by day only "
             "(stable sort), so a same-day tie keeps the row order of the SQL read, which "
             "has no ORDER BY and differs between one read of all runs and one read per chunk. "
             "The one-process feature is just as order-dependent (a different plan or a VACUUM "
@@ -309,7 +309,7 @@ def render(m: dict, full: bool) -> Section:
         )
     body = (
         f"OULAD {'all 15 presentations' if full else '2014B'} ({m['courses']} course runs), as "
-        f"of {AS_OF}; `eduplatform.parallel.CoursePool` (spawned processes, each with its own "
+        f"of {AS_OF}; `bench.course_pool.CoursePool` (spawned processes, each with its own "
         "PostgreSQL connection), runs split into chunks of about equal enrolments "
         f"(2 workers: {' | '.join(str(len(c)) + ' runs' for c in m['chunks']['2'])}). "
         f"Median of {m['repeats']} interleaved repeats, seconds of wall time.\n\n"

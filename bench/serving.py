@@ -61,7 +61,7 @@ from analytics import dashboards
 from analytics.models import Course, Enrollment
 from churn.features import serving_frames
 from churn.selectors import run_predictions
-from eduplatform.clock import today
+from eduplatform.core.clock import today
 from eduplatform.registry.serving import get_served
 from recommender.selectors import _history_rows, _recommend
 

@@ -6,7 +6,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 
 from analytics.models import Course, Learner
 from churn.selectors import live_risk
-from eduplatform.prediction_api import PredictionView
+from eduplatform.core.prediction_api import PredictionView
 
 
 class RiskView(PredictionView):

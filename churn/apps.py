@@ -10,7 +10,7 @@ class ChurnConfig(AppConfig):
         from churn import selectors
         from eduplatform.registry.kinds import register_kind_module
 
-        # By module path: churn.kind imports PyTorch, loaded when a model is first asked for.
-        register_kind_module("churn", "churn.kind")
+        # By module path: churn.services imports PyTorch, loaded when a model is first asked for.
+        register_kind_module("churn", "churn.services")
         register_panel_data("course_risk", selectors.batch_risk, csv=selectors.batch_risk_csv)
         register_panel_data("learner_risk", selectors.learner_panel)

@@ -12,7 +12,7 @@ from django.conf import settings
 
 from analytics.learning_data import learning_data
 from analytics.models import Course
-from eduplatform.ml.churn.features import ChurnFeatures, build_dataset, build_features
+from churn.model.features import ChurnFeatures, build_dataset, build_features
 
 
 @dataclass

@@ -16,7 +16,7 @@ from django.db import connection
 from analytics.models import Course, Learner
 from churn.features import serving_frames
 from churn.models import RiskHistory, RiskScore
-from eduplatform.clock import today
+from eduplatform.core.clock import today
 from eduplatform.registry.serving import get_served
 
 logger = logging.getLogger(__name__)

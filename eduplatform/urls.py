@@ -4,8 +4,8 @@ from drf_spectacular.views import SpectacularAPIView
 from rest_framework.permissions import AllowAny
 
 from analytics.api import XapiStatementsView
-from eduplatform.accounts import HardenedLoginView
-from eduplatform.health import healthz
+from eduplatform.core.accounts import HardenedLoginView
+from eduplatform.core.health import healthz
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),

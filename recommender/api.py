@@ -8,8 +8,8 @@ from rest_framework.request import Request
 
 from analytics.activity_stamps import stamps_read
 from analytics.models import Course, Learner
-from eduplatform.prediction_api import PredictionQuery, PredictionView
-from eduplatform.throttles import Read
+from eduplatform.core.prediction_api import PredictionQuery, PredictionView
+from eduplatform.core.throttles import Read
 from recommender.selectors import live_recommendations
 
 

@@ -10,8 +10,8 @@ class RecommenderConfig(AppConfig):
         from eduplatform.registry.kinds import register_kind_module
         from recommender import selectors
 
-        # By module path: recommender.kind imports PyTorch, loaded when a model is first asked for.
-        register_kind_module("recommender", "recommender.kind")
+        # By module path: recommender.services imports PyTorch, loaded when a model is first asked for.
+        register_kind_module("recommender", "recommender.services")
         register_panel_data(
             "course_next_items", selectors.batch_next_items, csv=selectors.batch_next_items_csv
         )

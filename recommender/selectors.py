@@ -15,8 +15,8 @@ from django.db.models import Sum
 
 from analytics import activity_stamps
 from analytics.models import ContentItem, Course, Learner, LearningEvent
-from eduplatform.clock import today
-from eduplatform.memo import TimedMemory
+from eduplatform.core.clock import today
+from eduplatform.core.caches import TimedMemory
 from eduplatform.registry.serving import get_served
 from recommender.models import NextItems
 

@@ -38,7 +38,7 @@ def _clear_cache() -> None:
 
     from churn.features import serving_frames
     from churn.selectors import run_predictions
-    from eduplatform import authcache
+    from eduplatform.core import authcache
     from eduplatform.registry import serving
 
     cache.clear()

@@ -12,7 +12,7 @@ from analytics.models import (
     LearningEvent,
     Submission,
 )
-from eduplatform.privacy import pseudonymise
+from eduplatform.core.privacy import pseudonymise
 
 
 class UserFactory(factory.django.DjangoModelFactory):

@@ -2,7 +2,7 @@
 
 import django.db.models.deletion
 import django.db.models.functions.datetime
-import eduplatform.privacy
+import eduplatform.core.privacy
 from django.conf import settings
 from django.db import migrations, models
 
@@ -21,8 +21,8 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('pseudonym', models.CharField(max_length=32, unique=True)),
-                ('name', eduplatform.privacy.EncryptedTextField(blank=True, default='')),
-                ('email', eduplatform.privacy.EncryptedTextField(blank=True, default='')),
+                ('name', eduplatform.core.privacy.EncryptedTextField(blank=True, default='')),
+                ('email', eduplatform.core.privacy.EncryptedTextField(blank=True, default='')),
                 ('gender', models.CharField(blank=True, max_length=16)),
                 ('region', models.CharField(blank=True, max_length=64)),
                 ('highest_education', models.CharField(blank=True, max_length=64)),

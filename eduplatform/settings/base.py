@@ -48,7 +48,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "eduplatform.middleware.CSPMiddleware",
+    "eduplatform.core.middleware.CSPMiddleware",
     # Last, as django-axes requires: it turns lockouts raised by the backend into responses.
     "axes.middleware.AxesMiddleware",
 ]
@@ -138,7 +138,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_THROTTLE_CLASSES": ["eduplatform.throttles.TokenRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["eduplatform.core.throttles.TokenRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "token": env_str("API_RATE_LIMIT", "1200/min"),
         "ingest": env_str("INGEST_RATE_LIMIT", "600/min"),
@@ -181,7 +181,7 @@ COMPRESSION_TIMING_SECONDS = env_float("COMPRESSION_TIMING_SECONDS", 4.0)
 # Web processes look for a promotion (one cache GET) at most this often.
 SERVING_RECHECK_SECONDS = env_float("SERVING_RECHECK_SECONDS", 1.0)
 # Longest a prediction-API process trusts a remembered token or enrolment
-# (eduplatform/authcache.py); changes through the ORM revoke them at once.
+# (eduplatform/core/authcache.py); changes through the ORM revoke them at once.
 # 0 turns the memory off.
 AUTH_CACHE_SECONDS = env_float("AUTH_CACHE_SECONDS", 60.0)
 

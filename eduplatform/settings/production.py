@@ -18,5 +18,5 @@ SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 X_FRAME_OPTIONS = "DENY"
 
-LOGGING["formatters"]["json"] = {"()": "eduplatform.logs.JsonFormatter"}  # noqa: F405
+LOGGING["formatters"]["json"] = {"()": "eduplatform.core.logs.JsonFormatter"}  # noqa: F405
 LOGGING["handlers"]["console"]["formatter"] = "json"  # noqa: F405

@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 
 from analytics import activity_stamps
 from analytics.models import Course, Learner, LearningEvent
-from eduplatform import throttles
+from eduplatform.core import throttles
 from tests.factories import (
     ContentItemFactory,
     CourseFactory,

@@ -19,7 +19,7 @@ from analytics.models import (
     Submission,
 )
 from tests.conftest import service_missing
-from tests.ml.test_oulad import single_file_folder
+from tests.ml.datasets.test_oulad import single_file_folder
 
 pytestmark = pytest.mark.django_db
 
@@ -154,7 +154,7 @@ def test_import_into_tables_that_already_hold_rows(oulad_slice):
 def test_rollup_adds_to_rows_already_there(oulad_slice):
     """A run with rollup rows before the import (e.g. from the events API) gets upserted into."""
     from analytics.importers import oulad_start_date
-    from eduplatform.privacy import pseudonymise
+    from eduplatform.core.privacy import pseudonymise
     from tests.factories import CourseFactory
 
     with gzip.open(oulad_slice / "studentVle" / "studentVle_AAA_2013J.csv.gz", "rt") as handle:

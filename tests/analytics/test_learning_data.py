@@ -8,7 +8,7 @@ from django.core.management import call_command
 
 from analytics.learning_data import _item_clicks_per_day, _sum_clicks, learning_data
 from analytics.models import Course
-from eduplatform.ml.oulad import load_oulad
+from eduplatform.ml.datasets.oulad import load_oulad
 from tests.conftest import service_missing
 
 pytestmark = pytest.mark.django_db

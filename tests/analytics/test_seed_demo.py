@@ -4,7 +4,7 @@ from django.core.management import call_command
 from django.db.models import Sum
 
 from analytics.models import Course, DailyActivity, Enrollment, Learner, LearningEvent
-from eduplatform.ml.synthetic import generate
+from eduplatform.ml.datasets.synthetic import generate
 
 
 def test_generation_is_deterministic_for_a_seed():

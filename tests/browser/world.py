@@ -23,7 +23,7 @@ from analytics.models import (
     Learner,
     LearningEvent,
 )
-from eduplatform.access import ANALYST_GROUP
+from eduplatform.core.access import ANALYST_GROUP
 from tests.factories import (
     AssessmentFactory,
     ContentItemFactory,

@@ -5,9 +5,9 @@ import torch
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from eduplatform.ml.churn.features import build_dataset
-from eduplatform.ml.oulad import load_oulad
-from tests.ml.churn.synth import write_oulad_folder
+from churn.model.features import build_dataset
+from eduplatform.ml.datasets.oulad import load_oulad
+from tests.churn.model.synth import write_oulad_folder
 
 # one seed, two epochs: the command's plumbing, not the model's quality
 FAST = ("--seeds", "1", "--max-epochs", "2")

@@ -455,9 +455,9 @@ def test_latency_measurement_interleaves_and_restores_threads():
 
 @pytest.fixture(scope="module")
 def churn_features(tmp_path_factory):
-    from eduplatform.ml.churn.features import build_dataset
-    from eduplatform.ml.oulad import load_oulad
-    from eduplatform.ml.synthetic import generate, write_oulad_folder
+    from churn.model.features import build_dataset
+    from eduplatform.ml.datasets.oulad import load_oulad
+    from eduplatform.ml.datasets.synthetic import generate, write_oulad_folder
 
     folder = tmp_path_factory.mktemp("oulad")
     write_oulad_folder(generate(learners=120, courses=2, seed=3), folder)
@@ -466,8 +466,8 @@ def churn_features(tmp_path_factory):
 
 def test_churn_predictor_with_a_compressed_network_round_trips(churn_features, tmp_path):
     from eduplatform.ml.artifacts import load_artifact, save_artifact
-    from eduplatform.ml.churn.model import ChurnPredictor, build_module
-    from eduplatform.ml.compress.churn import churn_serving_state, load_churn_predictor
+    from churn.model.model import ChurnPredictor, build_module
+    from churn.model.compression import churn_serving_state, load_churn_predictor
     from eduplatform.ml.preprocess import Preprocessor
 
     f = churn_features
@@ -502,14 +502,14 @@ def test_churn_predictor_with_a_compressed_network_round_trips(churn_features, t
 
 def test_recommender_with_a_compressed_network_round_trips(tmp_path):
     from eduplatform.ml.artifacts import load_artifact, save_artifact
-    from eduplatform.ml.compress.recommender import (
+    from recommender.model.compression import (
         load_recommender,
         prepare_scoring,
         recommender_serving_state,
         scoring_groups,
         scoring_inputs,
     )
-    from eduplatform.ml.recommender.synthetic import build_synthetic
+    from recommender.model.synthetic import build_synthetic
 
     rec = build_synthetic(80, seed=0, n_learners=60)
     net = rec.net

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from eduplatform.ml.data import LearningData
-from eduplatform.ml.oulad import load_oulad
-from tests.ml.churn.synth import synthetic_learning_data
+from eduplatform.ml.datasets.oulad import load_oulad
+from tests.churn.model.synth import synthetic_learning_data
 
 
 def test_by_course_equals_subset_courses_for_every_run(tmp_path) -> None:

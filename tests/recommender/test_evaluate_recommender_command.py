@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from eduplatform.ml.synthetic import generate, write_oulad_folder
+from eduplatform.ml.datasets.synthetic import generate, write_oulad_folder
 
 SPLIT = 35
 

@@ -122,7 +122,7 @@ def test_api_reads_the_stamps_with_the_throttles(platform, monkeypatch):
     """With Redis, the learner's activity stamps come in the throttles' round trip;
     a new event still changes the answer's key."""
     from analytics import activity_stamps
-    from eduplatform import throttles
+    from eduplatform.core import throttles
 
     if not throttles.counted_in_redis():
         service_missing("the shared round trip needs Redis (set REDIS_URL)")

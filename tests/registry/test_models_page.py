@@ -13,7 +13,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from eduplatform.access import ANALYST_GROUP
+from eduplatform.core.access import ANALYST_GROUP
 from eduplatform.registry import views
 from eduplatform.registry.models import ModelVersion
 from eduplatform.registry.selectors import versions_for_page

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from analytics.importers import oulad_spec, tables_import
-from eduplatform.ml.oulad import OuladFormatError
+from eduplatform.ml.datasets.oulad import OuladFormatError
 
 
 class Command(BaseCommand):

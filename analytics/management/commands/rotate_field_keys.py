@@ -11,7 +11,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django.db import connection, transaction
 
-from eduplatform.privacy import fernet
+from eduplatform.core.privacy import fernet
 
 
 class Command(BaseCommand):

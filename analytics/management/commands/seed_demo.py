@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from analytics.importers import TableImport, tables_import
 from analytics.models import EventSource
-from eduplatform.ml.synthetic import generate
+from eduplatform.ml.datasets.synthetic import generate
 
 
 class Command(BaseCommand):

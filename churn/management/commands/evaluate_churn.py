@@ -13,10 +13,10 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from eduplatform.ml.churn.evaluate import evaluate_churn
-from eduplatform.ml.churn.model import ChurnSettings
+from churn.model.evaluate import evaluate_churn
+from churn.model.model import ChurnSettings
 from eduplatform.ml.data import LearningData
-from eduplatform.ml.oulad import OuladFormatError, course_keys, load_oulad, read_tables
+from eduplatform.ml.datasets.oulad import OuladFormatError, course_keys, load_oulad, read_tables
 
 
 def _concat(parts: list[LearningData]) -> LearningData:

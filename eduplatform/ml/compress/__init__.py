@@ -1,8 +1,8 @@
 """Model compression (Django-free): pruning, int8 quantization, low-rank factors,
 their serialization as tensors + JSON, and the report / choice of the served variant.
 
-See docs/compression.md. Model adapters: `eduplatform.ml.compress.churn`,
-`eduplatform.ml.compress.recommender`.
+See docs/compression.md. Model adapters: `churn.model.compression`,
+`recommender.model.compression`.
 """
 
 from eduplatform.ml.compress.layers import (

@@ -1,6 +1,6 @@
 """manage.py evaluate_recommender --data DIR --split-day 100 [--json FILE]
 
-Thin wrapper over eduplatform.ml.recommender.evaluate (no database access).
+Thin wrapper over recommender.model.evaluate (no database access).
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
-        from eduplatform.ml.oulad import OuladFormatError, load_oulad
-        from eduplatform.ml.recommender.evaluate import evaluate, format_table
-        from eduplatform.ml.recommender.train import TrainConfig
+        from eduplatform.ml.datasets.oulad import OuladFormatError, load_oulad
+        from recommender.model.evaluate import evaluate, format_table
+        from recommender.model.train import TrainConfig
 
         folder = Path(options["data"])
         if not folder.is_dir():

@@ -11,7 +11,7 @@ churn        OULAD folder (default ../shared/datasets/oulad), the runs of
 recommender  same data; trained on the clicks before --split-day, quality = NDCG@10
              of the first visits on or after it (the product's evaluation protocol).
              With --catalog-items N: one synthetic course run of N items (the
-             generator of eduplatform.ml.recommender.synthetic.build_synthetic),
+             generator of recommender.model.synthetic.build_synthetic),
              trained on its first 56 days, NDCG@10 of the first visits of the last
              14; this mode shows how size and speed scale with the catalogue.
              --untrained: build_synthetic's random network instead (seconds), quality
@@ -119,14 +119,14 @@ class Command(BaseCommand):
         return policy
 
     def _data(self, options, tmp: Path):
-        from eduplatform.ml.oulad import OuladFormatError, load_oulad
+        from eduplatform.ml.datasets.oulad import OuladFormatError, load_oulad
 
         folder = Path(options["data"]) if options.get("data") else None
         if folder is None:
             folder = Path(django_settings.BASE_DIR).parent / "shared" / "datasets" / "oulad"
         courses: list[str] | None = [c.strip() for c in options["courses"].split(",") if c.strip()]
         if options["synthetic"] or not folder.is_dir():
-            from eduplatform.ml.synthetic import generate, write_oulad_folder
+            from eduplatform.ml.datasets.synthetic import generate, write_oulad_folder
 
             if not options["synthetic"]:
                 self._say(f"{folder}: not found, using generated data")
@@ -148,10 +148,10 @@ class Command(BaseCommand):
     # ------------------------------------------------------------------ kinds
 
     def _churn(self, options, s, policy, tmp: Path):
-        from eduplatform.ml.churn.evaluate import split_by_time
-        from eduplatform.ml.churn.features import build_dataset
-        from eduplatform.ml.churn.model import ChurnSettings, train_churn_model
-        from eduplatform.ml.compress.churn import compress_churn
+        from churn.model.evaluate import split_by_time
+        from churn.model.features import build_dataset
+        from churn.model.model import ChurnSettings, train_churn_model
+        from churn.model.compression import compress_churn
 
         data, label = self._data(options, tmp)
         features = build_dataset(data, CUTOFFS).labelled()
@@ -184,7 +184,7 @@ class Command(BaseCommand):
         return result, f"churn model, {label}"
 
     def _recommender(self, options, s, policy, tmp: Path):
-        from eduplatform.ml.compress.recommender import (
+        from recommender.model.compression import (
             compress_recommender,
             distill_finetune,
             fidelity_evaluator,
@@ -200,13 +200,13 @@ class Command(BaseCommand):
             large = n > 5000
             t0 = time.perf_counter()
             if options["untrained"]:
-                from eduplatform.ml.recommender.synthetic import build_synthetic
+                from recommender.model.synthetic import build_synthetic
 
                 rec = build_synthetic(n, seed=options["seed"], n_learners=options["learners"])
                 evaluate = fidelity_evaluator(rec, learners=200)
                 what = "untrained network, quality = agreement with fp32's top 10"
             else:
-                from eduplatform.ml.compress.recommender import synthetic_catalogue
+                from recommender.model.compression import synthetic_catalogue
 
                 rec, splits, split = synthetic_catalogue(
                     n, seed=options["seed"], n_learners=options["learners"]
@@ -230,10 +230,10 @@ class Command(BaseCommand):
             result.extra.update({"quality": what})
             return result, f"recommender, synthetic catalogue of {n} items ({what})"
 
-        from eduplatform.ml.recommender.evaluate import split_runs, train_view
-        from eduplatform.ml.recommender.runs import build_runs, type_vocabulary
-        from eduplatform.ml.recommender.service import Recommender
-        from eduplatform.ml.recommender.train import TrainConfig, train_net
+        from recommender.model.evaluate import split_runs, train_view
+        from recommender.model.runs import build_runs, type_vocabulary
+        from recommender.model.predictor import Recommender
+        from recommender.model.train import TrainConfig, train_net
 
         data, label = self._data(options, tmp)
         split = options["split_day"]

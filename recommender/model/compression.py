@@ -1,0 +1,443 @@
+"""Compression of the recommender's scoring network (`Recommender.net`, a `ScoringNet`).
+
+    result = compress_recommender(rec, evaluate=ndcg_evaluator(rec, splits, split_day),
+                                  finetune=distill_finetune(rec))
+    tensors, config = recommender_serving_state(rec, result.module)
+    rec = load_recommender(tensors, config)
+
+What is timed ("scoring"): ``net(item_h, learner_x, pair_x, item_rows, ctx_weight)``
+for 1 and for 256 learners of a course run over all its items, the serving call
+of `Recommender.recommend` / `score_learners`. The per-item part ``item_h =
+net.item_hidden(item_x)`` is cached per run and day in serving, so it is computed
+outside the timed region (for each variant by that variant: structured pruning
+changes its width). Feature building is the same for every variant and not timed.
+
+Hidden-unit groups (`scoring_groups`): the first hidden layer is the sum of
+item_in, learner_in and pair_in, consumed by `hidden`; the second is `hidden` ->
+`out`; the embedding dimensions are shared by item_emb and ctx_emb (their dot
+product), so a dimension is removed from both tables.
+
+Quality: `ndcg_evaluator` (NDCG@10 on the temporal split of
+recommender.model.evaluate, the same protocol as the product metric), or
+`fidelity_evaluator` (NDCG@10 of a variant's ranking against the fp32 model's
+top 10, when there is no held-out data, e.g. an untrained synthetic catalogue).
+
+Fine-tuning: `distill_finetune` (match the fp32 network's softmax over each
+learner's unvisited items, KL divergence, at the runs' as-of day; needs no
+training rows, so it works on any fitted Recommender) or `ranking_finetune` (the
+training objective on past-day replays; needs runs built with ``keep_raw=True``).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any, cast
+
+import numpy as np
+import torch
+from torch import nn
+
+from eduplatform.ml.compress.methods import UnitGroup
+from eduplatform.ml.compress.pipeline import (
+    CompressionResult,
+    CompressionSettings,
+    SelectionPolicy,
+    compress_model,
+)
+from eduplatform.ml.compress.serialize import load_variant, variant_state
+from eduplatform.ml.ranking import dcg_discounts
+from recommender.model.model import ScoringNet
+from recommender.model.predictor import Recommender
+
+VARIANT_PREFIX = "variant."
+
+
+def scoring_groups(net: ScoringNet) -> list[UnitGroup]:
+    groups = [
+        UnitGroup(
+            "hidden",
+            (("item_in", "out"), ("learner_in", "out"), ("pair_in", "out"), ("hidden", "in")),
+        ),
+        UnitGroup("hidden2", (("hidden", "out"), ("out", "in"))),
+    ]
+    if net.emb_dim > 0:
+        groups.append(UnitGroup("emb_dim", (("item_emb", "dim"), ("ctx_emb", "dim"))))
+    return groups
+
+
+def net_shape(rec: Recommender) -> dict[str, Any]:
+    """ScoringNet(**shape) of the fp32 architecture (as in `Recommender.to_state`)."""
+    net = rec.net
+    return {
+        "n_item_features": net.item_in.in_features,
+        "n_learner_features": net.learner_in.in_features,
+        "n_pair_features": net.pair_in.in_features,
+        "n_items": net.n_items,
+        "hidden": net.item_in.out_features,
+        "hidden2": net.hidden.out_features,
+        "emb_dim": net.emb_dim,
+    }
+
+
+def _as_scoring(module: nn.Module) -> ScoringNet:
+    """A (compressed) scoring network typed as what it is: compression deep-copies the
+    ScoringNet and swaps its layers, so the class and its methods are kept."""
+    return cast(ScoringNet, module)
+
+
+def scoring_base_builder(shape: dict[str, Any]) -> Callable[[], nn.Module]:
+    return lambda: ScoringNet(**shape)
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def _run_inputs(rec: Recommender, course, learner_rows: np.ndarray, now_day: int | None = None):
+    """(item_x, learner_x, pair_x, item_rows, ctx_weight, visited) for learner rows of a run."""
+    return rec.model_inputs(course, learner_rows, now_day)
+
+
+def scoring_inputs(
+    rec: Recommender, batch: int, course=None, seed: int = 0, now_day: int | None = None
+) -> tuple:
+    """Raw scoring inputs (item_x, learner_x, pair_x, item_rows, ctx_weight) of `batch`
+    learners of `course` (default: the run with most items), drawn with replacement
+    when the run has fewer learners."""
+    if course is None:
+        course = max(rec.runs, key=lambda c: rec.runs[c].n_items)
+    run = rec.runs[course]
+    rng = np.random.default_rng(seed)
+    n = run.n_learners
+    rows = np.sort(rng.choice(n, size=batch, replace=n < batch))
+    return _run_inputs(rec, course, rows, now_day)[:5]
+
+
+def prepare_scoring(module: nn.Module, raw: tuple) -> tuple:
+    """The serving call's inputs: the per-item part computed by this module."""
+    item_x, learner_x, pair_x, rows, weight = raw
+    return (_as_scoring(module).item_hidden(item_x), learner_x, pair_x, rows, weight)
+
+
+# ---------------------------------------------------------------------------- quality
+
+
+def _with_net(rec: Recommender, module: nn.Module, fn):
+    saved = rec.net
+    rec.net = _as_scoring(module.eval())
+    rec._cache.clear()
+    try:
+        return fn()
+    finally:
+        rec.net = saved
+        rec._cache.clear()
+
+
+def ndcg_evaluator(rec: Recommender, splits: list, split_day: int, k: int = 10):
+    """NDCG@k of the recommender with a given network on the held-out first visits."""
+    from recommender.model.evaluate import evaluate_scorer
+
+    def scorer(s) -> np.ndarray:
+        scores, _ = rec.score_learners(s.course_id, s.learner_ids, split_day)
+        cols = np.searchsorted(rec.item_ids(s.course_id), s.item_ids)
+        return scores[:, cols]
+
+    def evaluate(module: nn.Module) -> float:
+        return float(_with_net(rec, module, lambda: evaluate_scorer(splits, scorer, k))["ndcg"])
+
+    return evaluate
+
+
+def _topk_unvisited(scores: torch.Tensor, visited: torch.Tensor, k: int) -> torch.Tensor:
+    return torch.topk(scores.masked_fill(visited, float("-inf")), k, dim=1).indices
+
+
+def fidelity_evaluator(
+    rec: Recommender, course=None, learners: int = 200, k: int = 10, seed: int = 1
+):
+    """NDCG@k of a network's top-k against the fp32 network's top-k (fp32 = 1.0)."""
+    if course is None:
+        course = max(rec.runs, key=lambda c: rec.runs[c].n_items)
+    run = rec.runs[course]
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(run.n_learners, size=min(learners, run.n_learners), replace=False))
+    item_x, lx, px, item_rows, weight, visited = _run_inputs(rec, course, rows)
+    k = min(k, run.n_items)
+    with torch.inference_mode():
+        ref = rec.net(rec.net.item_hidden(item_x), lx, px, item_rows, weight)
+    ref_top = _topk_unvisited(ref, visited, k)
+    relevant = torch.zeros_like(visited)
+    relevant.scatter_(1, ref_top, True)
+    discounts = torch.from_numpy(dcg_discounts(k)).float()
+    ideal = discounts.sum()
+
+    def evaluate(module: nn.Module) -> float:
+        with torch.inference_mode():
+            s = module(_as_scoring(module).item_hidden(item_x), lx, px, item_rows, weight)
+        top = _topk_unvisited(s, visited, k)
+        hits = torch.gather(relevant, 1, top).float()
+        return float(((hits * discounts).sum(1) / ideal).mean())
+
+    return evaluate
+
+
+# -------------------------------------------------------------------------- finetuning
+
+
+def distill_finetune(
+    rec: Recommender,
+    *,
+    epochs: int = 3,
+    lr: float = 2e-3,
+    batch_size: int = 64,
+    max_learners: int = 2048,
+    seed: int = 0,
+    threads: int | None = None,
+):
+    """finetune(module): match the fp32 network's softmax over each learner's unvisited
+    items (KL divergence) on the runs' learners at their as-of day."""
+    from recommender.model.train import AdamW, one_cycle_lr
+
+    teacher = copy.deepcopy(rec.net).eval()
+
+    def finetune(module: nn.Module) -> nn.Module:
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads or int(rec.config.num_threads or 1) or 1)
+        rng = np.random.default_rng(seed)
+        try:
+            batches = []
+            for course, run in rec.runs.items():
+                rows = np.arange(run.n_learners)
+                if len(rows) > max_learners:
+                    rows = np.sort(rng.choice(rows, max_learners, replace=False))
+                for start in range(0, len(rows), batch_size):
+                    batches.append((course, rows[start : start + batch_size]))
+            cache = {}
+            params = [p for p in module.parameters() if p.requires_grad]
+            if not params or not batches:
+                return module
+            opt = AdamW([{"params": params, "weight_decay": 0.0}])
+            total = epochs * len(batches)
+            step = 0
+            module.train()
+            for _ in range(epochs):
+                for bi in rng.permutation(len(batches)):
+                    if bi not in cache:
+                        course, rows = batches[bi]
+                        item_x, lx, px, item_rows, weight, visited = _run_inputs(rec, course, rows)
+                        with torch.no_grad():
+                            t = teacher(teacher.item_hidden(item_x), lx, px, item_rows, weight)
+                            target = torch.log_softmax(t.masked_fill(visited, -1e9), dim=1)
+                        cache[bi] = (item_x, lx, px, item_rows, weight, visited, target)
+                    item_x, lx, px, item_rows, weight, visited, target = cache[bi]
+                    s = module(_as_scoring(module).item_hidden(item_x), lx, px, item_rows, weight)
+                    logp = torch.log_softmax(s.masked_fill(visited, -1e9), dim=1)
+                    p_t = target.exp()
+                    loss = (p_t * (target - logp)).sum(1).mean()
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step(one_cycle_lr(step, total, lr))
+                    step += 1
+        finally:
+            torch.set_num_threads(previous)
+        return module.eval()
+
+    return finetune
+
+
+def ranking_finetune(
+    runs: list, n_types: int, config, *, epochs: int = 2, lr: float | None = None, seed: int = 0
+):
+    """finetune(module): the training objective (sampled softmax over the items first
+    opened after past cut-off days) for a few more epochs. `runs` must be built
+    with ``keep_raw=True`` (as `Recommender.fit` does before it drops them)."""
+    from recommender.model.train import (
+        AdamW,
+        batch_inputs,
+        cutoffs,
+        one_cycle_lr,
+        replay_loss,
+        snapshot,
+    )
+
+    snaps = [
+        s for run in runs for t in cutoffs(run, config) if (s := snapshot(run, t, config, n_types))
+    ]
+    rng = np.random.default_rng(seed)
+    batches = []
+    for si, s in enumerate(snaps):
+        learners = s.learners
+        if config.max_learners_per_cutoff and len(learners) > config.max_learners_per_cutoff:
+            learners = np.sort(rng.choice(learners, config.max_learners_per_cutoff, replace=False))
+        for start in range(0, len(learners), config.batch_size):
+            batches.append((si, learners[start : start + config.batch_size]))
+    cache: dict[int, tuple] = {}
+
+    def finetune(module: nn.Module) -> nn.Module:
+        previous = torch.get_num_threads()
+        torch.set_num_threads(max(1, int(config.num_threads or 1)))
+        gen = torch.Generator().manual_seed(seed)
+        net = _as_scoring(module)
+        try:
+            emb = [p for n, p in module.named_parameters() if "emb" in n]
+            other = [p for n, p in module.named_parameters() if "emb" not in n]
+            groups = [{"params": other, "weight_decay": config.weight_decay}]
+            if emb:
+                groups.append({"params": emb, "weight_decay": config.emb_weight_decay})
+            opt = AdamW(groups)
+            peak = lr if lr is not None else config.lr / 3
+            total = max(epochs * len(batches), 1)
+            step = 0
+            module.train()
+            for _ in range(epochs):
+                for bi in rng.permutation(len(batches)):
+                    si, learners = batches[bi]
+                    s = snaps[si]
+                    if bi not in cache:
+                        cache[bi] = batch_inputs(s, learners, n_types)
+                    loss = replay_loss(net, s, cache[bi], config, gen)
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step(one_cycle_lr(step, total, peak))
+                    step += 1
+        finally:
+            torch.set_num_threads(previous)
+        return module.eval()
+
+    return finetune
+
+
+# -------------------------------------------------------------------------- catalogues
+
+
+def large_catalogue_config(n_items: int, seed: int = 0):
+    """Training settings that keep a large synthetic catalogue within minutes: fewer
+    replayed days and learners (the cached inputs are learners x items x features)."""
+    from recommender.model.train import TrainConfig
+
+    if n_items <= 5000:
+        return TrainConfig(seed=seed)
+    return TrainConfig(
+        seed=seed, cutoff_offsets=(7, 14, 21), max_learners_per_cutoff=256, batch_size=32
+    )
+
+
+def synthetic_catalogue(
+    n_items: int,
+    *,
+    seed: int = 0,
+    n_learners: int = 500,
+    n_days: int = 70,
+    holdout_days: int = 14,
+    config=None,
+    log=None,
+):
+    """A recommender trained on one synthetic course run of `n_items` items, and the
+    held-out split to score it: (rec, splits, split_day).
+
+    The run is generated as `recommender.model.synthetic.build_synthetic`
+    generates it (same density settings), but the network is trained on the clicks
+    before ``n_days - holdout_days`` and the first visits after are held out, so
+    quality is the product's NDCG@10 protocol.
+    """
+    from recommender.model.evaluate import split_runs, train_view
+    from recommender.model.synthetic import synthetic_learning_data
+
+    data = synthetic_learning_data(
+        n_items=n_items,
+        n_learners=n_learners,
+        n_days=n_days,
+        seed=seed,
+        course_ids=("SYN_BENCH",),
+        n_hubs=min(4, max(n_items // 20, 1)),  # as build_synthetic
+        p_visit=min(0.8, 80.0 / max(n_items, 1)),
+    )
+    split = n_days - holdout_days
+    config = config or large_catalogue_config(n_items, seed)
+    rec = Recommender.fit(train_view(data, split), split, config, log=log)
+    return rec, split_runs(data, split), split
+
+
+# ------------------------------------------------------------------------------ state
+
+
+def recommender_serving_state(
+    rec: Recommender, module: nn.Module, variant: str | None = None
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The recommender's artifact with `module` (compressed) in place of its network."""
+    tensors, config = rec.to_state()
+    tensors = {k: v for k, v in tensors.items() if not k.startswith("net.")}
+    vt, vc = variant_state(module, {"variant": variant} if variant else None)
+    tensors.update({VARIANT_PREFIX + k: v for k, v in vt.items()})
+    return tensors, {**config, "compression": vc}
+
+
+def load_recommender(tensors: dict[str, torch.Tensor], config: dict[str, Any]) -> Recommender:
+    """`Recommender.from_state` that also reads states with a compressed network."""
+    if "compression" not in config:
+        return Recommender.from_state(tensors, config)
+    build = scoring_base_builder(config["net"])
+    placeholder = {f"net.{k}": v for k, v in build().state_dict().items()}
+    plain = {k: v for k, v in tensors.items() if not k.startswith(VARIANT_PREFIX)}
+    rec = Recommender.from_state({**plain, **placeholder}, config)
+    variant = {
+        k[len(VARIANT_PREFIX) :]: v for k, v in tensors.items() if k.startswith(VARIANT_PREFIX)
+    }
+    rec.net = _as_scoring(load_variant(variant, config["compression"], build))
+    rec._cache.clear()
+    return rec
+
+
+def serving_state_fn(rec: Recommender):
+    # The serving artifact repeats the run data (timelines, pair tables, neighbours),
+    # the same for every variant: build it once and swap the network's tensors only.
+    base_tensors, base_config = rec.to_state()
+    base_tensors = {k: v for k, v in base_tensors.items() if not k.startswith("net.")}
+
+    def state(module: nn.Module):
+        vt, vc = variant_state(module)
+        return (
+            {**base_tensors, **{VARIANT_PREFIX + k: v for k, v in vt.items()}},
+            {**base_config, "compression": vc},
+        )
+
+    return state
+
+
+def compress_recommender(
+    rec: Recommender,
+    *,
+    evaluate: Callable[[nn.Module], float],
+    finetune: Callable[[nn.Module], nn.Module] | None,
+    policy: SelectionPolicy | None = None,
+    settings: CompressionSettings | None = None,
+    course=None,
+    with_serving_bytes: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> CompressionResult:
+    """Every variant of the recommender's scoring network, measured; one chosen."""
+    shape = net_shape(rec)
+    result = compress_model(
+        rec.net,
+        build_base=scoring_base_builder(shape),
+        example_inputs_b1=scoring_inputs(rec, 1, course),
+        example_inputs_b256=scoring_inputs(rec, 256, course),
+        evaluate=evaluate,
+        finetune=finetune,
+        policy=policy or SelectionPolicy.recommender(),
+        settings=settings or CompressionSettings.recommender(),
+        groups=scoring_groups(rec.net),
+        prepare_inputs=prepare_scoring,
+        serving_state=serving_state_fn(rec) if with_serving_bytes else None,
+        log=log,
+    )
+    course = course if course is not None else max(rec.runs, key=lambda c: rec.runs[c].n_items)
+    result.extra.update(
+        {
+            "kind": "recommender",
+            "items": int(shape["n_items"]),
+            "timed_run": str(course),
+            "timed_run_items": int(rec.runs[course].n_items),
+        }
+    )
+    return result
