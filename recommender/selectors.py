@@ -16,7 +16,7 @@ from django.db.models import Sum
 from analytics import activity_stamps
 from analytics.models import ContentItem, Course, Learner, LearningEvent
 from eduplatform.core.clock import today
-from eduplatform.core.caches import TimedMemory
+from eduplatform.core.caches import BoundedCache
 from eduplatform.registry.serving import get_served
 from recommender.models import NextItems
 
@@ -123,7 +123,7 @@ def live_recommendations(
 # This process's latest answers (same TTL as the shared cache): a repeat costs no
 # cache round trip. Keys say everything an answer was computed from, so a hit is
 # never stale but for item titles (TTL).
-answers = TimedMemory(4096, lambda: RECS_CACHE_SECONDS)
+answers = BoundedCache("recommender.answers", maxsize=4096, ttl=lambda: RECS_CACHE_SECONDS)
 
 
 def _recommend(

@@ -37,7 +37,7 @@ from django.core.cache import cache
 from django.core.cache.backends.redis import RedisCache
 from django.db import transaction
 
-from eduplatform.core.caches import TimedMemory
+from eduplatform.core.caches import BoundedCache
 from eduplatform.core.throttles import Read, _backend, _redis_client, check_all
 
 logger = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ class Remembered:
     """Grants by key, each filed under the generation it was read in."""
 
     def __init__(self, size: int = 20_000) -> None:
-        self._memory = TimedMemory(size, _seconds)
+        self._memory = BoundedCache("authcache.grants", maxsize=size, ttl=_seconds)
 
     def get(self, key: tuple[Any, ...], generation: str | None) -> Any:
         hit = self._memory.get(key) if generation is not None else None
