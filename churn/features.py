@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-import time
 from dataclasses import dataclass
 
 import pandas as pd
@@ -12,7 +11,13 @@ from django.conf import settings
 
 from analytics.learning_data import learning_data
 from analytics.models import Course
+from eduplatform.core.caches import BoundedCache
 from churn.model.features import ChurnFeatures, build_dataset, build_features
+
+
+# Course runs whose serving frame one web process keeps (a frame is ~1 MB per
+# 1,000 learners); the least recently read run goes first.
+SERVING_FRAMES_MAX_RUNS = 64
 
 
 @dataclass
@@ -93,25 +98,31 @@ def split_in_time(
     )
 
 
-class _ServingFrames:
+class ServingFrames:
     """Per-process cache of each course run's current feature frame.
 
     Ranks are relative to the course run, so a learner's row needs the whole
     run's activity; reading it once per run and TTL keeps requests at a dict
-    lookup plus one forward pass.
+    lookup plus one forward pass. Bounded: one frame per run (a new day replaces
+    the run's older one) and at most `SERVING_FRAMES_MAX_RUNS` runs.
     """
 
-    def __init__(self) -> None:
-        self._frames: dict[tuple[int, int], tuple[float, pd.DataFrame]] = {}
+    def __init__(
+        self, name: str = "churn.serving_frames", maxsize: int = SERVING_FRAMES_MAX_RUNS
+    ) -> None:
+        self._frames = BoundedCache(
+            name,
+            maxsize=maxsize,
+            ttl=lambda: settings.SERVING_FEATURES_TTL,
+        )
         self._lock = threading.Lock()
 
     def get(self, course: Course, as_of: dt.date) -> pd.DataFrame:
         day = min(course.day_of(as_of), course.length_days - 1)
         key = (course.id, day)
-        now = time.monotonic()
         hit = self._frames.get(key)
-        if hit is not None and now - hit[0] < settings.SERVING_FEATURES_TTL:
-            return hit[1]
+        if hit is not None:
+            return hit
         with self._lock:
             data = learning_data(
                 course_ids=[course.id],
@@ -122,12 +133,16 @@ class _ServingFrames:
                 data, cutoff=day, label_mode="inactivity", inactivity_days=1
             ).frame
             frame = frame.set_index("learner_id", drop=False)
-            self._frames[key] = (now, frame)
+            # Older days of this run are dead weight once a newer day is read.
+            self._frames.discard_where(lambda k: k[0] == course.id and k != key)
+            self._frames.put(key, frame)
             return frame
 
+    def __len__(self) -> int:
+        return len(self._frames)
+
     def clear(self) -> None:
-        with self._lock:
-            self._frames.clear()
+        self._frames.clear()
 
 
-serving_frames = _ServingFrames()
+serving_frames = ServingFrames()

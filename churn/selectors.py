@@ -16,6 +16,7 @@ from django.db import connection
 from analytics.models import Course, Learner
 from churn.features import serving_frames
 from churn.models import RiskHistory, RiskScore
+from eduplatform.core.caches import BoundedCache
 from eduplatform.core.clock import today
 from eduplatform.registry.serving import get_served
 
@@ -32,11 +33,14 @@ class LiveRisk:
     factors: tuple[str, ...] = ()
 
 
+# Course runs whose scores one web process keeps (one entry per run).
+RUN_PREDICTIONS_MAX_RUNS = 256
+
 # learner id -> (probability, band, top factor texts): all live_risk reads.
 RunScores = dict[int, tuple[float, str, tuple[str, ...]]]
 
 
-class _RunPredictions:
+class RunPredictions:
     """Per-process predictions of a whole course run by the served model.
 
     Explanations (integrated gradients) cost far less per learner in one
@@ -55,23 +59,26 @@ class _RunPredictions:
     """
 
     def __init__(self) -> None:
-        self._runs: dict[tuple[int, int, dt.date], tuple[float, RunScores]] = {}
+        self._runs = BoundedCache(
+            "churn.run_predictions",
+            maxsize=RUN_PREDICTIONS_MAX_RUNS,
+            ttl=lambda: settings.SERVING_FEATURES_TTL,
+        )
         self._lock = threading.Lock()
         self._refreshing: set[tuple[int, int, dt.date]] = set()
 
     def get(self, served: Any, course: Course, as_of: dt.date) -> RunScores:
         key = (course.id, served.version_id, as_of)
         ttl = settings.SERVING_FEATURES_TTL
-        hit = self._runs.get(key)
-        now = time.monotonic()
-        if hit is not None and now - hit[0] < ttl:
+        hit = self._runs.peek(key)
+        if hit is not None and hit[0] < ttl:
             return hit[1]
         if hit is not None and ttl > 0:
             self._refresh_in_background(served, course, as_of, key)
             return hit[1]
         with self._lock:
-            hit = self._runs.get(key)
-            if hit is not None and time.monotonic() - hit[0] < ttl:
+            hit = self._runs.peek(key)
+            if hit is not None and hit[0] < ttl:
                 return hit[1]  # scored by another thread meanwhile
             shared = self._shared(key) if ttl > 0 and hit is None else None
             if shared is not None:
@@ -111,9 +118,8 @@ class _RunPredictions:
 
     def _keep(self, key: tuple[int, int, dt.date], scores: RunScores, age: float = 0.0) -> None:
         # Keep only the newest entry per run: old days and versions are dead weight.
-        runs = {k: v for k, v in self._runs.items() if k[0] != key[0]}
-        runs[key] = (time.monotonic() - age, scores)
-        self._runs = runs
+        self._runs.discard_where(lambda k: k[0] == key[0] and k != key)
+        self._runs.put(key, scores, age=age)
 
     def _refresh_in_background(
         self, served: Any, course: Course, as_of: dt.date, key: tuple[int, int, dt.date]
@@ -139,16 +145,7 @@ class _RunPredictions:
         threading.Thread(target=refresh, name="churn-rescore", daemon=True).start()
 
     def clear(self) -> None:
-        with self._lock:
-            self._runs.clear()
-        # The one reset hook tests call for this app's in-process caches; the
-        # course page's bundles (analytics) and this process's recommendation
-        # answers (recommender) are dropped with them.
-        from analytics.dashboards import course_cache
-        from recommender.selectors import answers
-
-        course_cache.clear()
-        answers.clear()
+        self._runs.clear()
 
 
 def _shared_key(key: tuple[int, int, dt.date]) -> str:
@@ -156,7 +153,7 @@ def _shared_key(key: tuple[int, int, dt.date]) -> str:
     return f"churn:run-scores:{version_id}:{course_id}:{as_of.isoformat()}"
 
 
-run_predictions = _RunPredictions()
+run_predictions = RunPredictions()
 
 
 def live_risk(*, learner: Learner, course: Course) -> LiveRisk:

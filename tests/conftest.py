@@ -36,16 +36,12 @@ def _clear_cache() -> None:
     """Each test starts with an empty shared cache and no model loaded in this process."""
     from django.core.cache import cache
 
-    from churn.features import serving_frames
-    from churn.selectors import run_predictions
-    from eduplatform.core import authcache
+    from eduplatform.core import caches
     from eduplatform.registry import serving
 
     cache.clear()
-    authcache.remembered.clear()
+    caches.reset_all()
     serving.reset()
-    serving_frames.clear()
-    run_predictions.clear()
 
 
 @pytest.fixture

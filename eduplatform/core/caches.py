@@ -3,7 +3,7 @@
 Every per-process memory of the web workers (served predictions, feature frames,
 page bundles, access grants, recommendation answers) is a `BoundedCache`: at most
 `maxsize` entries, least recently put out first, and an entry older than `ttl()`
-reads as absent. Each cache registers itself under a unique name on creation, so
+reads as absent. Each cache registers itself (with a name, for inspection) on creation, so
 `reset_all()` (tests, a process that must forget everything) clears every one
 without any app importing another app's caches.
 
@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any
 
-_REGISTRY: dict[str, BoundedCache] = {}
+# Weak: a cache made for one test or one job leaves the registry with its owner.
+_REGISTRY: weakref.WeakSet[BoundedCache] = weakref.WeakSet()
 _REGISTRY_LOCK = threading.Lock()
 
 
@@ -42,9 +44,7 @@ class BoundedCache:
         self._items: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
         self._lock = threading.Lock()
         with _REGISTRY_LOCK:
-            if name in _REGISTRY:
-                raise ValueError(f"a cache named {name!r} exists already")
-            _REGISTRY[name] = self
+            _REGISTRY.add(self)
 
     def peek(self, key: Hashable) -> tuple[float, Any] | None:
         """(age in seconds, value) of the entry, however old, or None."""
@@ -88,19 +88,13 @@ class BoundedCache:
             self._items.clear()
 
 
-def registered() -> dict[str, BoundedCache]:
-    """Every cache of this process by name (a copy)."""
+def registered() -> list[BoundedCache]:
+    """Every live cache of this process, by name."""
     with _REGISTRY_LOCK:
-        return dict(_REGISTRY)
-
-
-def unregister(name: str) -> None:
-    """Forget a cache by name (tests that make their own)."""
-    with _REGISTRY_LOCK:
-        _REGISTRY.pop(name, None)
+        return sorted(_REGISTRY, key=lambda c: c.name)
 
 
 def reset_all() -> None:
     """Forget every cached entry of this process (tests; after a restore)."""
-    for cache in registered().values():
+    for cache in registered():
         cache.clear()

@@ -159,16 +159,20 @@ def test_run_scores_are_shared_and_refreshed_in_the_background(settings, monkeyp
     served = SimpleNamespace(version_id=99, model=Model())
     course = SimpleNamespace(id=12345)
     as_of = dt.date(2026, 1, 5)
-    runs = selectors._RunPredictions()
+    runs = selectors.RunPredictions()
 
     first = runs.get(served, course, as_of)
     assert first[2] == (0.5, "medium", ("call 1",)) and calls == [3]
     # A second process finds the run in the shared cache: no scoring.
-    assert selectors._RunPredictions().get(served, course, as_of) == first and calls == [3]
+    assert selectors.RunPredictions().get(served, course, as_of) == first and calls == [3]
 
     # The TTL runs out: the old scores answer at once, one rescoring runs behind.
-    stamp, scores = runs._runs[(12345, 99, as_of)]
-    runs._runs[(12345, 99, as_of)] = (stamp - 601, scores)
+    import time
+
+    from eduplatform.core import caches
+
+    real_clock = time.monotonic
+    monkeypatch.setattr(caches.time, "monotonic", lambda: real_clock() + 601)
     assert runs.get(served, course, as_of) == first
     for thread in threading.enumerate():
         if thread.name == "churn-rescore":
@@ -178,3 +182,22 @@ def test_run_scores_are_shared_and_refreshed_in_the_background(settings, monkeyp
     # A new model version is never answered from the older scores.
     newer = SimpleNamespace(version_id=100, model=Model())
     assert runs.get(newer, course, as_of)[2][2] == ("call 3",)
+
+
+def test_serving_frames_stay_within_their_bound(platform, settings):
+    """A web process reading many runs keeps at most `maxsize` frames, one day per run."""
+    import datetime as dt
+
+    from churn.features import ServingFrames
+
+    settings.SERVING_FEATURES_TTL = 3600
+    frames = ServingFrames(name="test.serving_frames", maxsize=2)
+    courses = list(Course.objects.order_by("id"))
+    assert len(courses) == 3
+    day = dt.timedelta(days=40)
+    for course in courses:
+        frames.get(course, course.start_date + day)
+    assert len(frames) == 2
+    # A later day of the same run replaces that run's older frame.
+    frames.get(courses[-1], courses[-1].start_date + day + dt.timedelta(days=1))
+    assert len(frames) == 2

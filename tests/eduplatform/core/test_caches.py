@@ -10,16 +10,10 @@ from eduplatform.core.caches import BoundedCache
 
 @pytest.fixture
 def named(request: pytest.FixtureRequest):
-    made: list[str] = []
-
     def make(maxsize: int, ttl) -> BoundedCache:
-        name = f"test.{request.node.name}.{len(made)}"
-        made.append(name)
-        return BoundedCache(name, maxsize=maxsize, ttl=ttl)
+        return BoundedCache(f"test.{request.node.name}", maxsize=maxsize, ttl=ttl)
 
-    yield make
-    for name in made:
-        caches.unregister(name)
+    return make
 
 
 def test_oldest_put_goes_first_when_full(named) -> None:
@@ -68,7 +62,11 @@ def test_reset_all_clears_every_registered_cache(named) -> None:
     assert len(one) == 0 and len(two) == 0
 
 
-def test_names_are_unique(named) -> None:
-    first = named(5, 60.0)
-    with pytest.raises(ValueError, match="exists already"):
-        BoundedCache(first.name, maxsize=5, ttl=1.0)
+def test_a_dropped_cache_leaves_the_registry(named) -> None:
+    import gc
+
+    cache = named(5, 60.0)
+    assert cache in caches.registered()
+    del cache
+    gc.collect()
+    assert not [c for c in caches.registered() if c.name.startswith("test.test_a_dropped")]
