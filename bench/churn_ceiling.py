@@ -31,8 +31,8 @@ from churn.model.model import (
     own_run_logit,
     train_churn_model,
 )
-from eduplatform.ml.metrics import roc_auc
 from eduplatform.ml.datasets.oulad import load_oulad
+from eduplatform.ml.metrics import roc_auc
 from eduplatform.ml.train import predict as predict_outputs
 
 CUTOFFS = [30, 60, 90, 150]

@@ -29,8 +29,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.artifact:
-        from eduplatform.ml.artifacts import load_artifact
         from churn.model.model import ChurnPredictor
+        from eduplatform.ml.artifacts import load_artifact
 
         art = load_artifact(args.artifact, None)
         predictor = ChurnPredictor.from_state(art.tensors, art.config)

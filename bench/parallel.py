@@ -80,8 +80,8 @@ def measure(repeats: int) -> dict:
     django.setup()
     from analytics.learning_data import learning_data
     from analytics.models import Course
-    from churn.features import training_sets
     from bench import course_pool as parallel
+    from churn.features import training_sets
     from eduplatform.registry import services
     from eduplatform.registry.models import ModelVersion
 

@@ -11,9 +11,8 @@ from django.conf import settings
 
 from analytics.learning_data import learning_data
 from analytics.models import Course
-from eduplatform.core.caches import BoundedCache
 from churn.model.features import ChurnFeatures, build_dataset, build_features
-
+from eduplatform.core.caches import BoundedCache
 
 # Course runs whose serving frame one web process keeps (a frame is ~1 MB per
 # 1,000 learners); the least recently read run goes first.

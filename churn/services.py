@@ -14,19 +14,25 @@ from django.utils import timezone
 
 from analytics.models import Course
 from churn.features import serving_frames, training_sets
+from churn.model.compression import churn_serving_state, compress_churn, load_churn_predictor
+from churn.model.model import ChurnPredictor, ChurnSettings, train_churn_model
 from churn.models import RiskHistory, RiskScore
 from eduplatform.core.clock import today
 from eduplatform.ml.artifacts import Artifact
-from churn.model.model import ChurnPredictor, ChurnSettings, train_churn_model
 from eduplatform.ml.compress import FP32, CompressionSettings, SelectionPolicy
-from churn.model.compression import churn_serving_state, compress_churn, load_churn_predictor
 from eduplatform.ml.metrics import binary_report, roc_auc
 from eduplatform.registry.compression import (
     compression_wanted,
     retrain_settings,
     serve_requested,
 )
-from eduplatform.registry.kinds import ModelKind, TrainContext, TrainingRejected, TrainOutcome
+from eduplatform.registry.kinds import (
+    CompressionRequest,
+    ModelKind,
+    TrainContext,
+    TrainingRejected,
+    TrainOutcome,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -224,6 +230,31 @@ def score_batch(predictor: ChurnPredictor, course_ids: list[int], version: int =
     return written
 
 
+# Cut-off days of the offline compression report (the evaluation's defaults).
+REPORT_CUTOFFS = [30, 60, 90, 150]
+
+
+def compression_report(request: CompressionRequest) -> tuple[Any, str]:
+    """`manage.py compression_report --model churn`: train on the request's data, compress."""
+    from churn.model.compression import compression_report as report
+
+    compression, policy = CompressionSettings.churn(), SelectionPolicy.churn()
+    request.tune(compression, policy)
+    data, label = request.load_data()
+    options = request.options
+    return report(
+        data,
+        label,
+        settings=compression,
+        policy=policy,
+        cutoffs=REPORT_CUTOFFS,
+        seeds=options.get("seeds"),
+        max_epochs=options.get("max_epochs"),
+        finetune_epochs=options.get("finetune_epochs"),
+        log=request.log,
+    )
+
+
 KIND = ModelKind(
     name="churn",
     primary_metric="auc",
@@ -231,4 +262,5 @@ KIND = ModelKind(
     train=train,
     load=load,
     score_batch=score_batch,
+    compression_report=compression_report,
 )

@@ -1,25 +1,37 @@
 """The Celery app. Queue names live here so tasks and workers agree on them."""
 
 import os
+from enum import StrEnum
 
 from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eduplatform.settings.dev")
 
-QUEUE_DEFAULT = "default"
-QUEUE_TRAINING = "training"
-QUEUE_SCORING = "scoring"
+
+class Queue(StrEnum):
+    """Every queue; a long training never blocks scoring because each has its own."""
+
+    DEFAULT = "default"
+    TRAINING = "training"
+    SCORING = "scoring"
+
 
 app = Celery("eduplatform")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.task_default_queue = QUEUE_DEFAULT
-# Every task's queue, in one table: a long training never blocks scoring
-# because each runs on its own queue (and may run on its own machines).
+app.conf.task_default_queue = Queue.DEFAULT.value
+# Every task's queue, in one table (each task also declares its queue), so that
+# a task sent by name from a process that never imported it is routed alike.
 app.conf.task_routes = {
-    "registry.retrain_model": {"queue": QUEUE_TRAINING},
-    "registry.scheduled_retrain": {"queue": QUEUE_TRAINING},
-    "registry.score_batch": {"queue": QUEUE_SCORING},
-    "registry.score_all": {"queue": QUEUE_SCORING},
-    "analytics.refresh_rollups": {"queue": QUEUE_DEFAULT},
+    "registry.retrain_model": {"queue": Queue.TRAINING.value},
+    "registry.scheduled_retrain": {"queue": Queue.TRAINING.value},
+    "registry.score_batch": {"queue": Queue.SCORING.value},
+    "registry.score_all": {"queue": Queue.SCORING.value},
+    "analytics.refresh_rollups": {"queue": Queue.DEFAULT.value},
 }
 app.autodiscover_tasks()
+
+
+def task_by_name(name: str):
+    """A registered task by name: services enqueue without importing their tasks module
+    (which imports the services: a cycle)."""
+    return app.tasks[name]

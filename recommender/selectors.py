@@ -15,8 +15,8 @@ from django.db.models import Sum
 
 from analytics import activity_stamps
 from analytics.models import ContentItem, Course, Learner, LearningEvent
-from eduplatform.core.clock import today
 from eduplatform.core.caches import BoundedCache
+from eduplatform.core.clock import today
 from eduplatform.registry.serving import get_served
 from recommender.models import NextItems
 

@@ -24,6 +24,18 @@ from eduplatform.ml.compress import (
     build_variant,
     variant_state,
 )
+from eduplatform.registry.compression import (
+    compression_wanted,
+    retrain_settings,
+    serve_requested,
+)
+from eduplatform.registry.kinds import (
+    CompressionRequest,
+    ModelKind,
+    TrainContext,
+    TrainingRejected,
+    TrainOutcome,
+)
 from recommender.model.compression import (
     compress_recommender,
     distill_finetune,
@@ -35,12 +47,6 @@ from recommender.model.compression import (
 from recommender.model.evaluate import evaluate_scorer, product_scorer, split_runs
 from recommender.model.predictor import Recommender
 from recommender.model.train import TrainConfig
-from eduplatform.registry.compression import (
-    compression_wanted,
-    retrain_settings,
-    serve_requested,
-)
-from eduplatform.registry.kinds import ModelKind, TrainContext, TrainingRejected, TrainOutcome
 from recommender.models import NextItems
 
 logger = logging.getLogger(__name__)
@@ -238,6 +244,29 @@ def score_batch(model: Recommender, course_ids: list[int], version: int = 0) -> 
     return written
 
 
+def compression_report(request: CompressionRequest) -> tuple[Any, str]:
+    """`manage.py compression_report --model recommender`: OULAD-format data or a
+    synthetic catalogue (`--catalog-items`), trained, compressed, reported."""
+    from recommender.model.compression import compression_report as report
+
+    compression, policy = CompressionSettings.recommender(), SelectionPolicy.recommender()
+    request.tune(compression, policy)
+    options = request.options
+    return report(
+        request.load_data,
+        settings=compression,
+        policy=policy,
+        split_day=options["split_day"],
+        catalog_items=options.get("catalog_items"),
+        learners=options["learners"],
+        untrained=options["untrained"],
+        seed=options["seed"],
+        max_epochs=options.get("max_epochs"),
+        finetune_epochs=options.get("finetune_epochs"),
+        log=request.log,
+    )
+
+
 KIND = ModelKind(
     name="recommender",
     primary_metric="ndcg@10",
@@ -245,4 +274,5 @@ KIND = ModelKind(
     train=train,
     load=load,
     score_batch=score_batch,
+    compression_report=compression_report,
 )

@@ -34,6 +34,7 @@ from eduplatform.ml.compress.pipeline import (
     compress_model,
 )
 from eduplatform.ml.compress.serialize import load_variant, variant_state
+from eduplatform.ml.data import LearningData
 from eduplatform.ml.metrics import roc_auc
 from eduplatform.ml.train import TrainConfig, fit
 from eduplatform.ml.train import predict as predict_outputs
@@ -176,3 +177,52 @@ def compress_churn(
     )
     result.extra.update({"kind": "churn", "n_train": len(train), "n_val": len(val)})
     return result
+
+
+def compression_report(
+    data: LearningData,
+    label: str,
+    *,
+    settings: CompressionSettings,
+    policy: SelectionPolicy,
+    cutoffs: list[int],
+    seeds: int | None = None,
+    max_epochs: int | None = None,
+    finetune_epochs: int | None = None,
+    log: Callable[[str], None] = lambda _: None,
+) -> tuple[CompressionResult, str]:
+    """Train on the earlier runs of `data`, validate on the latest, compress, report.
+
+    Raises ValueError when either side lacks labelled rows of both classes.
+    """
+    import time
+
+    from churn.model.evaluate import split_by_time
+    from churn.model.features import build_dataset
+    from churn.model.model import ChurnSettings, train_churn_model
+
+    features = build_dataset(data, cutoffs).labelled()
+    is_val, val_names = split_by_time(features, data.courses)
+    fit_rows, val = features.subset(~is_val), features.subset(is_val)
+    if len(fit_rows) == 0 or len(val) == 0 or len(set(val.labels)) < 2:
+        raise ValueError("need labelled rows of both classes before and in the last run")
+    cs = ChurnSettings(refit=False)
+    if seeds:
+        cs.seeds = tuple(range(max(1, seeds)))
+    if max_epochs:
+        cs.max_epochs = max(1, max_epochs)
+    log(f"churn: {label}; {len(fit_rows)} train rows, {len(val)} validation rows {val_names}")
+    t0 = time.perf_counter()
+    predictor, report = train_churn_model(fit_rows, val, cs)
+    log(f"trained in {time.perf_counter() - t0:.1f}s, validation AUC {report.val_auc:.4f}")
+    result = compress_churn(
+        predictor,
+        fit_rows,
+        val,
+        policy=policy,
+        settings=settings,
+        finetune_epochs=2 if finetune_epochs is None else finetune_epochs,
+        log=log,
+    )
+    result.extra.update({"data": label, "validation": val_names})
+    return result, f"churn model, {label}"

@@ -17,6 +17,9 @@ from eduplatform.ml.artifacts import Artifact
 if TYPE_CHECKING:
     import torch
 
+    from eduplatform.ml.compress import CompressionResult, CompressionSettings, SelectionPolicy
+    from eduplatform.ml.data import LearningData
+
 
 class TrainingRejected(Exception):
     """Not enough data (or similar): the version fails with this message as its reason."""
@@ -54,6 +57,18 @@ class TrainOutcome:
     checkpoint: tuple[dict[str, torch.Tensor], dict[str, Any]] | None = None
 
 
+@dataclass
+class CompressionRequest:
+    """What `compression_report` hands a kind: its options and the shared plumbing."""
+
+    options: dict[str, Any]
+    # The command's OULAD folder (or a generated one) as frames, and a label for it.
+    load_data: Callable[[], tuple[LearningData, str]]
+    # Applies the command's overrides to the kind's own defaults (raises on a bad one).
+    tune: Callable[[CompressionSettings, SelectionPolicy], None]
+    log: Callable[[str], None]
+
+
 @dataclass(frozen=True)
 class ModelKind:
     name: str
@@ -65,29 +80,50 @@ class ModelKind:
     load: Callable[[Artifact], Any]
     # Optional: (served model, course ids, version) -> rows written for dashboards.
     score_batch: Callable[[Any, list[int], int], int] | None = None
+    # Optional: train on a request's data, build every compressed variant, and
+    # return (the variant table, its title) for `manage.py compression_report`.
+    compression_report: Callable[[CompressionRequest], tuple[CompressionResult, str]] | None = None
+
+
+@dataclass(frozen=True)
+class KindInfo:
+    """What the registry knows of a kind before importing it (pages list kinds cheaply)."""
+
+    name: str
+    module: str
+    title: str
+    order: int
 
 
 _KINDS: dict[str, ModelKind] = {}
 # Kinds registered by module path, imported on first use: a kind module pulls
 # in PyTorch and scikit-learn (seconds), which most processes (manage.py
 # commands, the web workers' start) do not need until a model is asked for.
-_MODULES: dict[str, str] = {}
+_MODULES: dict[str, KindInfo] = {}
 
 
 def register_kind(kind: ModelKind) -> None:
     _KINDS[kind.name] = kind
 
 
-def register_kind_module(name: str, module: str) -> None:
-    """Kind `name` is `module.KIND`, imported when the kind is first asked for."""
-    _MODULES[name] = module
+def register_kind_module(
+    name: str, module: str, *, title: str | None = None, order: int = 100
+) -> None:
+    """Kind `name` is `module.KIND`, imported when the kind is first asked for.
+
+    `title` names it on pages; kinds are listed by `order`, then name.
+    """
+    _MODULES[name] = KindInfo(
+        name=name, module=module, title=title or f"{name.title()} model", order=order
+    )
 
 
 def get_kind(name: str) -> ModelKind:
     if name not in _KINDS and name in _MODULES:
-        kind = importlib.import_module(_MODULES[name]).KIND
+        module = _MODULES[name].module
+        kind = importlib.import_module(module).KIND
         if kind.name != name:
-            raise KeyError(f"{_MODULES[name]}.KIND is named {kind.name!r}, not {name!r}")
+            raise KeyError(f"{module}.KIND is named {kind.name!r}, not {name!r}")
         _limit_torch_threads()
         register_kind(kind)
     try:
@@ -106,4 +142,11 @@ def _limit_torch_threads() -> None:
 
 
 def kind_names() -> list[str]:
-    return sorted(set(_KINDS) | set(_MODULES))
+    """Every kind, in page order (registered order, then name)."""
+    names = set(_KINDS) | set(_MODULES)
+    return sorted(names, key=lambda n: (_MODULES[n].order if n in _MODULES else 1_000, n))
+
+
+def kind_title(name: str) -> str:
+    info = _MODULES.get(name)
+    return info.title if info is not None else f"{name.title()} model"

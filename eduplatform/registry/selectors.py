@@ -15,8 +15,6 @@ from eduplatform.registry.models import ModelVersion
 # The models page shows this many versions per kind (newest first), plus the
 # active one when it is older.
 RECENT_VERSIONS = 50
-# The product's kinds first, in this order; kinds registered later follow.
-KIND_ORDER = ("churn", "recommender")
 
 
 def _promoted_at(version: ModelVersion) -> datetime:
@@ -64,8 +62,8 @@ class KindVersions:
 
 
 def page_kinds() -> list[str]:
-    known = kind_names()
-    return [k for k in KIND_ORDER if k in known] + [k for k in known if k not in KIND_ORDER]
+    """Every kind in the order the kinds registered (`register_kind_module(order=...)`)."""
+    return kind_names()
 
 
 def versions_for_page(

@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from eduplatform.celery import task_by_name
 from eduplatform.ml.artifacts import Artifact, ArtifactError, load_artifact, save_artifact
 from eduplatform.registry import serving
 from eduplatform.registry.kinds import TrainContext, TrainingRejected, get_kind
@@ -263,6 +264,10 @@ def models_mark_retrain_due() -> int:
     return ModelVersion.objects.filter(status=Status.ACTIVE).update(retrain_due=True)
 
 
+# The task that trains a version (eduplatform/registry/tasks.py), sent by name.
+RETRAIN_TASK = "registry.retrain_model"
+
+
 class BrokerUnavailable(Exception):
     pass
 
@@ -279,15 +284,13 @@ def retrain_request(
     The version row is committed before the enqueue (model_version_start runs
     its own transaction), so a worker never receives an id it cannot see.
     """
-    from eduplatform.registry.tasks import retrain_model
-
     version = model_version_start(
         kind=kind,
         triggered_by=triggered_by,
         parameters={**(parameters or {}), "warm_start": warm_start},
     )
     try:
-        retrain_model.apply_async(args=[version.id], retry=False)
+        task_by_name(RETRAIN_TASK).apply_async(args=[version.id], retry=False)
     except Exception as exc:
         if settings.CELERY_TASK_ALWAYS_EAGER:
             raise

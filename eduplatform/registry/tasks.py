@@ -9,13 +9,15 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import OperationalError
 
+from eduplatform.celery import Queue
 from eduplatform.registry import services
 
 logger = logging.getLogger(__name__)
 
 
 @shared_task(
-    name="registry.retrain_model",
+    name=services.RETRAIN_TASK,
+    queue=Queue.TRAINING.value,
     acks_late=True,
     reject_on_worker_lost=True,
     soft_time_limit=settings.TRAINING_SOFT_TIME_LIMIT,
@@ -41,6 +43,7 @@ def retrain_model(version_id: int) -> str:
 
 @shared_task(
     name="registry.scheduled_retrain",
+    queue=Queue.TRAINING.value,
     acks_late=True,
     reject_on_worker_lost=True,
     time_limit=60,
@@ -53,6 +56,7 @@ def scheduled_retrain(kind: str) -> str:
 
 @shared_task(
     name="registry.score_batch",
+    queue=Queue.SCORING.value,
     acks_late=True,
     reject_on_worker_lost=True,
     time_limit=settings.SCORING_HARD_TIME_LIMIT,
@@ -65,7 +69,14 @@ def score_batch(kind: str, course_ids: list[int]) -> int:
     return services.batch_scores_refresh(kind=kind, course_ids=course_ids)
 
 
-@shared_task(name="registry.score_all", time_limit=120)
+@shared_task(
+    name="registry.score_all",
+    queue=Queue.SCORING.value,
+    time_limit=120,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=3,
+)
 def score_all(chunk_size: int = 20) -> int:
     """Fan out batch scoring: one task per kind and chunk of course runs.
 

@@ -46,6 +46,7 @@ from eduplatform.ml.compress.pipeline import (
     compress_model,
 )
 from eduplatform.ml.compress.serialize import load_variant, variant_state
+from eduplatform.ml.data import LearningData
 from eduplatform.ml.ranking import dcg_discounts
 from recommender.model.model import ScoringNet
 from recommender.model.predictor import Recommender
@@ -441,3 +442,110 @@ def compress_recommender(
         }
     )
     return result
+
+
+def compression_report(
+    load_data: Callable[[], tuple[LearningData, str]],
+    *,
+    settings: CompressionSettings,
+    policy: SelectionPolicy,
+    split_day: int = 100,
+    catalog_items: int | None = None,
+    learners: int = 500,
+    untrained: bool = False,
+    seed: int = 0,
+    max_epochs: int | None = None,
+    finetune_epochs: int | None = None,
+    log: Callable[[str], None] = lambda _: None,
+) -> tuple[CompressionResult, str]:
+    """Train (on `load_data()`'s clicks before `split_day`, or on a synthetic catalogue of
+    `catalog_items` items), build every variant, and return the report and its title.
+
+    Raises ValueError on a catalogue under 20 items or data with nothing to learn.
+    """
+    import time
+
+    if catalog_items:
+        if catalog_items < 20:
+            raise ValueError("--catalog-items must be at least 20")
+        large = catalog_items > 5000
+        t0 = time.perf_counter()
+        if untrained:
+            from recommender.model.synthetic import build_synthetic
+
+            rec = build_synthetic(catalog_items, seed=seed, n_learners=learners)
+            evaluate = fidelity_evaluator(rec, learners=200)
+            what = "untrained network, quality = agreement with fp32's top 10"
+        else:
+            rec, splits, split = synthetic_catalogue(catalog_items, seed=seed, n_learners=learners)
+            evaluate = ndcg_evaluator(rec, splits, split)
+            n_test = sum(len(x.test_rows) for x in splits)
+            what = (
+                f"trained on days < {split}, NDCG@10 of the later first visits of {n_test} learners"
+            )
+        log(
+            f"synthetic catalogue of {catalog_items} items ready in {time.perf_counter() - t0:.1f}s"
+        )
+        finetune = distill_finetune(
+            rec,
+            epochs=3 if finetune_epochs is None else finetune_epochs,
+            batch_size=8 if large else 64,
+            max_learners=64 if large else 2048,
+        )
+        result = compress_recommender(
+            rec, evaluate=evaluate, finetune=finetune, policy=policy, settings=settings, log=log
+        )
+        result.extra.update({"quality": what})
+        return result, f"recommender, synthetic catalogue of {catalog_items} items ({what})"
+
+    from recommender.model.evaluate import split_runs, train_view
+    from recommender.model.runs import build_runs, type_vocabulary
+    from recommender.model.train import TrainConfig, train_net
+
+    data, label = load_data()
+    view = train_view(data, split_day)
+    config = TrainConfig(seed=seed)
+    if max_epochs:
+        config.epochs = max(1, max_epochs)
+    vocab = type_vocabulary(view.items)
+    t0 = time.perf_counter()
+    # Recommender.fit, keeping the raw rows for the fine-tuning replays
+    runs = build_runs(
+        view,
+        split_day,
+        vocab,
+        config.half_life_days,
+        config.follow_window,
+        config.neighbours,
+        keep_raw=True,
+    )
+    if not runs:
+        raise ValueError(f"no clicks before day {split_day}")
+    net, stats = train_net(runs, len(vocab), config)
+    finetune = ranking_finetune(
+        runs, len(vocab), config, epochs=2 if finetune_epochs is None else finetune_epochs
+    )
+    rec = Recommender(net, runs, vocab, config, stats)
+    log(f"recommender: {label}; trained in {time.perf_counter() - t0:.1f}s")
+    splits = split_runs(data, split_day)
+    if not splits:
+        raise ValueError(f"no learner with clicks both before and after day {split_day}")
+    result = compress_recommender(
+        rec,
+        evaluate=ndcg_evaluator(rec, splits, split_day),
+        finetune=finetune,
+        policy=policy,
+        settings=settings,
+        log=log,
+    )
+    for run in runs:
+        run.raw = None
+        run.follow_all = None
+    result.extra.update(
+        {
+            "data": label,
+            "split_day": split_day,
+            "test_learners": sum(len(x.test_rows) for x in splits),
+        }
+    )
+    return result, f"recommender, {label}, split day {split_day}"

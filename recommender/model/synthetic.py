@@ -160,8 +160,8 @@ def build_synthetic(
         n_item_features,
     )
     from recommender.model.model import ScoringNet
-    from recommender.model.runs import build_runs, type_vocabulary
     from recommender.model.predictor import Recommender
+    from recommender.model.runs import build_runs, type_vocabulary
     from recommender.model.train import TrainConfig
 
     data = synthetic_learning_data(

@@ -9,9 +9,9 @@ from django.db import connection
 
 from analytics.learning_data import learning_data
 from analytics.models import Course
+from bench import course_pool as parallel
 from churn.features import training_sets
 from churn.models import RiskScore
-from bench import course_pool as parallel
 from eduplatform.core.clock import today
 from eduplatform.registry import services, serving
 from tests.conftest import service_missing

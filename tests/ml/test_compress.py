@@ -465,9 +465,9 @@ def churn_features(tmp_path_factory):
 
 
 def test_churn_predictor_with_a_compressed_network_round_trips(churn_features, tmp_path):
-    from eduplatform.ml.artifacts import load_artifact, save_artifact
-    from churn.model.model import ChurnPredictor, build_module
     from churn.model.compression import churn_serving_state, load_churn_predictor
+    from churn.model.model import ChurnPredictor, build_module
+    from eduplatform.ml.artifacts import load_artifact, save_artifact
     from eduplatform.ml.preprocess import Preprocessor
 
     f = churn_features

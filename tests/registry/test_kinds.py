@@ -46,3 +46,12 @@ def test_first_use_imports_the_kind_and_sets_torch_threads(monkeypatch, settings
 def test_unknown_kind_names_the_known_ones() -> None:
     with pytest.raises(KeyError, match="churn, recommender"):
         kinds.get_kind("nope")
+
+
+def test_titles_and_order_come_from_the_registration(monkeypatch) -> None:
+    """The registry hard-codes no kind: a kind registered with a lower order is listed first."""
+    monkeypatch.setattr(kinds, "_MODULES", dict(kinds._MODULES))
+    kinds.register_kind_module("zzz", "nowhere.kind", title="Zed model", order=1)
+    assert kinds.kind_names() == ["zzz", "churn", "recommender"]
+    assert kinds.kind_title("zzz") == "Zed model"
+    assert str(kinds.kind_title("churn")) == "Churn risk model"

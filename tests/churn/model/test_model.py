@@ -3,7 +3,6 @@ import pytest
 import torch
 from torch import nn
 
-from eduplatform.ml.artifacts import load_artifact, save_artifact
 from churn.model.features import build_dataset
 from churn.model.model import (
     ChurnEnsemble,
@@ -15,6 +14,7 @@ from churn.model.model import (
     _Dropout,
     train_churn_model,
 )
+from eduplatform.ml.artifacts import load_artifact, save_artifact
 from eduplatform.ml.metrics import roc_auc
 
 SMALL = ChurnSettings(
