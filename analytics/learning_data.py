@@ -71,7 +71,7 @@ class _AdbcReader:
 
 
 @contextmanager
-def _frames_reader() -> Iterator[Reader]:
+def frames_reader() -> Iterator[Reader]:
     """`read_frame` for several reads: on the ADBC path they share one connection
     (opening one costs tens of milliseconds; a run's frames take seven reads)."""
     uri = _adbc_uri()
@@ -136,7 +136,7 @@ def learning_data(
     `with_activity=False` leaves the rollup frame empty (the recommender reads
     item clicks only; the rollup is 3.6M rows on the full OULAD).
     """
-    with _frames_reader() as read:
+    with frames_reader() as read:
         return _learning_data(
             read,
             course_ids=course_ids,
@@ -246,7 +246,7 @@ def _learning_data(
         {"course_id": [], "learner_id": [], "item_id": [], "day": [], "clicks": []}
     )
     if with_items:
-        item_activity = _item_activity(read, ids, starts, until)
+        item_activity = item_activity(read, ids, starts, until)
     data = LearningData(
         courses=courses.drop(columns=["start_date"]).assign(
             length_days=courses["length_days"].astype(int)
@@ -265,7 +265,7 @@ def _learning_data(
 _TICKS_PER_DAY = {"s": 86_400, "ms": 86_400 * 10**3, "us": 86_400 * 10**6, "ns": 86_400 * 10**9}
 
 
-def _item_clicks_per_day(
+def item_clicks_per_day(
     batches: Iterable[pa.RecordBatch], starts: dict[int, dt.date], n_rows: int
 ) -> pd.DataFrame:
     """Clicks per (course run, learner, item, course day) from raw event batches
@@ -281,7 +281,7 @@ def _item_clicks_per_day(
     1. Split each batch by course run: views when the batch holds one run (the
        scan returns long runs of one run), else a stable sort of the batch.
     2. Per run: join its pieces, turn the UTC timestamps into course days, and
-       sum the clicks per (learner, item, day) with `_sum_clicks`.
+       sum the clicks per (learner, item, day) with `sum_clicks`.
     3. Write each run's sums into output columns sized for no duplicates (pages
        never written are never touched) and cut them to length.
     """
@@ -317,7 +317,7 @@ def _item_clicks_per_day(
             for parts in zip(*pieces.pop(course_id), strict=True)
         )
         day = stamp // per_day - (starts[course_id] - epoch).days
-        summed = _sum_clicks({"learner_id": learner, "item_id": item, "day": day}, clicks)
+        summed = sum_clicks({"learner_id": learner, "item_id": item, "day": day}, clicks)
         end = filled + len(summed["clicks"])
         out["course_id"][filled:end] = course_id
         for column in ("learner_id", "item_id", "day", "clicks"):
@@ -326,7 +326,7 @@ def _item_clicks_per_day(
     return pd.DataFrame({column: values[:filled] for column, values in out.items()}, copy=False)
 
 
-def _sum_clicks(keys: dict[str, np.ndarray], clicks: np.ndarray) -> dict[str, np.ndarray]:
+def sum_clicks(keys: dict[str, np.ndarray], clicks: np.ndarray) -> dict[str, np.ndarray]:
     """Clicks summed per distinct combination of the `keys` columns, as columns.
 
     What ``groupby(keys)["clicks"].sum()`` gives (groups in order of first
@@ -366,7 +366,7 @@ def _sum_clicks(keys: dict[str, np.ndarray], clicks: np.ndarray) -> dict[str, np
     return out
 
 
-def _item_activity(
+def item_activity(
     read: Reader, ids: str, starts: dict[int, dt.date], until: dt.date | None
 ) -> pd.DataFrame:
     until_sql = f" AND e.occurred_at < '{until.isoformat()}'" if until else ""
@@ -381,7 +381,7 @@ def _item_activity(
             "FROM analytics_learningevent e "
             f"WHERE e.course_id IN ({ids}) AND e.item_id IS NOT NULL{until_sql}"
         )
-        return _item_clicks_per_day(table.to_batches(), starts, table.num_rows)
+        return item_clicks_per_day(table.to_batches(), starts, table.num_rows)
     if connection.vendor == "postgresql":
         day_sql = "(e.occurred_at AT TIME ZONE 'UTC')::date"
     else:

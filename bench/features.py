@@ -51,8 +51,8 @@ What brought the product steps to this, and what is left:
 - Recommender frames: the per-item clicks need the raw events (the rollup has no item). They
   are read with the timestamp as ADBC hands it over (the UTC day computed from its integer
   microseconds, not by the server) and summed over one packed integer key instead of a
-  four-column `groupby` (`_sum_clicks`), one course run at a time straight from the Arrow
-  batches (`_item_clicks_per_day`: no pandas copy, global ordering or concatenation of
+  four-column `groupby` (`sum_clicks`), one course run at a time straight from the Arrow
+  batches (`item_clicks_per_day`: no pandas copy, global ordering or concatenation of
   read-sized arrays, whose fresh pages cost 1.5-2 s on 9.9M rows). A per-item daily rollup
   kept at ingestion would make it a plain read of fewer rows on data that is not already
   daily (OULAD is).
@@ -135,7 +135,7 @@ def measure(repeats: int) -> dict:
     from django.conf import settings
     from django.db import connection
 
-    from analytics.learning_data import _frames_reader, _item_activity, learning_data
+    from analytics.learning_data import frames_reader, item_activity, learning_data
     from analytics.models import Course
     from churn.features import serving_frames, training_sets
     from churn.model.features import build_dataset
@@ -198,8 +198,8 @@ def measure(repeats: int) -> dict:
 
     def item_product() -> int:
         # the recommender's own item-click read, as learning_data calls it
-        with _frames_reader() as read:
-            return len(_item_activity(read, ", ".join(map(str, ids)), starts, as_of))
+        with frames_reader() as read:
+            return len(item_activity(read, ", ".join(map(str, ids)), starts, as_of))
 
     steps = {
         "scan_server": _server_scan,
@@ -316,7 +316,7 @@ def run(full: bool) -> Section:
              r["churn_subset"], s["churn_subset"], ratio(s["churn_subset"])],
             ["churn: `build_dataset` of every run (frames already split by run)", r["churn_build"],
              s["churn_build"], ratio(s["churn_build"])],
-            ["recommender: item clicks as the product reads them (`_item_activity`)",
+            ["recommender: item clicks as the product reads them (`item_activity`)",
              r["item_product"], s["item_product"], ratio(s["item_product"])],
             ["for comparison: the same per-item sum as one SQL `GROUP BY`, counted in the server",
              r["item_server"], s["item_server"], ratio(s["item_server"])],

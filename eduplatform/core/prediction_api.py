@@ -7,7 +7,7 @@ goes through the per-object helpers (foreign learners and courses are 404).
 
 These endpoints are the hot path of the API, so the database work of a
 request is kept to two queries: the token with its user's role memberships
-(`_token_with_role`), and the enrolment of the learner in a course run
+(`token_with_role`), and the enrolment of the learner in a course run
 the user may see (`_authorised_enrolment`); and each process remembers
 their grants until anything they depend on changes (eduplatform/core/authcache.py),
 so a repeat caller's request asks the database nothing.
@@ -112,7 +112,7 @@ def _token_fields(model: Any) -> tuple[list[str], list[str]]:
     )
 
 
-def _token_query(values: dict[str, Any], model: Any) -> QuerySet:
+def token_query(values: dict[str, Any], model: Any) -> QuerySet:
     token_fields, user_fields = _token_fields(model)
     return (
         model.objects.filter(key=values["key"])
@@ -128,10 +128,10 @@ def _token_query(values: dict[str, Any], model: Any) -> QuerySet:
     )
 
 
-_token_rows = _Compiled(_token_query)
+token_rows = _Compiled(token_query)
 
 
-def _token_with_role(
+def token_with_role(
     authenticator: TokenAuthentication, key: str, generation: str | None = None
 ) -> tuple[Any, Any]:
     """DRF's token lookup (same checks, same errors), reading the user's role in the same query.
@@ -148,7 +148,7 @@ def _token_with_role(
     remembered_key = ("token", model, key)
     row = authcache.remembered.get(remembered_key, generation)
     if row is None:
-        rows = _token_rows.rows((model,), {"key": key}) if isinstance(key, str) else []
+        rows = token_rows.rows((model,), {"key": key}) if isinstance(key, str) else []
         if not rows:
             raise exceptions.AuthenticationFailed(_("Invalid token."))
         row = rows[0]
@@ -186,7 +186,7 @@ def _learner_fields(personal: bool) -> list[str]:
     ]
 
 
-def _enrolment_query(values: dict[str, Any], role: str, personal: bool) -> QuerySet:
+def enrolment_query(values: dict[str, Any], role: str, personal: bool) -> QuerySet:
     # A stand-in user carrying the role: the visible runs are whatever
     # access.courses_for_user says for that role (by user id for instructors).
     viewer = get_user_model()(pk=values["user_id"], is_active=True)
@@ -201,7 +201,7 @@ def _enrolment_query(values: dict[str, Any], role: str, personal: bool) -> Query
     )[:1]
 
 
-_enrolment_rows = _Compiled(_enrolment_query)
+enrolment_rows = _Compiled(enrolment_query)
 
 
 def _authorised_enrolment(
@@ -221,7 +221,7 @@ def _authorised_enrolment(
     remembered_key = ("enrolment", *shape, user.pk, course_id, pseudonym)
     rows = authcache.remembered.get(remembered_key, generation)
     if rows is None:
-        rows = _enrolment_rows.rows(
+        rows = enrolment_rows.rows(
             shape, {"user_id": user.pk, "course_id": course_id, "pseudonym": pseudonym}
         )
         if rows and not personal:
@@ -243,7 +243,7 @@ def _authorised_enrolment(
 _INTEGER_FIELDS: dict[type, list[tuple[str, Any, Any, Any]] | None] = {}
 
 
-def _plain_integers(
+def plain_integers(
     query_class: type[serializers.Serializer], params: Any
 ) -> dict[str, int] | None:
     """What `query_class` validates the parameters to, when that needs no serializer.
@@ -335,7 +335,7 @@ class PredictionView(APIView):
             # The instance, not a subclass: the API schema keeps one "tokenAuth".
             if type(authenticator) is TokenAuthentication:
                 authenticator.authenticate_credentials = lambda key, a=authenticator: (
-                    _token_with_role(a, key, self.generation)
+                    token_with_role(a, key, self.generation)
                 )
         return authenticators
 
@@ -348,7 +348,7 @@ class PredictionView(APIView):
             self.throttled(request, max((w for w in waits if w is not None), default=None))
 
     def get(self, request: Request, pseudonym: str) -> Response:
-        params = _plain_integers(self.query_serializer, request.query_params)
+        params = plain_integers(self.query_serializer, request.query_params)
         if params is None:
             query = self.query_serializer(data=request.query_params)
             if not query.is_valid():

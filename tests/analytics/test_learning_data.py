@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 from django.core.management import call_command
 
-from analytics.learning_data import _item_clicks_per_day, _sum_clicks, learning_data
+from analytics.learning_data import item_clicks_per_day, sum_clicks, learning_data
 from analytics.models import Course
 from eduplatform.ml.datasets.oulad import load_oulad
 from tests.conftest import service_missing
@@ -89,7 +89,7 @@ def _groupby_sum(raw: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 
 def _sum_frame(raw: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    columns = _sum_clicks({k: raw[k].to_numpy() for k in keys}, raw["clicks"].to_numpy())
+    columns = sum_clicks({k: raw[k].to_numpy() for k in keys}, raw["clicks"].to_numpy())
     summed = pd.DataFrame(columns)
     return summed.sort_values(keys).reset_index(drop=True).astype("int64")
 
@@ -145,7 +145,7 @@ def test_item_clicks_per_day_match_a_pandas_groupby(grouped: bool) -> None:
     batches = table.to_batches(max_chunksize=4_000)
     if grouped:
         assert any(len(set(b.column(0).to_pylist())) == 1 for b in batches)
-    got = _item_clicks_per_day(batches, starts, n)
+    got = item_clicks_per_day(batches, starts, n)
     assert np.all(np.diff(got["course_id"]) >= 0)  # runs in ascending order
     assert got["day"].dtype == np.int32
     start_days = raw["course_id"].map({c: pd.Timestamp(d, tz="UTC") for c, d in starts.items()})
@@ -157,8 +157,8 @@ def test_item_clicks_per_day_match_a_pandas_groupby(grouped: bool) -> None:
     summed = got.sort_values(keys).reset_index(drop=True).astype("int64")
     assert len(summed) < n
     assert summed.equals(_groupby_sum(expected, keys))
-    assert _item_clicks_per_day([], starts, 0).empty
-    assert list(_item_clicks_per_day(table.slice(0, 0).to_batches(), starts, 0).columns) == [
+    assert item_clicks_per_day([], starts, 0).empty
+    assert list(item_clicks_per_day(table.slice(0, 0).to_batches(), starts, 0).columns) == [
         *keys,
         "clicks",
     ]

@@ -14,7 +14,7 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.test import APIClient
 
 from eduplatform.core import access, authcache
-from eduplatform.core.prediction_api import _token_with_role
+from eduplatform.core.prediction_api import token_with_role
 from tests.browser.world import World, build_world
 from tests.factories import CourseFactory, LearnerFactory, UserFactory
 
@@ -52,14 +52,14 @@ def test_token_role_matches_access_role_of(world: World) -> None:
         super_teacher,
     ]
     for user in users:
-        primed, _ = _token_with_role(TokenAuthentication(), token_for(user))
+        primed, _ = token_with_role(TokenAuthentication(), token_for(user))
         fresh = get_user_model().objects.get(pk=user.pk)
         assert access.role_of(primed) == access.role_of(fresh), user.username
     inactive = UserFactory(username="gone", is_active=False)
     with pytest.raises(AuthenticationFailed):
-        _token_with_role(TokenAuthentication(), token_for(inactive))
+        token_with_role(TokenAuthentication(), token_for(inactive))
     with pytest.raises(AuthenticationFailed):
-        _token_with_role(TokenAuthentication(), "no-such-token")
+        token_with_role(TokenAuthentication(), "no-such-token")
 
 
 def test_prediction_access_matches_the_helpers(world: World) -> None:
@@ -123,18 +123,18 @@ def test_prediction_request_costs_two_queries_then_none(
 def test_compiled_queries_match_the_orm(world: World) -> None:
     """The once-compiled SQL gives exactly the ORM's rows, for every role and outcome."""
     from eduplatform.core.prediction_api import (
-        _enrolment_query,
-        _enrolment_rows,
-        _token_query,
-        _token_rows,
+        enrolment_query,
+        enrolment_rows,
+        token_query,
+        token_rows,
     )
 
     users = [world.admin, world.analyst, world.instructor_a, world.instructor_b, world.nobody]
     for user in users:
         key = token_for(user)
         for probe in (key, key[:-1] + "x"):
-            assert _token_rows.rows((Token,), {"key": probe}) == list(
-                _token_query({"key": probe}, Token)
+            assert token_rows.rows((Token,), {"key": probe}) == list(
+                token_query({"key": probe}, Token)
             )
         role = access.role_of(get_user_model().objects.get(pk=user.pk))
         personal = role == access.ADMIN
@@ -145,8 +145,8 @@ def test_compiled_queries_match_the_orm(world: World) -> None:
                     "course_id": course.pk,
                     "pseudonym": learner.pseudonym,
                 }
-                expected = list(_enrolment_query(values, role, personal))
-                assert _enrolment_rows.rows((role, personal), values) == expected
+                expected = list(enrolment_query(values, role, personal))
+                assert enrolment_rows.rows((role, personal), values) == expected
 
 
 @pytest.mark.parametrize(
@@ -156,7 +156,7 @@ def test_compiled_queries_match_the_orm(world: World) -> None:
 def test_plain_integer_fast_path_agrees_with_the_serializer(course, k) -> None:
     from django.http import QueryDict
 
-    from eduplatform.core.prediction_api import PredictionQuery, _plain_integers
+    from eduplatform.core.prediction_api import PredictionQuery, plain_integers
     from recommender.api import RecommendationQuery
 
     params = QueryDict(mutable=True)
@@ -164,7 +164,7 @@ def test_plain_integer_fast_path_agrees_with_the_serializer(course, k) -> None:
         if value is not None:
             params[name] = value
     for query_class in (PredictionQuery, RecommendationQuery):
-        fast = _plain_integers(query_class, params)
+        fast = plain_integers(query_class, params)
         serializer = query_class(data=params)
         if fast is not None:
             assert serializer.is_valid() and fast == dict(serializer.validated_data)
