@@ -246,7 +246,7 @@ def _learning_data(
         {"course_id": [], "learner_id": [], "item_id": [], "day": [], "clicks": []}
     )
     if with_items:
-        item_activity = item_activity(read, ids, starts, until)
+        item_activity = read_item_activity(read, ids, starts, until)
     data = LearningData(
         courses=courses.drop(columns=["start_date"]).assign(
             length_days=courses["length_days"].astype(int)
@@ -366,7 +366,7 @@ def sum_clicks(keys: dict[str, np.ndarray], clicks: np.ndarray) -> dict[str, np.
     return out
 
 
-def item_activity(
+def read_item_activity(
     read: Reader, ids: str, starts: dict[int, dt.date], until: dt.date | None
 ) -> pd.DataFrame:
     until_sql = f" AND e.occurred_at < '{until.isoformat()}'" if until else ""

@@ -25,12 +25,9 @@ import torch
 from bench.common import SHARED_OULAD, Section, table
 from churn.model.evaluate import PRODUCT, evaluate_churn
 from churn.model.features import ChurnFeatures, build_dataset
-from churn.model.model import (
-    ChurnPredictor,
-    ChurnSettings,
-    own_run_logit,
-    train_churn_model,
-)
+from churn.model.predictor import ChurnPredictor
+from churn.model.prior import own_run_logit
+from churn.model.training import ChurnSettings, train_churn_model
 from eduplatform.ml.datasets.oulad import load_oulad
 from eduplatform.ml.metrics import roc_auc
 from eduplatform.ml.train import predict as predict_outputs

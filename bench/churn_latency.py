@@ -17,7 +17,8 @@ import time
 import torch
 
 from churn.model.features import DEFAULT_WEEKS, SEQ_CHANNELS
-from churn.model.model import ChurnSettings, build_module
+from churn.model.net import build_module
+from churn.model.training import ChurnSettings
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.artifact:
-        from churn.model.model import ChurnPredictor
+        from churn.model.predictor import ChurnPredictor
         from eduplatform.ml.artifacts import load_artifact
 
         art = load_artifact(args.artifact, None)

@@ -135,7 +135,7 @@ def measure(repeats: int) -> dict:
     from django.conf import settings
     from django.db import connection
 
-    from analytics.learning_data import frames_reader, item_activity, learning_data
+    from analytics.learning_data import frames_reader, learning_data, read_item_activity
     from analytics.models import Course
     from churn.features import serving_frames, training_sets
     from churn.model.features import build_dataset
@@ -199,7 +199,7 @@ def measure(repeats: int) -> dict:
     def item_product() -> int:
         # the recommender's own item-click read, as learning_data calls it
         with frames_reader() as read:
-            return len(item_activity(read, ", ".join(map(str, ids)), starts, as_of))
+            return len(read_item_activity(read, ", ".join(map(str, ids)), starts, as_of))
 
     steps = {
         "scan_server": _server_scan,
@@ -316,7 +316,7 @@ def run(full: bool) -> Section:
              r["churn_subset"], s["churn_subset"], ratio(s["churn_subset"])],
             ["churn: `build_dataset` of every run (frames already split by run)", r["churn_build"],
              s["churn_build"], ratio(s["churn_build"])],
-            ["recommender: item clicks as the product reads them (`item_activity`)",
+            ["recommender: item clicks as the product reads them (`read_item_activity`)",
              r["item_product"], s["item_product"], ratio(s["item_product"])],
             ["for comparison: the same per-item sum as one SQL `GROUP BY`, counted in the server",
              r["item_server"], s["item_server"], ratio(s["item_server"])],

@@ -64,7 +64,7 @@ def measure() -> dict:
     from analytics.learning_data import learning_data
     from analytics.models import Course
     from churn.features import training_sets
-    from churn.model.model import ChurnSettings, train_churn_model
+    from churn.model.training import ChurnSettings, train_churn_model
     from recommender.model.predictor import Recommender
     from recommender.model.train import TrainConfig
 

@@ -57,7 +57,7 @@ print(json.dumps({
 MISSES = r"""
 import json, statistics, time, django
 django.setup()
-from analytics import dashboards
+from analytics.pages.course import course_bundle
 from analytics.models import Course, Enrollment
 from churn.features import serving_frames
 from churn.selectors import run_predictions
@@ -76,7 +76,7 @@ def median_ms(fn, n):
         times.append((time.perf_counter() - start) * 1000)
     return statistics.median(times)
 
-out = {"course page bundle (run-wide reads)": median_ms(lambda: dashboards._course_bundle(course, day), 3)}
+out = {"course page bundle (run-wide reads)": median_ms(lambda: course_bundle(course, day), 3)}
 churn = get_served("churn")
 key = (course.id, churn.version_id, day)
 

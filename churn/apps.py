@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class ChurnConfig(AppConfig):
@@ -6,11 +7,11 @@ class ChurnConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from analytics.dashboards import register_panel_data
+        from analytics.pages.panels import register_panel_data
         from churn import selectors
         from eduplatform.registry.kinds import register_kind_module
 
         # By module path: churn.services imports PyTorch, loaded when a model is first asked for.
-        register_kind_module("churn", "churn.services")
+        register_kind_module("churn", "churn.services", title=_("Churn risk model"), order=10)
         register_panel_data("course_risk", selectors.batch_risk, csv=selectors.batch_risk_csv)
         register_panel_data("learner_risk", selectors.learner_panel)

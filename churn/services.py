@@ -15,7 +15,8 @@ from django.utils import timezone
 from analytics.models import Course
 from churn.features import serving_frames, training_sets
 from churn.model.compression import churn_serving_state, compress_churn, load_churn_predictor
-from churn.model.model import ChurnPredictor, ChurnSettings, train_churn_model
+from churn.model.predictor import ChurnPredictor
+from churn.model.training import ChurnSettings, train_churn_model
 from churn.models import RiskHistory, RiskScore
 from eduplatform.core.clock import today
 from eduplatform.ml.artifacts import Artifact

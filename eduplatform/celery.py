@@ -33,5 +33,8 @@ app.autodiscover_tasks()
 
 def task_by_name(name: str):
     """A registered task by name: services enqueue without importing their tasks module
-    (which imports the services: a cycle)."""
+    (which imports the services: a cycle). Outside a worker nothing has run the
+    autodiscovery yet, so the first look-up imports every app's tasks module."""
+    if name not in app.tasks:
+        app.loader.import_default_modules()
     return app.tasks[name]

@@ -26,7 +26,8 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from churn.model.features import ChurnFeatures
-from churn.model.model import ChurnPredictor, build_module
+from churn.model.net import build_module
+from churn.model.predictor import ChurnPredictor
 from eduplatform.ml.compress.pipeline import (
     CompressionResult,
     CompressionSettings,
@@ -199,7 +200,7 @@ def compression_report(
 
     from churn.model.evaluate import split_by_time
     from churn.model.features import build_dataset
-    from churn.model.model import ChurnSettings, train_churn_model
+    from churn.model.training import ChurnSettings, train_churn_model
 
     features = build_dataset(data, cutoffs).labelled()
     is_val, val_names = split_by_time(features, data.courses)

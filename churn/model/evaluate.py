@@ -36,7 +36,8 @@ from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
 from churn.model.features import CATEGORICAL, ChurnFeatures, build_dataset
-from churn.model.model import ChurnPredictor, ChurnSettings, train_churn_model
+from churn.model.predictor import ChurnPredictor
+from churn.model.training import ChurnSettings, train_churn_model
 from eduplatform.ml.data import LearningData
 from eduplatform.ml.metrics import best_f1_threshold, binary_report
 from eduplatform.ml.preprocess import Preprocessor

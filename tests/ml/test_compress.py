@@ -466,7 +466,8 @@ def churn_features(tmp_path_factory):
 
 def test_churn_predictor_with_a_compressed_network_round_trips(churn_features, tmp_path):
     from churn.model.compression import churn_serving_state, load_churn_predictor
-    from churn.model.model import ChurnPredictor, build_module
+    from churn.model.net import build_module
+    from churn.model.predictor import ChurnPredictor
     from eduplatform.ml.artifacts import load_artifact, save_artifact
     from eduplatform.ml.preprocess import Preprocessor
 

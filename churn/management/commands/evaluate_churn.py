@@ -14,7 +14,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from churn.model.evaluate import evaluate_churn
-from churn.model.model import ChurnSettings
+from churn.model.training import ChurnSettings
 from eduplatform.ml.data import LearningData
 from eduplatform.ml.datasets.oulad import OuladFormatError, course_keys, load_oulad, read_tables
 

@@ -9,7 +9,7 @@ import pytest
 
 from churn.model.evaluate import MODELS, evaluate_churn, split_by_time
 from churn.model.features import build_dataset
-from churn.model.model import ChurnSettings
+from churn.model.training import ChurnSettings
 
 FAST = ChurnSettings(hidden=16, seq_hidden=8, seeds=(0,), max_epochs=3, patience=2)
 

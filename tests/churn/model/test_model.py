@@ -4,16 +4,10 @@ import torch
 from torch import nn
 
 from churn.model.features import build_dataset
-from churn.model.model import (
-    ChurnEnsemble,
-    ChurnNet,
-    ChurnPredictor,
-    ChurnRouter,
-    ChurnSettings,
-    RunPrior,
-    _Dropout,
-    train_churn_model,
-)
+from churn.model.net import ChurnDropout, ChurnEnsemble, ChurnNet, ChurnRouter
+from churn.model.predictor import ChurnPredictor
+from churn.model.prior import RunPrior
+from churn.model.training import ChurnSettings, train_churn_model
 from eduplatform.ml.artifacts import load_artifact, save_artifact
 from eduplatform.ml.metrics import roc_auc
 
@@ -287,14 +281,14 @@ def test_run_prior_needs_enough_runs_for_the_line():
 
 
 def test_step_budget_caps_the_epochs_as_rows_grow(splits):
-    from churn.model.model import _epochs_cap
+    from churn.model.training import epochs_cap
 
     s = ChurnSettings(batch_size=100, max_epochs=15, max_steps=60, warm_max_epochs=5)
-    assert _epochs_cap(s, 300, warm=False) == 15  # 3 steps per epoch: the epochs bind
-    assert _epochs_cap(s, 1000, warm=False) == 6  # 10 steps per epoch
-    assert _epochs_cap(s, 10_000, warm=False) == 1  # at least one epoch
-    assert _epochs_cap(s, 1000, warm=True) == 5  # a warm start's own cap still holds
-    assert _epochs_cap(ChurnSettings(max_steps=None), 10**7, warm=False) == 15
+    assert epochs_cap(s, 300, warm=False) == 15  # 3 steps per epoch: the epochs bind
+    assert epochs_cap(s, 1000, warm=False) == 6  # 10 steps per epoch
+    assert epochs_cap(s, 10_000, warm=False) == 1  # at least one epoch
+    assert epochs_cap(s, 1000, warm=True) == 5  # a warm start's own cap still holds
+    assert epochs_cap(ChurnSettings(max_steps=None), 10**7, warm=False) == 15
 
     train, val, _ = splits
     steps_per_epoch = -(-len(train) // 64)
@@ -318,7 +312,7 @@ def test_fast_dropout_is_torch_dropout_bit_for_bit(p: float) -> None:
     x = torch.randn(512, 64)
     grad = torch.randn(512, 64)
     ours, theirs = x.clone().requires_grad_(), x.clone().requires_grad_()
-    layer = _Dropout(p).train()
+    layer = ChurnDropout(p).train()
     torch.manual_seed(11)
     out = layer(ours)
     after_ours = torch.rand(3)
@@ -335,10 +329,10 @@ def test_fast_dropout_is_torch_dropout_bit_for_bit(p: float) -> None:
 
 def test_fast_dropout_outside_training_and_at_the_edges() -> None:
     x = torch.randn(64, 8)
-    assert torch.equal(_Dropout(0.3).eval()(x), x)
-    assert torch.equal(_Dropout(0.0).train()(x), x)
-    assert torch.equal(_Dropout(1.0).train()(x), torch.zeros_like(x))
+    assert torch.equal(ChurnDropout(0.3).eval()(x), x)
+    assert torch.equal(ChurnDropout(0.0).train()(x), x)
+    assert torch.equal(ChurnDropout(1.0).train()(x), torch.zeros_like(x))
     net = ChurnNet(n_flat=5, n_channels=2, use_sequence=False)
-    assert sum(isinstance(m, _Dropout) for m in net.modules()) == 2
+    assert sum(isinstance(m, ChurnDropout) for m in net.modules()) == 2
     assert not net.reads_sequence
     assert ChurnNet(n_flat=5, n_channels=2, use_sequence=True).reads_sequence

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from churn.model.features import build_dataset
-from churn.model.model import ChurnPredictor, ChurnSettings, train_churn_model
+from churn.model.predictor import ChurnPredictor
+from churn.model.training import ChurnSettings, train_churn_model
 from eduplatform.ml.compress import build_variant
 from eduplatform.ml.metrics import roc_auc
 
