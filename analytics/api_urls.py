@@ -1,6 +1,6 @@
 from django.urls import path
 
-from analytics.api import EventsView
+from analytics.ingest.api import EventsView
 
 urlpatterns = [
     path("events", EventsView.as_view(), name="api-events"),

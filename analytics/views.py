@@ -1,4 +1,4 @@
-"""Behaviour dashboards (HTML). Thin: parse input, one access helper, one dashboards call, render.
+"""Behaviour dashboards (HTML). Thin: parse input, one access helper, one page builder, render.
 
 Every page requires a login and reads only what eduplatform.core.access allows;
 foreign ids are 404s. Responses are never cached by browsers or proxies:
@@ -19,8 +19,12 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from analytics import dashboards
-from analytics.selectors import LearnerTableQuery
+from analytics.pages.course import course_csv_rows, course_page
+from analytics.pages.learner import learner_page
+from analytics.pages.overview import overview_page
+from analytics.pages.quality import data_quality_page
+from analytics.pages.segments import segments_page
+from analytics.selectors.learner_table import LearnerTableQuery
 from eduplatform.core import access
 
 
@@ -41,7 +45,7 @@ def _render(request: HttpRequest, template: str, context: dict[str, Any]) -> Htt
 @login_required
 def overview(request: HttpRequest) -> HttpResponse:
     courses = list(access.courses_for_user(request.user))
-    context = dashboards.overview(request.user, courses, timezone.localdate())
+    context = overview_page(request.user, courses, timezone.localdate())
     return _render(request, "analytics/overview.html", context)
 
 
@@ -51,7 +55,7 @@ def overview(request: HttpRequest) -> HttpResponse:
 def course_detail(request: HttpRequest, course_id: int) -> HttpResponse:
     course = access.get_course_for_user(request.user, course_id)
     query = LearnerTableQuery.from_params(request.GET)
-    context = dashboards.course_page(
+    context = course_page(
         request.user, course, timezone.localdate(), query, request.GET.get("page")
     )
     return _render(request, "analytics/course.html", context)
@@ -84,7 +88,7 @@ def _csv_lines(rows: Iterable[Iterable[Any]]) -> Iterator[str]:
 def course_export(request: HttpRequest, course_id: int) -> StreamingHttpResponse:
     course = access.get_course_for_user(request.user, course_id)
     query = LearnerTableQuery.from_params(request.GET)
-    rows = dashboards.course_csv_rows(course, timezone.localdate(), query)
+    rows = course_csv_rows(course, timezone.localdate(), query)
     response = StreamingHttpResponse(_csv_lines(rows), content_type="text/csv; charset=utf-8")
     filename = f"{course.code}-learners.csv".replace('"', "")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -102,7 +106,7 @@ def course_segments(request: HttpRequest, course_id: int) -> HttpResponse:
         k = None
     if k is not None and not 2 <= k <= 6:
         k = None
-    context = dashboards.segments_page(request.user, course, timezone.localdate(), k)
+    context = segments_page(request.user, course, timezone.localdate(), k)
     return _render(request, "analytics/segments.html", context)
 
 
@@ -111,7 +115,7 @@ def course_segments(request: HttpRequest, course_id: int) -> HttpResponse:
 @login_required
 def learner_detail(request: HttpRequest, pseudonym: str) -> HttpResponse:
     learner = access.get_learner_for_user(request.user, pseudonym)
-    context = dashboards.learner_page(
+    context = learner_page(
         request.user, learner, access.courses_for_user(request.user), timezone.localdate()
     )
     return _render(request, "analytics/learner.html", context)
@@ -122,5 +126,5 @@ def learner_detail(request: HttpRequest, pseudonym: str) -> HttpResponse:
 @login_required
 def data_quality(request: HttpRequest) -> HttpResponse:
     courses = list(access.courses_for_user(request.user))
-    context = dashboards.data_quality(request.user, courses, timezone.now())
+    context = data_quality_page(request.user, courses, timezone.now())
     return _render(request, "analytics/data_quality.html", context)

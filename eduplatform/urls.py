@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.permissions import AllowAny
 
-from analytics.api import XapiStatementsView
+from analytics.ingest.api import XapiStatementsView
 from eduplatform.core.accounts import HardenedLoginView
 from eduplatform.core.health import healthz
 

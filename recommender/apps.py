@@ -6,7 +6,7 @@ class RecommenderConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from analytics.dashboards import register_panel_data
+        from analytics.pages.panels import register_panel_data
         from eduplatform.registry.kinds import register_kind_module
         from recommender import selectors
 

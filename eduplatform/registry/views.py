@@ -22,8 +22,8 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from analytics.dashboards import chart_card, chart_specs
 from eduplatform.core import access
+from eduplatform.core.charts import chart_card, chart_specs
 from eduplatform.registry.models import ModelVersion
 from eduplatform.registry.selectors import KindVersions, versions_for_page
 

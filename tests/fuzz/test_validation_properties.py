@@ -5,8 +5,8 @@ import datetime as dt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analytics.validation import ValidationFailure, validate_api_events
-from analytics.xapi import parse_statements
+from analytics.ingest.validation import ValidationFailure, validate_api_events
+from analytics.ingest.xapi import parse_statements
 
 # No subnormal floats: a library loaded in the same process (compiled with fast-math)
 # flushes them to zero, and hypothesis refuses to generate them then.

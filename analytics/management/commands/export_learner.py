@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
 
-from analytics.selectors import learner_export
+from analytics.selectors.learners import learner_export
 
 
 class Command(BaseCommand):

@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from analytics.importers import oulad_spec, tables_import
+from analytics.importers.oulad import oulad_spec, tables_import
 from eduplatform.ml.datasets.oulad import OuladFormatError
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from analytics.importers import TableImport, tables_import
+from analytics.importers.oulad import TableImport, tables_import
 from analytics.models import EventSource
 from eduplatform.ml.datasets.synthetic import generate
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from analytics.validation import NormalizedEvent, ValidationFailure, parse_timestamp
+from analytics.ingest.validation import NormalizedEvent, ValidationFailure, parse_timestamp
 
 _DURATION = re.compile(
     r"^P(?:(?P<days>\d+(?:\.\d+)?)D)?"
@@ -134,93 +134,115 @@ def parse_statements(
     all_errors: list[dict[str, list[str]] | None] = []
     seen: set[str] = set()
     for statement in statements:
-        errors: dict[str, list[str]] = {}
         if not isinstance(statement, dict):
             all_errors.append({"non_field_errors": ["A statement must be a JSON object."]})
             continue
-        statement_id = statement.get("id")
-        if statement_id is None:
-            statement_id = str(uuid.uuid4())
-        else:
-            try:
-                statement_id = str(uuid.UUID(str(statement_id)))
-            except ValueError:
-                errors.setdefault("id", []).append("Must be a UUID.")
-        if isinstance(statement_id, str) and statement_id in seen:
-            errors.setdefault("id", []).append("Repeated statement id in this batch.")
-        seen.add(str(statement_id))
-        agent = _agent(statement.get("actor"), errors)
-        verb = statement.get("verb")
-        verb_id = verb.get("id") if isinstance(verb, dict) else None
-        if not isinstance(verb_id, str) or not _IRI.match(verb_id):
-            errors.setdefault("verb.id", []).append("Required IRI.")
-        obj = statement.get("object")
-        object_id = obj.get("id") if isinstance(obj, dict) else None
-        if not isinstance(obj, dict) or obj.get("objectType", "Activity") != "Activity":
-            errors.setdefault("object", []).append("Must be an Activity.")
-        elif not isinstance(object_id, str) or not _IRI.match(object_id):
-            errors.setdefault("object.id", []).append("Required IRI.")
-        occurred = timezone.now()
-        if "timestamp" in statement:
-            occurred = parse_timestamp(statement["timestamp"], errors, "timestamp") or occurred
-        score = duration = None
-        result = statement.get("result", {})
-        if not isinstance(result, dict):
-            errors.setdefault("result", []).append("Must be an object.")
-            result = {}
-        score_obj = result.get("score")
-        if score_obj is not None:
-            score = _score(score_obj, errors)
-        if "duration" in result:
-            duration = (
-                parse_duration(result["duration"]) if isinstance(result["duration"], str) else None
-            )
-            if duration is None:
-                errors.setdefault("result.duration", []).append("Must be an ISO 8601 duration.")
-        if "completion" in result and not isinstance(result["completion"], bool):
-            errors.setdefault("result.completion", []).append("Must be a boolean.")
-        course_iri = next(
-            (i for i in _context_course_iris(statement) if i in known_course_iris), None
-        )
-        if course_iri is None and isinstance(object_id, str):
-            if object_id in known_course_iris:
-                course_iri = object_id
-            else:
-                course_iri = item_course_iris.get(object_id)
-        if course_iri is None and not errors:
-            errors.setdefault("context.contextActivities", []).append(
-                "Name the course's activity IRI as parent or grouping."
-            )
-        if errors:
-            all_errors.append(errors)
-            continue
-        all_errors.append(None)
-        assert agent is not None and isinstance(verb_id, str) and isinstance(object_id, str)
-        definition = obj.get("definition") if isinstance(obj, dict) else None
-        definition = definition if isinstance(definition, dict) else {}
-        activity_type = definition.get("type")
-        events.append(
-            NormalizedEvent(
-                client_event_id=str(statement_id),
-                learner_namespace=agent[0],
-                learner_identifier=agent[1],
-                learner_email=agent[2],
-                learner_name=agent[3],
-                verb=_last_segment(verb_id)[:40],
-                occurred_at=occurred,
-                course_iri=course_iri,
-                item_external_id=None if object_id == course_iri else object_id,
-                new_item_type=(
-                    _last_segment(activity_type) if isinstance(activity_type, str) else "activity"
-                ),
-                new_item_title=_lang_string(definition.get("name")),
-                duration_seconds=duration,
-                score=score,
-            )
-        )
+        errors: dict[str, list[str]] = {}
+        event = _statement_event(statement, seen, known_course_iris, item_course_iris, errors)
+        all_errors.append(errors or None)
+        if event is not None:
+            events.append(event)
     if any(all_errors):
         raise ValidationFailure(errors=all_errors, message="invalid statements")
     return events
+
+
+def _statement_event(
+    statement: dict[str, Any],
+    seen: set[str],
+    known_course_iris: set[str],
+    item_course_iris: dict[str, str],
+    errors: dict[str, list[str]],
+) -> NormalizedEvent | None:
+    """One statement as an event, or None with `errors` filled; adds its id to `seen`."""
+    statement_id = _statement_id(statement, seen, errors)
+    agent = _agent(statement.get("actor"), errors)
+    verb = statement.get("verb")
+    verb_id = verb.get("id") if isinstance(verb, dict) else None
+    if not isinstance(verb_id, str) or not _IRI.match(verb_id):
+        errors.setdefault("verb.id", []).append("Required IRI.")
+    obj = statement.get("object")
+    object_id = obj.get("id") if isinstance(obj, dict) else None
+    if not isinstance(obj, dict) or obj.get("objectType", "Activity") != "Activity":
+        errors.setdefault("object", []).append("Must be an Activity.")
+    elif not isinstance(object_id, str) or not _IRI.match(object_id):
+        errors.setdefault("object.id", []).append("Required IRI.")
+    occurred = timezone.now()
+    if "timestamp" in statement:
+        occurred = parse_timestamp(statement["timestamp"], errors, "timestamp") or occurred
+    score, duration = _result(statement, errors)
+    course_iri = next((i for i in _context_course_iris(statement) if i in known_course_iris), None)
+    if course_iri is None and isinstance(object_id, str):
+        if object_id in known_course_iris:
+            course_iri = object_id
+        else:
+            course_iri = item_course_iris.get(object_id)
+    if course_iri is None and not errors:
+        errors.setdefault("context.contextActivities", []).append(
+            "Name the course's activity IRI as parent or grouping."
+        )
+    if errors:
+        return None
+    assert agent is not None and isinstance(verb_id, str) and isinstance(object_id, str)
+    definition = obj.get("definition") if isinstance(obj, dict) else None
+    definition = definition if isinstance(definition, dict) else {}
+    activity_type = definition.get("type")
+    return NormalizedEvent(
+        client_event_id=str(statement_id),
+        learner_namespace=agent[0],
+        learner_identifier=agent[1],
+        learner_email=agent[2],
+        learner_name=agent[3],
+        verb=_last_segment(verb_id)[:40],
+        occurred_at=occurred,
+        course_iri=course_iri,
+        item_external_id=None if object_id == course_iri else object_id,
+        new_item_type=(
+            _last_segment(activity_type) if isinstance(activity_type, str) else "activity"
+        ),
+        new_item_title=_lang_string(definition.get("name")),
+        duration_seconds=duration,
+        score=score,
+    )
+
+
+def _statement_id(statement: dict[str, Any], seen: set[str], errors: dict[str, list[str]]) -> str:
+    """The statement's id as a canonical UUID (a new one if it has none, as an LRS assigns)."""
+    statement_id = statement.get("id")
+    if statement_id is None:
+        statement_id = str(uuid.uuid4())
+    else:
+        try:
+            statement_id = str(uuid.UUID(str(statement_id)))
+        except ValueError:
+            errors.setdefault("id", []).append("Must be a UUID.")
+    if isinstance(statement_id, str) and statement_id in seen:
+        errors.setdefault("id", []).append("Repeated statement id in this batch.")
+    seen.add(str(statement_id))
+    return str(statement_id)
+
+
+def _result(
+    statement: dict[str, Any], errors: dict[str, list[str]]
+) -> tuple[float | None, float | None]:
+    """(score, duration in seconds) of the statement's result, each None if absent."""
+    score = duration = None
+    result = statement.get("result", {})
+    if not isinstance(result, dict):
+        errors.setdefault("result", []).append("Must be an object.")
+        result = {}
+    score_obj = result.get("score")
+    if score_obj is not None:
+        score = _score(score_obj, errors)
+    if "duration" in result:
+        duration = (
+            parse_duration(result["duration"]) if isinstance(result["duration"], str) else None
+        )
+        if duration is None:
+            errors.setdefault("result.duration", []).append("Must be an ISO 8601 duration.")
+    if "completion" in result and not isinstance(result["completion"], bool):
+        errors.setdefault("result.completion", []).append("Must be a boolean.")
+    return score, duration
 
 
 def _score(score: Any, errors: dict[str, list[str]]) -> float | None:

@@ -153,7 +153,7 @@ def test_import_into_tables_that_already_hold_rows(oulad_slice):
 
 def test_rollup_adds_to_rows_already_there(oulad_slice):
     """A run with rollup rows before the import (e.g. from the events API) gets upserted into."""
-    from analytics.importers import oulad_start_date
+    from analytics.importers.oulad import oulad_start_date
     from eduplatform.core.privacy import pseudonymise
     from tests.factories import CourseFactory
 
@@ -241,16 +241,16 @@ def test_foreign_keys_are_all_back_after_a_first_load(oulad_slice, monkeypatch):
         "analytics_contentitem",
     }
     assert all("DEFERRABLE INITIALLY DEFERRED" in definition for _, _, definition in before)
-    from analytics import importers
+    from analytics.importers import oulad
 
     during = []
-    real = importers._assessments_create
+    real = oulad._assessments_create
 
     def noting_the_keys(*args, **kwargs):
         during.append(_foreign_keys())
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(importers, "_assessments_create", noting_the_keys)
+    monkeypatch.setattr(oulad, "_assessments_create", noting_the_keys)
     import_slice(oulad_slice)
     assert during == [[]]  # no per-row checks queued while loading
     assert _foreign_keys() == before
@@ -261,9 +261,9 @@ def test_a_row_breaking_a_foreign_key_fails_the_load_and_writes_nothing(oulad_sl
     """Adding a key back checks the loaded rows: a dangling one rolls the import back."""
     if connection.vendor != "postgresql":
         service_missing("foreign key deferral is PostgreSQL only (set DATABASE_URL)")
-    from analytics import importers
+    from analytics.importers import oulad
 
-    real = importers._assessments_create
+    real = oulad._assessments_create
 
     def with_a_dangling_learner(*args, **kwargs):
         out = real(*args, **kwargs)
@@ -274,7 +274,7 @@ def test_a_row_breaking_a_foreign_key_fails_the_load_and_writes_nothing(oulad_sl
             )
         return out
 
-    monkeypatch.setattr(importers, "_assessments_create", with_a_dangling_learner)
+    monkeypatch.setattr(oulad, "_assessments_create", with_a_dangling_learner)
     before = _foreign_keys()
     with pytest.raises(IntegrityError, match="analytics_submission"):
         import_slice(oulad_slice)
@@ -291,52 +291,3 @@ def test_a_malformed_sort_memory_setting_is_refused(oulad_slice, settings):
     with pytest.raises(DataError):
         import_slice(oulad_slice)
     assert not Course.objects.exists()
-
-
-def test_large_click_file_read_by_arrow_matches_pandas_reader(oulad_slice):
-    """The Arrow fast path and the pandas reader (used for errors) give the same rows."""
-    from analytics.importers import _vle_file_chunks, _vle_file_chunks_careful
-
-    path = oulad_slice / "studentVle" / "studentVle_GGG_2014B.csv.gz"
-    fast = _vle_file_chunks(path, "GGG_2014B", {"GGG_2014B"})
-    careful = _vle_file_chunks_careful(path, {"GGG_2014B"})
-    assert [c.course_id for c in fast] == [c.course_id for c in careful] == ["GGG_2014B"]
-    for column in ("learner_id", "item_id", "day", "clicks"):
-        assert (fast[0].rows[column].to_numpy() == careful[0].rows[column].to_numpy()).all()
-
-
-def test_float_clicks_take_the_careful_reader(oulad_slice, tmp_path):
-    """Arrow refuses "3.0" as an integer; the pandas reader accepts it as before."""
-    folder = tmp_path / "oulad"
-    shutil.copytree(oulad_slice, folder)
-    path = folder / "studentVle" / "studentVle_GGG_2014B.csv.gz"
-    with gzip.open(path, "rt") as handle:
-        text = handle.read()
-    header, first, rest = text.split("\n", 2)
-    fields = first.split(",")
-    fields[-1] = fields[-1] + ".0"
-    with gzip.open(path, "wt") as handle:
-        handle.write("\n".join([header, ",".join(fields), rest]))
-    import_slice(folder)
-    rows, clicks = source_vle_rows(oulad_slice)
-    assert LearningEvent.objects.count() == rows
-    assert LearningEvent.objects.aggregate(c=Sum("count"))["c"] == clicks
-
-
-def test_bad_number_in_click_file_is_one_line_error(oulad_slice, tmp_path):
-    folder = tmp_path / "oulad"
-    shutil.copytree(oulad_slice, folder)
-    path = folder / "studentVle" / "studentVle_GGG_2014B.csv.gz"
-    with gzip.open(path, "rt") as handle:
-        text = handle.read()
-    header, first, rest = text.split("\n", 2)
-    fields = first.split(",")
-    fields[-1] = "many"
-    with gzip.open(path, "wt") as handle:
-        handle.write("\n".join([header, ",".join(fields), rest]))
-    with pytest.raises(CommandError) as raised:
-        import_slice(folder)
-    assert "line 2: column sum_click must be a number" in str(raised.value)
-    assert "\n" not in str(raised.value)
-    assert Course.objects.count() == 0
-    assert LearningEvent.objects.count() == 0

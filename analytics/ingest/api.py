@@ -11,11 +11,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from analytics.ingest.lookups import item_courses_by_iri
+from analytics.ingest.services import events_ingest
+from analytics.ingest.validation import ValidationFailure, validate_api_events
+from analytics.ingest.xapi import object_ids, parse_statements
 from analytics.models import Course, EventSource
-from analytics.selectors import item_courses_by_iri
-from analytics.services import events_ingest
-from analytics.validation import ValidationFailure, validate_api_events
-from analytics.xapi import object_ids, parse_statements
 from eduplatform.core.throttles import IngestRateThrottle
 
 XAPI_VERSION = "1.0.3"

@@ -7,8 +7,8 @@ from django.contrib.auth.models import Permission
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from analytics.ingest.xapi import parse_duration
 from analytics.models import ContentItem, Learner, LearningEvent
-from analytics.xapi import parse_duration
 from tests.factories import ContentItemFactory, CourseFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

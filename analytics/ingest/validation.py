@@ -142,58 +142,68 @@ def validate_api_events(
             all_errors.append(None)
             events.append(fast)
             continue
-        errors: dict[str, list[str]] = {}
         if not isinstance(item, dict):
             all_errors.append({"non_field_errors": ["Each event must be a JSON object."]})
             continue
-        unknown = sorted(set(item) - _API_FIELDS)
-        if unknown:
-            errors["non_field_errors"] = [f"Unknown field(s): {', '.join(unknown)}."]
-        client_id = _text(item, "client_event_id", errors, 64, required=True)
-        if client_id is not None:
-            if client_id in seen_ids:
-                errors.setdefault("client_event_id", []).append(
-                    f"Repeats the id of event {seen_ids[client_id]} in this batch."
-                )
-            seen_ids.setdefault(client_id, index)
-        learner = _text(item, "learner_id", errors, 200, required=True)
-        course = _text(item, "course", errors, 64, required=True)
-        item_id = _text(item, "item", errors, 500, required=False)
-        verb = _text(item, "verb", errors, 40, required=True)
-        occurred = None
-        if "occurred_at" in item:
-            occurred = parse_timestamp(item["occurred_at"], errors, "occurred_at")
-        else:
-            errors.setdefault("occurred_at", []).append("This field is required.")
-        count_value = item.get("count", 1)
-        if isinstance(count_value, bool) or not isinstance(count_value, int):
-            errors.setdefault("count", []).append("Must be an integer.")
-        elif not 1 <= count_value <= MAX_COUNT:
-            errors.setdefault("count", []).append(f"Must be between 1 and {MAX_COUNT}.")
-        duration = _number(item, "duration_seconds", errors, 0, MAX_DURATION_SECONDS)
-        score = _number(item, "score", errors, -1e6, 1e6)
-        if errors:
-            all_errors.append(errors)
-            continue
-        all_errors.append(None)
-        assert client_id and learner and course and verb and occurred
-        events.append(
-            NormalizedEvent(
-                client_event_id=client_id,
-                learner_namespace="account",
-                learner_identifier=f"{account_homepage}|{learner}",
-                verb=verb,
-                occurred_at=occurred,
-                course_code=course,
-                item_external_id=item_id,
-                count=int(count_value),
-                duration_seconds=duration,
-                score=score,
-            )
-        )
+        errors: dict[str, list[str]] = {}
+        event = _checked_event(item, index, seen_ids, account_homepage, errors)
+        all_errors.append(errors or None)
+        if event is not None:
+            events.append(event)
     if any(all_errors):
         raise ValidationFailure(errors=all_errors)
     return events
+
+
+def _checked_event(
+    item: dict[str, Any],
+    index: int,
+    seen_ids: dict[str, int],
+    account_homepage: str,
+    errors: dict[str, list[str]],
+) -> NormalizedEvent | None:
+    """One item checked field by field, or None with `errors` worded; notes its id in `seen_ids`."""
+    unknown = sorted(set(item) - _API_FIELDS)
+    if unknown:
+        errors["non_field_errors"] = [f"Unknown field(s): {', '.join(unknown)}."]
+    client_id = _text(item, "client_event_id", errors, 64, required=True)
+    if client_id is not None:
+        if client_id in seen_ids:
+            errors.setdefault("client_event_id", []).append(
+                f"Repeats the id of event {seen_ids[client_id]} in this batch."
+            )
+        seen_ids.setdefault(client_id, index)
+    learner = _text(item, "learner_id", errors, 200, required=True)
+    course = _text(item, "course", errors, 64, required=True)
+    item_id = _text(item, "item", errors, 500, required=False)
+    verb = _text(item, "verb", errors, 40, required=True)
+    occurred = None
+    if "occurred_at" in item:
+        occurred = parse_timestamp(item["occurred_at"], errors, "occurred_at")
+    else:
+        errors.setdefault("occurred_at", []).append("This field is required.")
+    count_value = item.get("count", 1)
+    if isinstance(count_value, bool) or not isinstance(count_value, int):
+        errors.setdefault("count", []).append("Must be an integer.")
+    elif not 1 <= count_value <= MAX_COUNT:
+        errors.setdefault("count", []).append(f"Must be between 1 and {MAX_COUNT}.")
+    duration = _number(item, "duration_seconds", errors, 0, MAX_DURATION_SECONDS)
+    score = _number(item, "score", errors, -1e6, 1e6)
+    if errors:
+        return None
+    assert client_id and learner and course and verb and occurred
+    return NormalizedEvent(
+        client_event_id=client_id,
+        learner_namespace="account",
+        learner_identifier=f"{account_homepage}|{learner}",
+        verb=verb,
+        occurred_at=occurred,
+        course_code=course,
+        item_external_id=item_id,
+        count=int(count_value),
+        duration_seconds=duration,
+        score=score,
+    )
 
 
 def _fast_text(value: Any, max_len: int) -> str | None:

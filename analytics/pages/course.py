@@ -1,0 +1,387 @@
+"""The course run page: charts, the at-risk table with its panel columns, and its CSV export.
+
+The run-wide reads behind the page are cached per course run (`course_bundles`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from django.core.cache import cache
+from django.core.paginator import Paginator
+from django.template.loader import get_template, render_to_string
+from django.utils.html import json_script
+
+from analytics.models import Course
+from analytics.pages import panels
+from analytics.pages.common import DAY, anchor_day, learner_status, types_chart, week_label
+from analytics.selectors.activity import (
+    activity_by_type,
+    item_usage,
+    last_activity_date,
+    score_histogram,
+    week_of_run,
+    weekly_activity,
+)
+from analytics.selectors.learner_table import (
+    INACTIVITY_CHOICES,
+    LEARNER_SORTS,
+    LEARNER_STATUSES,
+    LearnerTableQuery,
+    course_learner_rows,
+    course_learner_table,
+    data_version,
+    filter_learner_table,
+)
+from eduplatform.core import access
+from eduplatform.core.caches import BoundedCache
+from eduplatform.core.charts import chart_card, chart_specs, data_table, day_label
+
+logger = logging.getLogger(__name__)
+
+PAGE_SIZE = 25
+CONTENT_WINDOW_DAYS = 28
+
+
+# The course page's run-wide reads (charts, the table's rows before filters)
+# cost about a second on a run of 1,000 learners; they are cached per course,
+# day and data version (`data_version`, one cheap query per request), in this
+# process and in the shared cache, so any new event, enrolment or submission,
+# or an erased learner, recomputes them.
+COURSE_CACHE_SECONDS = 600
+# Course runs whose newest bundle one process keeps: a bundle holds every
+# learner row of its run, so without a bound a long-lived worker would keep
+# every run ever viewed.
+COURSE_CACHE_MAX_RUNS = 256
+_BUNDLE_FORMAT = 4  # bump when CourseBundle changes (4: moved to analytics.pages.course)
+
+
+@dataclass
+class CourseBundle:
+    """A course run's run-wide reads as of one day and data version, plus what pages derive."""
+
+    anchor: dt.date
+    weekly: list[dict[str, Any]]
+    types: list[dict[str, Any]]
+    items: list[dict[str, Any]]
+    scores: list[dict[str, Any]]
+    learners: list[dict[str, Any]]
+    # Per "suppresses small groups": charts and item lists derived from the rows.
+    views: dict[bool, dict[str, Any]]
+    # Per learner id: the table row's own cells, rendered on first display.
+    row_cells: dict[int, str] = field(default_factory=dict)
+    # Per table query (filters and sort, not page): the filtered, sorted rows.
+    tables: dict[Any, list[Any]] = field(default_factory=dict)
+    # Per page and panel data: the rendered rows of the table.
+    bodies: dict[str, str] = field(default_factory=dict)
+
+
+# course pk -> (bundle key, bundle): the newest bundle per run in this process.
+# The TTL is read at lookup, so a test may shorten COURSE_CACHE_SECONDS.
+course_bundles = BoundedCache(
+    "analytics.course_bundles",
+    maxsize=COURSE_CACHE_MAX_RUNS,
+    ttl=lambda: COURSE_CACHE_SECONDS,
+)
+
+
+def cached_course_bundle(course: Course, today: dt.date) -> CourseBundle:
+    """The run's bundle from this process, else the shared cache, else built (and kept in both)."""
+    key = (course.pk, course.start_date, course.length_days, today, data_version(course.pk))
+    hit = course_bundles.get(course.pk)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    # The format number: bundles pickled by older code must not be read back.
+    shared_key = (
+        f"analytics:course:{_BUNDLE_FORMAT}:" + hashlib.sha256(repr(key).encode()).hexdigest()
+    )
+    try:
+        bundle = cache.get(shared_key)
+    except Exception:
+        bundle = None  # the shared cache is down or holds garbage: build it here
+    if bundle is None:
+        bundle = course_bundle(course, today)
+        try:
+            cache.set(shared_key, bundle, COURSE_CACHE_SECONDS)
+        except Exception:
+            logger.warning("course cache: could not store a bundle")
+    course_bundles.put(course.pk, (key, bundle))
+    return bundle
+
+
+def course_bundle(course: Course, today: dt.date) -> CourseBundle:
+    """The run-wide reads, uncached (`cached_course_bundle` is what pages call)."""
+    weekly = weekly_activity([course.pk], last=today)
+    # Same anchor as course_csv_rows (latest activity on or before today),
+    # read off the weekly rows to save a query.
+    last = max((r["last_date"] for r in weekly), default=None)
+    anchor = anchor_day(last, today)
+    first_content_day = anchor - (CONTENT_WINDOW_DAYS - 1) * DAY
+    return CourseBundle(
+        anchor=anchor,
+        weekly=weekly,
+        types=activity_by_type([course.pk]),
+        items=item_usage(course, first=first_content_day, last=anchor),
+        scores=score_histogram(course),
+        learners=course_learner_table(course, anchor=anchor),
+        views={},
+    )
+
+
+def _course_charts(user: Any, course: Course, bundle: CourseBundle) -> dict[str, Any]:
+    suppress = access.suppresses_small_groups(user)
+    view = bundle.views.get(suppress)
+    if view is not None:
+        return view
+    anchor = bundle.anchor
+    weekly = access.suppress_small_groups(user, bundle.weekly, value_keys=("clicks", "events"))
+    anchor_week = week_of_run(anchor, course.start_date)
+    partial_week = anchor_week if (anchor - course.start_date).days % 7 != 6 else None
+    types = access.suppress_small_groups(user, bundle.types, value_keys=("clicks", "events"))
+    first_content_day = anchor - (CONTENT_WINDOW_DAYS - 1) * DAY
+    items = access.suppress_small_groups(user, bundle.items, value_keys=("clicks",))
+    scores = access.suppress_small_groups(user, bundle.scores, value_keys=("submissions",))
+    used = sorted(items, key=lambda r: (-(r["clicks"] or 0), r["title"] or r["external_id"]))
+    top = [r for r in used if r["clicks"]][:10]
+    bottom = sorted(items, key=lambda r: (r["clicks"] or 0, r["title"] or r["external_id"]))[:10]
+    charts = [
+        _weekly_chart(weekly, partial_week),
+        types_chart("course-types", types, "whole run"),
+        _content_chart(top, first_content_day, anchor),
+        _scores_chart(scores),
+    ]
+    view = {
+        "charts": charts,
+        "chart_data": chart_specs(charts),
+        "top_items": top,
+        "bottom_items": bottom,
+        "content_window": (first_content_day, anchor),
+    }
+    # Rendered here once: the chart cards with their data tables are most of
+    # the page's template work and the same for every request of this view.
+    view["summary_html"] = render_to_string("analytics/_course_run_summary.html", view)
+    view["chart_data_script"] = json_script(view["chart_data"], "course-data")
+    bundle.views[suppress] = view
+    return view
+
+
+def course_page(
+    user: Any,
+    course: Course,
+    today: dt.date,
+    query: LearnerTableQuery,
+    page_number: str | int | None,
+) -> dict[str, Any]:
+    bundle = cached_course_bundle(course, today)
+    anchor = bundle.anchor
+    rows = bundle.tables.get(query)
+    if rows is None:
+        rows = filter_learner_table(bundle.learners, anchor=anchor, query=query)
+        if len(bundle.tables) >= 32:  # searches are free text: keep a few
+            bundle.tables.clear()
+        bundle.tables[query] = rows
+    page = Paginator(rows, PAGE_SIZE).get_page(page_number)
+    page_rows = [dict(r, status=learner_status(r)) for r in page.object_list]
+    cells_template = get_template("analytics/_learner_row_cells.html")
+    for row in page_rows:
+        cells = bundle.row_cells.get(row["learner_id"])
+        if cells is None:
+            cells = bundle.row_cells[row["learner_id"]] = cells_template.render({"row": row})
+        row["cells"] = cells  # a SafeString: escaped by the template that made it
+    panels.attach_row_panels(course, page_rows)
+    panel_headers = [h for s in panels.course_slots() for h in s.headers]
+    filtered = bool(query.search or query.inactive_days or query.status != "current")
+    # The rows' HTML is a function of the page's rows, the panels' templates and
+    # data, and the minute (panels say "scored 5 minutes ago"): kept for repeats.
+    body_key = hashlib.sha256(
+        repr(
+            (
+                query,
+                page.number,
+                filtered,
+                [
+                    (r["learner_id"], [(p["template"], p["value"]) for p in r["panels"]])
+                    for r in page_rows
+                ],
+                int(time.time() // 60),
+            )
+        ).encode()
+    ).hexdigest()
+    rows_html = bundle.bodies.get(body_key)
+    if rows_html is None:
+        rows_html = render_to_string(
+            "analytics/_learner_rows.html",
+            {
+                "rows": page_rows,
+                "course": course,
+                "filtered": filtered,
+                "column_count": 4 + len(panel_headers),
+            },
+        )
+        if len(bundle.bodies) >= 64:
+            bundle.bodies.clear()
+        bundle.bodies[body_key] = rows_html
+    return {
+        "course": course,
+        "anchor": anchor,
+        "rows_html": rows_html,
+        **_course_charts(user, course, bundle),
+        "page": page,
+        "rows": page_rows,
+        "query": query,
+        "panel_headers": panel_headers,
+        # Learner, status, last active, activity + the panel columns.
+        "column_count": 4 + len(panel_headers),
+        "query_string": urlencode(query.params()),
+        "filtered": filtered,
+        "sort_headers": _sort_headers(query),
+        "sort_label": LEARNER_SORTS[query.sort],
+        "statuses": LEARNER_STATUSES,
+        "inactivity_choices": INACTIVITY_CHOICES,
+    }
+
+
+def _sort_headers(query: LearnerTableQuery) -> list[dict[str, Any]]:
+    """Sortable column headers: current state (for aria-sort) and the sort a click asks for."""
+    headers = []
+    for key, label in LEARNER_SORTS.items():
+        current = key == query.sort
+        # Clicking the current column reverses it; another column starts
+        # ascending (least active / longest inactive first: the most at risk).
+        descending_next = current and not query.descending
+        headers.append(
+            {
+                "key": key,
+                "label": label,
+                "numeric": key == "activity_14d",
+                "state": ("descending" if query.descending else "ascending") if current else "none",
+                "next": f"-{key}" if descending_next else key,
+                "next_label": "descending" if descending_next else "ascending",
+            }
+        )
+    return headers
+
+
+def _weekly_chart(weekly: list[dict[str, Any]], partial_week: int | None) -> dict[str, Any]:
+    labels = [
+        week_label(r["week"]) + (" (to date)" if r["week"] == partial_week else "") for r in weekly
+    ]
+    return chart_card(
+        "course-weekly",
+        "Engagement by week",
+        "Active learners (bars) and clicks (line) per week of the course run.",
+        kind="bar",
+        labels=labels,
+        datasets=[
+            {"label": "Active learners", "data": [r["learners"] for r in weekly]},
+            {
+                "label": "Clicks",
+                "data": [r["clicks"] for r in weekly],
+                "type": "line",
+                "yAxisID": "y2",
+            },
+        ],
+        table=data_table(
+            "Engagement per week of the run",
+            ("Week", "Active learners", "Clicks", "Events"),
+            (
+                [lab, r["learners"], r["clicks"], r["events"]]
+                for lab, r in zip(labels, weekly, strict=True)
+            ),
+        ),
+        empty=not weekly,
+        empty_text="No events yet.",
+        secondAxis="Clicks",
+        yTitle="Active learners",
+    )
+
+
+def _content_chart(top: list[dict[str, Any]], first: dt.date, last: dt.date) -> dict[str, Any]:
+    labels = [r["title"] or r["external_id"] for r in top]
+    period = f"{first.day} {first:%b} to {day_label(last)}"
+    return chart_card(
+        "course-content",
+        "Most used content",
+        f"Clicks on the ten most used content items, {period}.",
+        kind="bar",
+        labels=labels,
+        datasets=[{"label": "Clicks", "data": [r["clicks"] for r in top]}],
+        table=data_table(
+            f"Most used content, {period}",
+            ("Item", "Type", "Clicks", "Learners"),
+            (
+                [lab, r["activity_type"], r["clicks"], r["learners"]]
+                for lab, r in zip(labels, top, strict=True)
+            ),
+        ),
+        empty=not top,
+        empty_text=f"No content was used from {period}.",
+        indexAxis="y",
+    )
+
+
+def _scores_chart(scores: list[dict[str, Any]]) -> dict[str, Any]:
+    return chart_card(
+        "course-scores",
+        "Assessment score distribution",
+        "Number of scored submissions per 10-point score band.",
+        kind="bar",
+        labels=[s["label"] for s in scores],
+        datasets=[{"label": "Submissions", "data": [s["submissions"] for s in scores]}],
+        table=data_table(
+            "Scored submissions per score band",
+            ("Score", "Submissions", "Learners"),
+            ([s["label"], s["submissions"], s["learners"]] for s in scores),
+        ),
+        empty=not any(s["submissions"] or s["suppressed"] for s in scores),
+        empty_text="No scored submissions yet.",
+        yTitle="Submissions",
+    )
+
+
+CSV_COLUMNS = (
+    "learner",
+    "status",
+    "registered_on",
+    "last_active",
+    "activity_14d",
+)
+
+
+def course_csv_rows(course: Course, today: dt.date, query: LearnerTableQuery):
+    """Header, then every row of the at-risk table (same filters and order), for streaming."""
+    last = last_activity_date([course.pk], until=today)
+    anchor = anchor_day(last, today)
+    slots = panels.course_slots()
+    yield [*CSV_COLUMNS, *(c for s in slots for c in s.csv_columns)]
+    rows = course_learner_rows(course, anchor=anchor, query=query)
+    # Slices of 500: panel data functions get bounded id lists and the
+    # response starts streaming before the last row is read.
+    chunk = 500
+    start = 0
+    while True:
+        batch = list(rows[start : start + chunk])
+        ids = [r["learner_id"] for r in batch]
+        values = [
+            (slot, (panels.panel_data(slot, course, ids) if ids else None) or {}) for slot in slots
+        ]
+        for r in batch:
+            cells = [
+                r["pseudonym"],
+                learner_status(r),
+                r["registered_on"] or "",
+                r["last_active"] or "",
+                r["activity_14d"],
+            ]
+            for slot, data in values:
+                cells.extend(panels.csv_cells(slot, data.get(r["learner_id"])))
+            yield cells
+        if len(batch) < chunk:
+            break
+        start += chunk

@@ -1,0 +1,107 @@
+"""The learner page: one learner's enrolments, activity heatmaps, submissions and panels."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from analytics.models import Enrollment, Learner
+from analytics.pages import panels
+from analytics.pages.common import learner_status, week_label
+from analytics.selectors.activity import week_of_run
+from analytics.selectors.learners import (
+    learner_daily_clicks,
+    learner_enrollments,
+    learner_submissions,
+)
+from eduplatform.core import access
+from eduplatform.core.charts import chart_card, chart_specs, data_table
+
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def learner_page(
+    user: Any, learner: Learner, visible_courses: Any, today: dt.date
+) -> dict[str, Any]:
+    enrollments = learner_enrollments(learner, visible_courses)
+    course_ids = [e.course_id for e in enrollments]
+    daily = learner_daily_clicks(learner, course_ids)
+    submissions = learner_submissions(learner, course_ids)
+    courses = [e.course for e in enrollments]
+    heatmaps = [
+        _heatmap(e, [r for r in daily if r["course_id"] == e.course_id], today) for e in enrollments
+    ]
+    slots = [
+        {
+            "slot": slot,
+            "template": panels.slot_template(slot),
+            "value": panels.panel_data(slot, learner, courses),
+        }
+        for slot in panels.SLOTS.values()
+        if slot.kind == "learner"
+    ]
+    return {
+        "learner": learner,
+        "show_personal": access.can_see_personal_data(user),
+        "enrollments": [
+            {
+                "enrollment": e,
+                "status": learner_status(
+                    {"final_result": e.final_result, "unregistered_on": e.unregistered_on}
+                ),
+                "total_clicks": sum(r["clicks"] for r in daily if r["course_id"] == e.course_id),
+                "active_days": sum(1 for r in daily if r["course_id"] == e.course_id),
+                "last_active": max(
+                    (r["date"] for r in daily if r["course_id"] == e.course_id), default=None
+                ),
+            }
+            for e in enrollments
+        ],
+        "charts": heatmaps,
+        "chart_data": chart_specs(heatmaps),
+        "submissions": submissions,
+        "panels": slots,
+    }
+
+
+def _heatmap(enrollment: Enrollment, daily: list[dict[str, Any]], today: dt.date) -> dict[str, Any]:
+    """Week-of-run x weekday clicks of one learner in one run, as scatter points on a grid.
+
+    Columns run from the first week (or earlier activity) to the current week
+    of the run, capped at its last week: future weeks would only be blank.
+    """
+    course = enrollment.course
+    cells: dict[tuple[int, int], int] = {}
+    for r in daily:
+        key = (week_of_run(r["date"], course.start_date), r["date"].weekday())
+        cells[key] = cells.get(key, 0) + r["clicks"]
+    last_week = min((course.length_days - 1) // 7, max(0, week_of_run(today, course.start_date)))
+    weeks = [w for w, _ in cells]
+    first = min([0, *weeks])
+    last = max([last_week, *weeks])
+    week_range = list(range(first, last + 1))
+    points = [{"x": w, "y": d, "v": cells[(w, d)]} for (w, d) in sorted(cells)]
+    table_rows = []
+    for w in week_range:
+        row = [cells.get((w, d), 0) for d in range(7)]
+        if any(row):
+            table_rows.append([week_label(w), *row])
+    return chart_card(
+        f"heatmap-{course.pk}",
+        f"Activity heatmap, {course.code}",
+        f"Clicks per weekday (rows) and week of the run (columns) in {course.code}; "
+        "darker squares mean more clicks.",
+        kind="heatmap",
+        labels=[week_label(w) for w in week_range],
+        datasets=[{"label": "Clicks", "data": points}],
+        table=data_table(
+            f"Clicks per week and weekday, {course.code} (weeks with activity)",
+            ("Week", *WEEKDAYS),
+            table_rows,
+        ),
+        empty=not points,
+        empty_text="No activity in this course run yet.",
+        weekMin=first,
+        weekMax=last,
+        weekdays=list(WEEKDAYS),
+    )

@@ -1,0 +1,171 @@
+"""The panel slots of the dashboard pages: the extension point for other apps.
+
+Risk (churn) and recommendations (recommender) appear on the course and learner
+pages, but analytics never imports those apps. Instead a page has named slots.
+An app fills a slot by
+
+1. providing the slot's template (exact names in `SLOTS`), and optionally
+2. registering a data function in its ``AppConfig.ready()``::
+
+       from analytics.pages.panels import register_panel_data
+       register_panel_data("course_risk", risk_for_learners, csv=risk_csv_cells)
+
+Until the template exists the slot renders analytics' fallback ("no model
+yet"). See `PanelSlot` for what each template receives.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.template import TemplateDoesNotExist
+from django.template.loader import get_template
+
+from analytics.models import Course
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PanelSlot:
+    """A place on a page that another app renders.
+
+    ``kind == "course_row"``: the template is included once per row of the
+    course's at-risk table and must render exactly ``len(headers)`` ``<td>``
+    cells. Context: ``course``, ``row`` (dict: learner_id, pseudonym,
+    last_active, activity_14d, status) and ``panel`` (the value the data
+    function returned for ``row.learner_id``, or None). Data function:
+    ``fn(course, learner_ids: list[int]) -> Mapping[int, Any]``, called once
+    per page (and per 500 rows of a CSV export): one query, not one per row.
+    ``csv(value_or_None) -> Sequence[str]`` gives the ``csv_columns`` cells.
+
+    ``kind == "learner"``: the template is the body of a section on the
+    learner page. Context: ``learner``, ``enrollments`` (the learner's
+    enrolments in runs the viewer may see, with ``course``) and ``panel``
+    (``fn(learner, courses: list[Course]) -> Any``, or None).
+    """
+
+    name: str
+    kind: str
+    template: str
+    fallback: str
+    title: str
+    headers: tuple[str, ...] = ()
+    csv_columns: tuple[str, ...] = ()
+
+
+SLOTS: dict[str, PanelSlot] = {
+    slot.name: slot
+    for slot in (
+        PanelSlot(
+            name="course_risk",
+            kind="course_row",
+            template="churn/_course_risk_columns.html",
+            fallback="analytics/panels/_course_risk_columns.html",
+            title="Risk",
+            headers=("Risk band", "Top factors"),
+            csv_columns=("risk_band", "top_factors"),
+        ),
+        PanelSlot(
+            name="course_next_items",
+            kind="course_row",
+            template="recommender/_course_next_items_column.html",
+            fallback="analytics/panels/_course_next_items_column.html",
+            title="Recommendations",
+            headers=("Recommended next items",),
+            csv_columns=("recommended_next_items",),
+        ),
+        PanelSlot(
+            name="learner_risk",
+            kind="learner",
+            template="churn/_learner_risk.html",
+            fallback="analytics/panels/_learner_risk.html",
+            title="Dropout risk",
+        ),
+        PanelSlot(
+            name="learner_recommendations",
+            kind="learner",
+            template="recommender/_learner_recommendations.html",
+            fallback="analytics/panels/_learner_recommendations.html",
+            title="Recommended next items",
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class _Provider:
+    data: Callable[..., Any]
+    csv: Callable[[Any], Sequence[str]] | None
+
+
+_providers: dict[str, _Provider] = {}
+
+
+def register_panel_data(
+    slot: str,
+    data: Callable[..., Any],
+    *,
+    csv: Callable[[Any], Sequence[str]] | None = None,
+) -> None:
+    """Register the data function of a slot (call from the owning app's ``ready()``)."""
+    if slot not in SLOTS:
+        raise KeyError(f"unknown panel slot {slot!r}; known: {', '.join(SLOTS)}")
+    _providers[slot] = _Provider(data=data, csv=csv)
+
+
+def unregister_panel_data(slot: str) -> None:
+    _providers.pop(slot, None)
+
+
+def slot_template(slot: PanelSlot) -> str:
+    """The owning app's template if it exists, else analytics' "no model yet" fallback."""
+    try:
+        get_template(slot.template)
+    except TemplateDoesNotExist:
+        return slot.fallback
+    return slot.template
+
+
+def panel_data(slot: PanelSlot, *args: Any) -> Any:
+    provider = _providers.get(slot.name)
+    if provider is None:
+        return None
+    try:
+        return provider.data(*args)
+    except Exception:
+        # A failing panel must not take the whole dashboard down; the owning
+        # app's error is logged (ids only, no learner data) and its slot shows
+        # the empty state.
+        logger.exception("panel data failed slot=%s", slot.name)
+        return None
+
+
+def course_slots() -> list[PanelSlot]:
+    return [s for s in SLOTS.values() if s.kind == "course_row"]
+
+
+def attach_row_panels(course: Course, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Give each row a ``panels`` list: (template, value) per course-row slot, in SLOTS order."""
+    ids = [r["learner_id"] for r in rows]
+    per_slot = []
+    for slot in course_slots():
+        values = panel_data(slot, course, ids) or {}
+        per_slot.append((slot, slot_template(slot), values))
+    for row in rows:
+        row["panels"] = [
+            {"template": template, "value": values.get(row["learner_id"])}
+            for _, template, values in per_slot
+        ]
+    return rows
+
+
+def csv_cells(slot: PanelSlot, value: Any) -> Sequence[str]:
+    """The slot's CSV cells for one row: its provider's, or blanks without one."""
+    provider = _providers.get(slot.name)
+    if provider is not None and provider.csv is not None:
+        return provider.csv(value)
+    return ["" for _ in slot.csv_columns]

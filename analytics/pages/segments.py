@@ -1,0 +1,172 @@
+"""The behaviour segments page: k-means over the learner features, cached, and its PCA chart."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from django.core.cache import cache
+
+from analytics.models import Course
+from analytics.pages.common import anchor_day
+from analytics.pages.features import (
+    COUNT_FEATURES,
+    feature_columns,
+    feature_label,
+    learner_features,
+)
+from analytics.selectors.activity import last_activity_date
+from eduplatform.core import access
+from eduplatform.core.charts import chart_card, chart_specs, data_table
+
+if TYPE_CHECKING:
+    from eduplatform.ml.segments import Segmentation
+
+MAX_SCATTER_POINTS = 2000
+SEGMENT_CACHE_SECONDS = 600
+
+
+def segments_page(user: Any, course: Course, today: dt.date, k: int | None) -> dict[str, Any]:
+    last = last_activity_date([course.pk], until=today)
+    anchor = anchor_day(last, today)
+    frame = learner_features([course.pk], anchor=anchor)
+    names = feature_columns(frame)
+    context: dict[str, Any] = {
+        "course": course,
+        "anchor": anchor,
+        "k": k,
+        "k_choices": list(range(2, 7)),
+        "learners": len(frame),
+        "feature_labels": [feature_label(n) for n in names],
+        "charts": [],
+        "chart_data": {},
+        "profiles": [],
+        "segmentation": None,
+    }
+    if not len(frame) or last is None:
+        return context
+    result = _cached_segmentation(frame[names].to_numpy(dtype=float), names, k, frame)
+    withdrawn_counts = [
+        int(frame["withdrawn"].to_numpy()[result.labels == p.segment].sum())
+        for p in result.profiles
+    ]
+    profiles = access.suppress_small_groups(
+        user,
+        (
+            {
+                "segment": p.segment,
+                "name": f"Segment {p.segment + 1}",
+                "description": p.description,
+                "learners": p.size,
+                "share": round(100 * p.share, 1),
+                "withdrawn": w,
+                "withdrawal_rate": None
+                if p.outcome_rate is None
+                else round(100 * p.outcome_rate, 1),
+                "means": [_round_feature(n, p.means[n]) for n in names],
+            }
+            for p, w in zip(result.profiles, withdrawn_counts, strict=True)
+        ),
+        value_keys=("share", "withdrawn", "withdrawal_rate", "means", "description"),
+    )
+    chart = _scatter_chart(result, profiles)
+    context.update(
+        segmentation=result,
+        profiles=profiles,
+        charts=[chart],
+        chart_data=chart_specs([chart]),
+        explained=[round(100 * r, 1) for r in result.explained_variance],
+        silhouette=None if result.silhouette is None else round(result.silhouette, 2),
+        k_scores={kk: round(v, 2) for kk, v in sorted(result.k_scores.items())},
+    )
+    return context
+
+
+def _round_feature(name: str, value: float | None) -> float | None:
+    if value is None:
+        return None
+    if name.startswith("share_"):
+        return round(100 * value, 1)  # shown as a percentage
+    return round(value, 2 if name == "trend" else 1)
+
+
+def _cached_segmentation(
+    matrix: np.ndarray, names: list[str], k: int | None, frame: pd.DataFrame
+) -> Segmentation:
+    """k-means is the slow part of the page; same features, same k: same result.
+
+    The key hashes the feature matrix itself, so new activity (a different
+    matrix) misses the cache instead of serving stale segments.
+    """
+    outcome = frame["withdrawn"].to_numpy(dtype=bool)
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(matrix).tobytes())
+    digest.update(outcome.tobytes())
+    digest.update(repr((names, k)).encode())
+    key = f"analytics:segments:{digest.hexdigest()}"
+    result = cache.get(key)
+    if result is None:
+        # Imported here: scikit-learn adds seconds to process start-up, and
+        # only this page needs it.
+        from eduplatform.ml.segments import segment_learners
+
+        result = segment_learners(
+            matrix,
+            names,
+            k=k,
+            log_features=COUNT_FEATURES,
+            order_by="total_clicks",
+            outcome=outcome,
+            labels_for_humans={n: feature_label(n) for n in names},
+        )
+        cache.set(key, result, SEGMENT_CACHE_SECONDS)
+    return result
+
+
+def _scatter_chart(result: Segmentation, profiles: list[dict[str, Any]]) -> dict[str, Any]:
+    n = len(result.labels)
+    index = np.arange(n)
+    if n > MAX_SCATTER_POINTS:
+        # A fixed sample keeps the page light and the picture stable between loads.
+        index = np.sort(np.random.default_rng(0).choice(n, MAX_SCATTER_POINTS, replace=False))
+    datasets = []
+    for p in profiles:
+        if p["suppressed"]:
+            continue  # analysts: a segment of 1-4 learners is not drawn either
+        members = index[result.labels[index] == p["segment"]]
+        datasets.append(
+            {
+                "label": f"{p['name']} ({p['learners']} learners)",
+                "colorIndex": p["segment"],
+                "data": [
+                    {
+                        "x": round(float(result.projection[i, 0]), 3),
+                        "y": round(float(result.projection[i, 1]), 3),
+                    }
+                    for i in members
+                ],
+            }
+        )
+    explained = result.explained_variance
+    return chart_card(
+        "segments-pca",
+        "Segments in two dimensions (PCA)",
+        "Each point is a learner, placed by the two principal components of the standardized "
+        f"activity features and coloured by segment; {len(index)} of {n} learners shown. "
+        "The profile table below gives the same segments in numbers.",
+        kind="scatter",
+        labels=[],
+        datasets=datasets,
+        table=data_table(
+            "Learners per segment",
+            ("Segment", "Learners", "Description"),
+            ([p["name"], p["learners"], p["description"]] for p in profiles),
+        ),
+        empty=n == 0,
+        empty_text="No learners to segment yet.",
+        xTitle=f"PC1 ({100 * explained[0]:.0f}% of variance)",
+        yTitle=f"PC2 ({100 * explained[1]:.0f}% of variance)",
+    )

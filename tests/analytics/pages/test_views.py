@@ -1,0 +1,70 @@
+"""Every dashboard page: query counts per role, and no growth with learners."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from tests.analytics.pages.support import (
+    body,
+    client_for,
+    page_urls,
+)
+from tests.browser.world import World, add_learners
+
+pytestmark = pytest.mark.django_db
+
+
+# -- query counts ------------------------------------------------------------------
+
+# User (the session comes from the cache), then the page's own reads. Non-admins add one
+# role query.
+# Each number is independent of the number of learners (see the growth test).
+QUERY_COUNTS = {
+    # overview: courses, last activity, activity KPIs, enrolment KPIs,
+    # daily, by type, weekly, enrolled counts
+    "overview": 9,
+    # course: course, weekly, by type, item usage (events + items), score
+    # histogram, table count, table page
+    "course": 9,
+    # export: course, last activity, one 500-row slice
+    "export": 4,
+    # segments: course, last activity, enrolments, totals, per-type clicks
+    "segments": 6,
+    # learner: learner, enrolments (+course), daily clicks, submissions
+    "learner": 5,
+    # data quality: courses, last activity, 3 feature reads, volume, imports
+    "data_quality": 8,
+}
+
+
+@pytest.mark.parametrize("page", list(QUERY_COUNTS))
+@pytest.mark.parametrize("role", ["admin", "analyst", "instructor_a"])
+def test_query_counts(world: World, page: str, role: str, django_assert_num_queries) -> None:
+    client = client_for(getattr(world, role))
+    expected = QUERY_COUNTS[page] + (0 if role == "admin" else 1)
+    with django_assert_num_queries(expected):
+        response = client.get(page_urls(world)[page])
+        text = body(response)  # streaming responses query while streaming
+    assert response.status_code == 200
+    assert text
+
+
+def test_query_counts_do_not_grow_with_learners(world: World) -> None:
+    """No N+1: five times the learners (and a second table page) cost the same queries."""
+
+    def measure() -> dict[str, int]:
+        client = client_for(world.instructor_a)
+        counts = {}
+        for name, url in page_urls(world).items():
+            with CaptureQueriesContext(connection) as queries:
+                body(client.get(url))
+            counts[name] = len(queries)
+        with CaptureQueriesContext(connection) as queries:
+            body(client.get(f"/courses/{world.course_a.pk}/?page=2&status=all"))
+        counts["page2"] = len(queries)
+        return counts
+
+    before = measure()
+    add_learners(world.course_a, 30, today=world.today, tag="More", start=10)
+    after = measure()
+    assert after == before
