@@ -154,6 +154,9 @@ def _learning_data(
     with_items: bool,
     with_activity: bool,
 ) -> LearningData:
+    """Long because the frames are read inside one reader session, one after the other, and
+    assembled at the end.
+    """
     ids = _ids_sql(course_ids)
     date_filter = f" AND date < '{until.isoformat()}'" if until else ""
     courses = read(

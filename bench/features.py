@@ -129,6 +129,9 @@ def _server_scan() -> int:
 
 
 def measure(repeats: int) -> dict:
+    """Long because it times each feature step in turn on the same frames (side by side in one
+    run).
+    """
     import django
 
     django.setup()
@@ -238,6 +241,9 @@ def measure(repeats: int) -> dict:
 
 
 def run(full: bool) -> Section:
+    """Long because it is one benchmark section: each reader measured side by side on the same
+    data.
+    """
     name, import_seconds = ensure_oulad(full)
     m = measure_subprocess("features", name, str(3))
     s, r = m["seconds"], m["rows"]

@@ -242,6 +242,9 @@ def _best(runs: list[dict]) -> dict:
 
 
 def run(full: bool) -> Section:
+    """Long because it is one benchmark section: each measurement shares the same database, rows
+    and timer, in order.
+    """
     presentations = None if full else QUICK_PRESENTATIONS
     load_before = os.getloadavg()[0]
     recreate_database()

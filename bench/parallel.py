@@ -74,6 +74,7 @@ def _compare(a, b, keys: list[str]) -> dict:
 
 
 def measure(repeats: int) -> dict:
+    """Long because it times 1 against 2 processes for each job kind in one run, side by side."""
     import django
     import pandas as pd
 
@@ -260,7 +261,10 @@ def _pays_note(m: dict, labels: dict[str, str]) -> str:
 
 
 def render(m: dict, full: bool) -> Section:
-    """The section from the measured figures (also to re-render a saved parallel.json)."""
+    """The section from the measured figures (also to re-render a saved parallel.json).
+
+    Long because it writes one report section (table rows and notes) from one result dict.
+    """
     labels = {
         "churn": "churn training features (`training_sets` / `parallel_training_sets`)",
         "recommender": "recommender frames (`learning_data(with_items=True)`)",

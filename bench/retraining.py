@@ -59,6 +59,9 @@ def _retrain(kind: str, warm: bool) -> dict:
 
 
 def run(full: bool) -> Section:
+    """Long because it is one benchmark section: each model retrained and timed in turn on the same
+    data.
+    """
     mode = "full" if full else "quick"
     if not os.environ.get("BENCH_KEEP_DB"):
         recreate_database(DB)

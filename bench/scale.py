@@ -285,7 +285,10 @@ def _work_growth(first: dict, last: dict) -> str:
 
 
 def render(points: list[dict], imports: list[dict], full: bool) -> Section:
-    """The section from measured points (also to re-render a saved scale.json)."""
+    """The section from measured points (also to re-render a saved scale.json).
+
+    Long because it writes one report section (table rows and the plot) from one result dict.
+    """
     _plot(points)
     rows = []
     for i, p in enumerate(points):

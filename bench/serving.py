@@ -166,6 +166,9 @@ def _wrk(url: str, seconds: int, headers: dict[str, str], paths: list[str] | Non
 
 
 def run(full: bool) -> Section:
+    """Long because it is one benchmark section: server start, warm-up, each endpoint measured in
+    turn, server stop.
+    """
     seconds = 10 if full else 4
     learners = 2400 if full else 2000
     recreate_database(DB)

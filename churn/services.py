@@ -59,6 +59,9 @@ def train(context: TrainContext) -> TrainOutcome:
        chooses (quality loss within CHURN_COMPRESSION_TOLERANCE_AUC).
     4. Score the served variant, reloaded from its state, and the champion on
        the same validation rows: the gate compares these two numbers.
+
+    Long because the retrain stages (features, train, compress, evaluate against the champion)
+    share their state and read best in order.
     """
     as_of = today()
     stages: dict[str, float] = {}

@@ -75,6 +75,9 @@ def train(context: TrainContext) -> TrainOutcome:
     4. Refit on all clicks so the served model knows the latest cohort activity,
        starting from the champion's weights when allowed (warm start).
     5. Apply the chosen recipe to the refitted network (distilled from it).
+
+    Long because the retrain stages (features, validate, compress, refit, apply recipe, report)
+    share their state and read best in order.
     """
     as_of = today()
     config = _config(context.parameters)

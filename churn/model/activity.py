@@ -21,7 +21,11 @@ def activity_features(
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Context, volume, recency, regularity, trend and per-type features from the clicks
     dated in ``[-PRE_START_DAYS, c)``, and the weekly sequence (learner x week x channel;
-    the submission and due channels are filled by `assessment_features`)."""
+    the submission and due channels are filled by `assessment_features`).
+
+    Long because each feature is a few vectorised lines over the same click arrays; splitting it
+    would pass those arrays around for no gain.
+    """
     n = p.n
     e = p.enrol
     m = (p.a_day < c) & (p.a_day >= -PRE_START_DAYS)

@@ -16,7 +16,11 @@ def assessment_features(
     p: Prepared, c: int, n_weeks: int, seq: np.ndarray
 ) -> dict[str, np.ndarray]:
     """Assessment features from the assessments due before ``c`` and the submissions made
-    before it; fills the sequence's "submitted" and "due" channels in place."""
+    before it; fills the sequence's "submitted" and "due" channels in place.
+
+    Long because each feature is a few vectorised lines over the same submission frame;
+    splitting it would pass that frame around for no gain.
+    """
     n = p.n
     f: dict[str, np.ndarray] = {}
     ass = p.assessments

@@ -66,6 +66,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        """Long because it validates every argument before the minutes of training, then prints and
+        writes the one report.
+        """
         start = time.perf_counter()
         try:
             cutoffs = sorted({int(c) for c in options["cutoffs"].split(",") if c.strip()})
