@@ -33,7 +33,7 @@ from django.core.cache import cache
 from django.core.cache.backends.redis import RedisCache
 from django.db import transaction
 
-from eduplatform.core.throttles import Read, _backend, _redis_client, check_all
+from eduplatform.core.throttles import Read, cache_backend, redis_client, check_all
 
 logger = logging.getLogger(__name__)
 
@@ -64,18 +64,18 @@ def _key(course_id: int) -> str:
 def _script(backend: RedisCache, name: str, source: str) -> Any:
     script = backend.__dict__.get(name)
     if script is None:
-        script = backend.__dict__[name] = _redis_client(backend).register_script(source)
+        script = backend.__dict__[name] = redis_client(backend).register_script(source)
     return script
 
 
 def _bump(course_id: int, pseudonyms: list[str], whole_run: bool) -> None:
-    backend = _backend(cache)
+    backend = cache_backend(cache)
     token = secrets.token_hex(8)
     if isinstance(backend, RedisCache):
         _script(backend, "_stamps_bump", _BUMP_SCRIPT)(
             keys=[backend.make_and_validate_key(_key(course_id))],
             args=[token, STAMP_SECONDS, "run" if whole_run else "-", *pseudonyms],
-            client=_redis_client(backend),
+            client=redis_client(backend),
         )
         return
     # Other backends (per-process memory in development): the same hash as a dict.

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class RecommenderConfig(AppConfig):
@@ -10,8 +11,10 @@ class RecommenderConfig(AppConfig):
         from eduplatform.registry.kinds import register_kind_module
         from recommender import selectors
 
-        # By module path: recommender.services imports PyTorch, loaded when a model is first asked for.
-        register_kind_module("recommender", "recommender.services")
+        # By module path: recommender.services imports PyTorch, loaded when first asked for.
+        register_kind_module(
+            "recommender", "recommender.services", title=_("Recommender"), order=20
+        )
         register_panel_data(
             "course_next_items", selectors.batch_next_items, csv=selectors.batch_next_items_csv
         )

@@ -78,15 +78,15 @@ def vle_file_chunks(path: Path, key: str, wanted: set[str]) -> list[VleChunk]:
 
 def vle_file_chunks_careful(path: Path, wanted: set[str]) -> list[VleChunk]:
     """The reading of eduplatform.ml.datasets.oulad.iter_student_vle, for one file."""
-    from eduplatform.ml.datasets.oulad import _read, _require_numeric
+    from eduplatform.ml.datasets.oulad import read_table, require_numeric
 
-    frame = _read(
+    frame = read_table(
         path,
         "studentVle",
         dtype={"code_module": "string", "code_presentation": "string"},
         engine="pyarrow",
     )
-    _require_numeric(frame, path, ["id_student", "id_site", "date", "sum_click"], nullable=False)
+    require_numeric(frame, path, ["id_student", "id_site", "date", "sum_click"], nullable=False)
     keys = course_keys(frame)
     return [
         VleChunk(

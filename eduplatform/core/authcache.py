@@ -38,7 +38,7 @@ from django.core.cache.backends.redis import RedisCache
 from django.db import transaction
 
 from eduplatform.core.caches import BoundedCache
-from eduplatform.core.throttles import Read, _backend, _redis_client, check_all
+from eduplatform.core.throttles import Read, cache_backend, redis_client, check_all
 
 logger = logging.getLogger(__name__)
 
@@ -77,9 +77,9 @@ def current_generation() -> str | None:
 
 def _bump_now() -> None:
     try:
-        backend = _backend(cache)
+        backend = cache_backend(cache)
         if isinstance(backend, RedisCache):
-            _redis_client(backend).set(
+            redis_client(backend).set(
                 backend.make_and_validate_key(GENERATION_KEY), new_generation().encode()
             )
         else:

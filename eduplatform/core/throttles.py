@@ -34,14 +34,14 @@ from rest_framework.throttling import SimpleRateThrottle
 logger = logging.getLogger(__name__)
 
 
-def _backend(cache: Any) -> Any:
+def cache_backend(cache: Any) -> Any:
     """The cache object behind Django's ``cache`` proxy (DRF's default)."""
     if isinstance(cache, ConnectionProxy):
         return cache._connections[cache._alias]
     return cache
 
 
-def _redis_client(cache: RedisCache) -> Any:
+def redis_client(cache: RedisCache) -> Any:
     # Django builds a redis.Redis object (with its ~200 response callbacks) per
     # operation; one per cache object is enough: it only wraps the pool.
     client = cache.__dict__.get("_throttle_client")
@@ -107,7 +107,7 @@ def _redis_hits(
     Returns (requests so far, seconds left) per window, and each read's value
     by key. One round trip.
     """
-    client = _redis_client(cache)
+    client = redis_client(cache)
     script = cache.__dict__.get("_throttle_script")
     if script is None:
         script = cache.__dict__["_throttle_script"] = client.register_script(_HITS_SCRIPT)
@@ -158,7 +158,7 @@ class _FailOpen(SimpleRateThrottle):
         if key is None:
             return True
         try:
-            backend = _backend(self.cache)
+            backend = cache_backend(self.cache)
             if isinstance(backend, RedisCache):
                 count, self._left = _redis_hit(backend, key, self.duration)
             else:
@@ -229,7 +229,7 @@ def check_all(
     backend = None
     for throttle in throttles:
         if isinstance(throttle, _FailOpen) and throttle.rate is not None:
-            candidate = _backend(throttle.cache)
+            candidate = cache_backend(throttle.cache)
             if isinstance(candidate, RedisCache) and (backend is None or candidate is backend):
                 key = throttle.key_for(ident) if ident else throttle.get_cache_key(request, view)
                 if key is None:
@@ -241,7 +241,7 @@ def check_all(
             waits.append(throttle.wait())
     values: dict[str, str] = {}
     if backend is None and reads:
-        candidate = _backend(_default_cache())
+        candidate = cache_backend(_default_cache())
         if not isinstance(candidate, RedisCache):
             return waits, _generic_reads(candidate, reads)
         backend = candidate
@@ -260,7 +260,7 @@ def check_all(
 
 def counted_in_redis() -> bool:
     """Whether the throttles count in Redis (one script call), not per backend call."""
-    return isinstance(_backend(_default_cache()), RedisCache)
+    return isinstance(cache_backend(_default_cache()), RedisCache)
 
 
 def _default_cache() -> Any:

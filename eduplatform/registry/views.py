@@ -24,10 +24,10 @@ from django.views.decorators.http import require_GET
 
 from eduplatform.core import access
 from eduplatform.core.charts import chart_card, chart_specs
+from eduplatform.registry.kinds import kind_title
 from eduplatform.registry.models import ModelVersion
 from eduplatform.registry.selectors import KindVersions, versions_for_page
 
-KIND_TITLES = {"churn": "Churn risk model", "recommender": "Recommender"}
 BYTES_KEYS = ("bytes", "artifact_bytes", "size_bytes", "size")
 QUALITY_KEYS = ("quality", "score", "auc", "roc_auc", "ndcg@10", "recall@10", "accuracy", "f1")
 QUALITY_HINTS = ("quality", "auc", "ndcg", "recall", "accuracy", "f1", "score")
@@ -363,7 +363,7 @@ def kind_section(group: KindVersions, *, admin: bool) -> dict[str, Any]:
         charts_with_compression = charts
     section: dict[str, Any] = {
         "kind": group.kind,
-        "title": KIND_TITLES.get(group.kind, f"{group.kind.title()} model"),
+        "title": kind_title(group.kind),
         "primary_metric": group.primary_metric,
         "active": active,
         "shown": shown,

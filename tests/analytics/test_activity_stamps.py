@@ -116,9 +116,9 @@ def test_unreachable_cache_gives_none(monkeypatch) -> None:
         raise ConnectionError("cache down")
 
     # Every way the stamps are reached: the Redis scripts, or any backend's calls.
-    monkeypatch.setattr(activity_stamps, "_backend", unreachable)
+    monkeypatch.setattr(activity_stamps, "cache_backend", unreachable)
     monkeypatch.setattr(throttles, "_redis_hits", unreachable)
-    backend = type(throttles._backend(cache))
+    backend = type(throttles.cache_backend(cache))
     for method in ("add", "get", "get_many", "set"):
         monkeypatch.setattr(backend, method, unreachable)
     assert stamps(CourseFactory.build(pk=1), LearnerFactory.build(pseudonym="p")) is None

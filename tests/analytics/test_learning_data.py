@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 from django.core.management import call_command
 
-from analytics.learning_data import item_clicks_per_day, sum_clicks, learning_data
+from analytics.learning_data import item_clicks_per_day, learning_data, sum_clicks
 from analytics.models import Course
 from eduplatform.ml.datasets.oulad import load_oulad
 from tests.conftest import service_missing

@@ -133,7 +133,7 @@ def test_nothing_is_remembered_without_a_generation(world: World, monkeypatch) -
 
     # Every way the generation is read: the Redis script, or any backend's calls.
     monkeypatch.setattr(throttles, "_redis_hits", unreachable)
-    backend = type(throttles._backend(cache))
+    backend = type(throttles.cache_backend(cache))
     for method in ("add", "get", "get_many", "set"):
         monkeypatch.setattr(backend, method, unreachable)
     assert authcache.current_generation() is None
