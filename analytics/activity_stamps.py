@@ -33,7 +33,7 @@ from django.core.cache import cache
 from django.core.cache.backends.redis import RedisCache
 from django.db import transaction
 
-from eduplatform.core.throttles import Read, cache_backend, redis_client, check_all
+from eduplatform.core.throttles import Read, cache_backend, check_all, redis_client
 
 logger = logging.getLogger(__name__)
 

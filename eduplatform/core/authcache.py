@@ -38,7 +38,7 @@ from django.core.cache.backends.redis import RedisCache
 from django.db import transaction
 
 from eduplatform.core.caches import BoundedCache
-from eduplatform.core.throttles import Read, cache_backend, redis_client, check_all
+from eduplatform.core.throttles import Read, cache_backend, check_all, redis_client
 
 logger = logging.getLogger(__name__)
 

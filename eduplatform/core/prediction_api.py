@@ -243,9 +243,7 @@ def _authorised_enrolment(
 _INTEGER_FIELDS: dict[type, list[tuple[str, Any, Any, Any]] | None] = {}
 
 
-def plain_integers(
-    query_class: type[serializers.Serializer], params: Any
-) -> dict[str, int] | None:
+def plain_integers(query_class: type[serializers.Serializer], params: Any) -> dict[str, int] | None:
     """What `query_class` validates the parameters to, when that needs no serializer.
 
     A query of integer fields only, every value given as plain digits within
