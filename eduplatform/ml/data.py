@@ -101,7 +101,7 @@ class LearningData:
             for course in self.courses["course_id"]
         }
 
-    def subset_courses(self, course_ids: list) -> LearningData:
+    def subset_courses(self, course_ids: list[str]) -> LearningData:
         """The same data restricted to some course runs."""
         keep = set(course_ids)
         assessments = self.assessments[self.assessments["course_id"].isin(keep)]

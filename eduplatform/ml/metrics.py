@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from sklearn import metrics as skm
 
 
@@ -28,7 +30,7 @@ class CalibrationCurve:
     bins: list[CalibrationBin]
     expected_calibration_error: float  # count-weighted mean |predicted - observed|
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -45,12 +47,14 @@ class BinaryReport:
     brier: float
     calibration: CalibrationCurve | None = field(default=None)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
 
 
-def _arrays(y_true, y_prob) -> tuple[np.ndarray, np.ndarray]:
+def _arrays(
+    y_true: npt.ArrayLike, y_prob: npt.ArrayLike
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     y = np.asarray(y_true, dtype=float).reshape(-1)
     p = np.asarray(y_prob, dtype=float).reshape(-1)
     if y.shape != p.shape:
@@ -58,14 +62,14 @@ def _arrays(y_true, y_prob) -> tuple[np.ndarray, np.ndarray]:
     return y, p
 
 
-def roc_auc(y_true, y_prob) -> float:
+def roc_auc(y_true: npt.ArrayLike, y_prob: npt.ArrayLike) -> float:
     y, p = _arrays(y_true, y_prob)
     if len(np.unique(y)) < 2:
         return float("nan")
     return float(skm.roc_auc_score(y, p))
 
 
-def pr_auc(y_true, y_prob) -> float:
+def pr_auc(y_true: npt.ArrayLike, y_prob: npt.ArrayLike) -> float:
     """Area under the precision-recall curve (average precision)."""
     y, p = _arrays(y_true, y_prob)
     if y.sum() == 0:
@@ -73,7 +77,9 @@ def pr_auc(y_true, y_prob) -> float:
     return float(skm.average_precision_score(y, p))
 
 
-def f1_at(y_true, y_prob, threshold: float = 0.5) -> tuple[float, float, float]:
+def f1_at(
+    y_true: npt.ArrayLike, y_prob: npt.ArrayLike, threshold: float = 0.5
+) -> tuple[float, float, float]:
     """(f1, precision, recall) when predicting positive for probability >= threshold."""
     y, p = _arrays(y_true, y_prob)
     pred = p >= threshold
@@ -86,7 +92,7 @@ def f1_at(y_true, y_prob, threshold: float = 0.5) -> tuple[float, float, float]:
     return f1, precision, recall
 
 
-def best_f1_threshold(y_true, y_prob) -> float:
+def best_f1_threshold(y_true: npt.ArrayLike, y_prob: npt.ArrayLike) -> float:
     """The threshold maximising F1 (chosen on validation data, applied to test)."""
     y, p = _arrays(y_true, y_prob)
     if y.sum() == 0:
@@ -96,12 +102,14 @@ def best_f1_threshold(y_true, y_prob) -> float:
     return float(thresholds[int(np.argmax(f1[:-1]))])
 
 
-def brier(y_true, y_prob) -> float:
+def brier(y_true: npt.ArrayLike, y_prob: npt.ArrayLike) -> float:
     y, p = _arrays(y_true, y_prob)
     return float(np.mean((p - y) ** 2)) if len(y) else float("nan")
 
 
-def calibration_curve(y_true, y_prob, n_bins: int = 10) -> CalibrationCurve:
+def calibration_curve(
+    y_true: npt.ArrayLike, y_prob: npt.ArrayLike, n_bins: int = 10
+) -> CalibrationCurve:
     """Equal-width probability bins on [0, 1]; empty bins are kept with count 0."""
     y, p = _arrays(y_true, y_prob)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
@@ -120,7 +128,11 @@ def calibration_curve(y_true, y_prob, n_bins: int = 10) -> CalibrationCurve:
 
 
 def binary_report(
-    y_true, y_prob, threshold: float = 0.5, n_bins: int = 10, with_calibration: bool = False
+    y_true: npt.ArrayLike,
+    y_prob: npt.ArrayLike,
+    threshold: float = 0.5,
+    n_bins: int = 10,
+    with_calibration: bool = False,
 ) -> BinaryReport:
     y, p = _arrays(y_true, y_prob)
     f1, precision, recall = f1_at(y, p, threshold)

@@ -87,7 +87,8 @@ def standardize(
     mean = x.mean(axis=0)
     std = x.std(axis=0)
     std[std == 0] = 1.0  # a constant column carries no distance
-    return (x - mean) / std
+    z: np.ndarray = (x - mean) / std
+    return z
 
 
 def segment_learners(
@@ -172,7 +173,8 @@ def segment_learners(
 
 def _kmeans(z: np.ndarray, k: int, random_state: int) -> np.ndarray:
     model = KMeans(n_clusters=k, n_init=10, random_state=random_state)
-    return model.fit_predict(z).astype(int)
+    labels: np.ndarray = model.fit_predict(z).astype(int)
+    return labels
 
 
 def _project(z: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:

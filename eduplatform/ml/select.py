@@ -14,10 +14,14 @@ their scores and a plain-words reason.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 from eduplatform.ml.metrics import roc_auc
 
@@ -40,11 +44,12 @@ class SelectionResult:
         X = np.asarray(X, dtype=float)
         if self.components is not None:
             centred = X - (self.mean if self.mean is not None else 0.0)
-            return centred @ self.components.T
+            projected: np.ndarray = centred @ self.components.T
+            return projected
         index = [columns.index(c) for c in self.selected]
         return X[:, index]
 
-    def to_config(self) -> dict:
+    def to_config(self) -> dict[str, Any]:
         return {
             "method": self.method,
             "selected": self.selected,
@@ -84,7 +89,12 @@ def permutation_ranking(
     )
 
 
-def gradient_ranking(model, X: np.ndarray, columns: list[str], extra_inputs=()) -> SelectionResult:
+def gradient_ranking(
+    model: Callable[..., torch.Tensor],
+    X: np.ndarray,
+    columns: list[str],
+    extra_inputs: Sequence[torch.Tensor] = (),
+) -> SelectionResult:
     """Mean |gradient| x input std per column of a torch model's first input."""
     import torch
 
@@ -92,7 +102,8 @@ def gradient_ranking(model, X: np.ndarray, columns: list[str], extra_inputs=()) 
     if hasattr(model, "eval"):
         model.eval()
     out = model(x, *extra_inputs)
-    out.sum().backward()
+    # torch.Tensor.backward is unannotated in torch's own sources (torch 2.13)
+    out.sum().backward()  # type: ignore[no-untyped-call]
     assert x.grad is not None
     grad = x.grad.abs().mean(dim=0).numpy()
     std = np.asarray(X, dtype=float).std(axis=0)
@@ -126,7 +137,9 @@ def select_top(
     )
 
 
-def pca(X: np.ndarray, columns: list[str], variance: float = 0.95, seed: int = 0):
+def pca(
+    X: np.ndarray, columns: list[str], variance: float = 0.95, seed: int = 0
+) -> SelectionResult:
     """Principal components explaining `variance` of the (standardized) inputs."""
     from sklearn.decomposition import PCA
 
@@ -147,7 +160,9 @@ def pca(X: np.ndarray, columns: list[str], variance: float = 0.95, seed: int = 0
     )
 
 
-def lda(X: np.ndarray, y: np.ndarray, columns: list[str], n_components: int | None = None):
+def lda(
+    X: np.ndarray, y: np.ndarray, columns: list[str], n_components: int | None = None
+) -> SelectionResult:
     """Linear discriminant directions (at most n_classes - 1) separating the labels."""
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 

@@ -25,10 +25,13 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch import nn
+from torch.optim.optimizer import ParamsT
 from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
 LOSSES = ("bce", "cross_entropy", "mse")
@@ -52,7 +55,7 @@ class TrainConfig:
     balanced_sampling: bool = False  # bce/cross_entropy: sample classes equally
     grad_clip: float | None = 5.0
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -80,7 +83,9 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def time_ordered_split(times, val_fraction: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+def time_ordered_split(
+    times: npt.ArrayLike, val_fraction: float = 0.2
+) -> tuple[np.ndarray, np.ndarray]:
     """Indices (train, val): the latest `val_fraction` of rows by time are validation.
 
     Rows sharing the boundary time all go to the same side (validation), so no
@@ -107,7 +112,7 @@ def make_loss(config: TrainConfig) -> nn.Module:
     raise ValueError(f"loss must be one of {LOSSES}, got {config.loss!r}")
 
 
-def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(params: ParamsT, config: TrainConfig) -> torch.optim.Optimizer:
     name = config.optimizer.lower()
     if name == "sgd":
         return torch.optim.SGD(
@@ -122,7 +127,9 @@ def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
     raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {config.optimizer!r}")
 
 
-def _loader(dataset: TensorDataset, config: TrainConfig, shuffle: bool, generator) -> DataLoader:
+def _loader(
+    dataset: TensorDataset, config: TrainConfig, shuffle: bool, generator: torch.Generator
+) -> DataLoader[tuple[torch.Tensor, ...]]:
     sampler = None
     if shuffle and config.balanced_sampling and config.loss in ("bce", "cross_entropy"):
         y = dataset.tensors[-1].long().reshape(-1)
@@ -160,7 +167,9 @@ def evaluate_loss(model: nn.Module, dataset: TensorDataset, config: TrainConfig)
     return total / max(n, 1)
 
 
-def predict(model: nn.Module, inputs: tuple[torch.Tensor, ...], batch_size: int = 8192):
+def predict(
+    model: nn.Module, inputs: tuple[torch.Tensor, ...], batch_size: int = 8192
+) -> torch.Tensor:
     """Model outputs for in-memory inputs, in eval mode, without gradients."""
     model.eval()
     outs = []
@@ -190,7 +199,13 @@ def fit(
         torch.use_deterministic_algorithms(previous)
 
 
-def _fit(model, train, val, config, val_score) -> TrainResult:
+def _fit(
+    model: nn.Module,
+    train: TensorDataset,
+    val: TensorDataset | None,
+    config: TrainConfig,
+    val_score: Callable[[torch.Tensor, torch.Tensor], float] | None,
+) -> TrainResult:
     start = time.perf_counter()
     seed_everything(config.seed)
     generator = torch.Generator().manual_seed(config.seed)

@@ -32,13 +32,13 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
 import torch
 from torch import nn
 
-from eduplatform.ml.compress.methods import UnitGroup
+from eduplatform.ml.compress.methods import Finetune, UnitGroup
 from eduplatform.ml.compress.pipeline import (
     CompressionResult,
     CompressionSettings,
@@ -50,7 +50,14 @@ from eduplatform.ml.data import LearningData
 from eduplatform.ml.ranking import dcg_discounts
 from recommender.model.model import ScoringNet
 from recommender.model.predictor import Recommender
+from recommender.model.runs import CourseId, CourseRun
 
+if TYPE_CHECKING:
+    from recommender.model.evaluate import RunSplit
+    from recommender.model.train import BatchInputs, TrainConfig
+
+T = TypeVar("T")
+StateFn = Callable[[nn.Module], tuple[dict[str, torch.Tensor], dict[str, Any]]]
 VARIANT_PREFIX = "variant."
 
 
@@ -94,14 +101,20 @@ def scoring_base_builder(shape: dict[str, Any]) -> Callable[[], nn.Module]:
 # ----------------------------------------------------------------------------- inputs
 
 
-def _run_inputs(rec: Recommender, course, learner_rows: np.ndarray, now_day: int | None = None):
+def _run_inputs(
+    rec: Recommender, course: CourseId, learner_rows: np.ndarray, now_day: int | None = None
+) -> tuple[torch.Tensor, ...]:
     """(item_x, learner_x, pair_x, item_rows, ctx_weight, visited) for learner rows of a run."""
     return rec.model_inputs(course, learner_rows, now_day)
 
 
 def scoring_inputs(
-    rec: Recommender, batch: int, course=None, seed: int = 0, now_day: int | None = None
-) -> tuple:
+    rec: Recommender,
+    batch: int,
+    course: CourseId | None = None,
+    seed: int = 0,
+    now_day: int | None = None,
+) -> tuple[torch.Tensor, ...]:
     """Raw scoring inputs (item_x, learner_x, pair_x, item_rows, ctx_weight) of `batch`
     learners of `course` (default: the run with most items), drawn with replacement
     when the run has fewer learners."""
@@ -114,7 +127,7 @@ def scoring_inputs(
     return _run_inputs(rec, course, rows, now_day)[:5]
 
 
-def prepare_scoring(module: nn.Module, raw: tuple) -> tuple:
+def prepare_scoring(module: nn.Module, raw: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
     """The serving call's inputs: the per-item part computed by this module."""
     item_x, learner_x, pair_x, rows, weight = raw
     return (_as_scoring(module).item_hidden(item_x), learner_x, pair_x, rows, weight)
@@ -123,7 +136,7 @@ def prepare_scoring(module: nn.Module, raw: tuple) -> tuple:
 # ---------------------------------------------------------------------------- quality
 
 
-def _with_net(rec: Recommender, module: nn.Module, fn):
+def _with_net(rec: Recommender, module: nn.Module, fn: Callable[[], T]) -> T:
     saved = rec.net
     rec.net = _as_scoring(module.eval())
     rec._cache.clear()
@@ -134,11 +147,13 @@ def _with_net(rec: Recommender, module: nn.Module, fn):
         rec._cache.clear()
 
 
-def ndcg_evaluator(rec: Recommender, splits: list, split_day: int, k: int = 10):
+def ndcg_evaluator(
+    rec: Recommender, splits: list[RunSplit], split_day: int, k: int = 10
+) -> Callable[[nn.Module], float]:
     """NDCG@k of the recommender with a given network on the held-out first visits."""
     from recommender.model.evaluate import evaluate_scorer
 
-    def scorer(s) -> np.ndarray:
+    def scorer(s: RunSplit) -> np.ndarray:
         scores, _ = rec.score_learners(s.course_id, s.learner_ids, split_day)
         cols = np.searchsorted(rec.item_ids(s.course_id), s.item_ids)
         return scores[:, cols]
@@ -154,8 +169,12 @@ def _topk_unvisited(scores: torch.Tensor, visited: torch.Tensor, k: int) -> torc
 
 
 def fidelity_evaluator(
-    rec: Recommender, course=None, learners: int = 200, k: int = 10, seed: int = 1
-):
+    rec: Recommender,
+    course: CourseId | None = None,
+    learners: int = 200,
+    k: int = 10,
+    seed: int = 1,
+) -> Callable[[nn.Module], float]:
     """NDCG@k of a network's top-k against the fp32 network's top-k (fp32 = 1.0)."""
     if course is None:
         course = max(rec.runs, key=lambda c: rec.runs[c].n_items)
@@ -194,7 +213,7 @@ def distill_finetune(
     max_learners: int = 2048,
     seed: int = 0,
     threads: int | None = None,
-):
+) -> Finetune:
     """finetune(module): match the fp32 network's softmax over each learner's unvisited
     items (KL divergence) on the runs' learners at their as-of day."""
     from recommender.model.train import AdamW, one_cycle_lr
@@ -206,14 +225,14 @@ def distill_finetune(
         torch.set_num_threads(threads or int(rec.config.num_threads or 1) or 1)
         rng = np.random.default_rng(seed)
         try:
-            batches = []
+            batches: list[tuple[CourseId, np.ndarray]] = []
             for course, run in rec.runs.items():
                 rows = np.arange(run.n_learners)
                 if len(rows) > max_learners:
                     rows = np.sort(rng.choice(rows, max_learners, replace=False))
                 for start in range(0, len(rows), batch_size):
                     batches.append((course, rows[start : start + batch_size]))
-            cache = {}
+            cache: dict[int, tuple[torch.Tensor, ...]] = {}
             params = [p for p in module.parameters() if p.requires_grad]
             if not params or not batches:
                 return module
@@ -236,7 +255,7 @@ def distill_finetune(
                     p_t = target.exp()
                     loss = (p_t * (target - logp)).sum(1).mean()
                     opt.zero_grad()
-                    loss.backward()
+                    loss.backward()  # type: ignore[no-untyped-call]  # unannotated in torch 2.13
                     opt.step(one_cycle_lr(step, total, lr))
                     step += 1
         finally:
@@ -247,8 +266,14 @@ def distill_finetune(
 
 
 def ranking_finetune(
-    runs: list, n_types: int, config, *, epochs: int = 2, lr: float | None = None, seed: int = 0
-):
+    runs: list[CourseRun],
+    n_types: int,
+    config: TrainConfig,
+    *,
+    epochs: int = 2,
+    lr: float | None = None,
+    seed: int = 0,
+) -> Finetune:
     """finetune(module): the training objective (sampled softmax over the items first
     opened after past cut-off days) for a few more epochs. `runs` must be built
     with ``keep_raw=True`` (as `Recommender.fit` does before it drops them)."""
@@ -265,14 +290,14 @@ def ranking_finetune(
         s for run in runs for t in cutoffs(run, config) if (s := snapshot(run, t, config, n_types))
     ]
     rng = np.random.default_rng(seed)
-    batches = []
+    batches: list[tuple[int, np.ndarray]] = []
     for si, s in enumerate(snaps):
         learners = s.learners
         if config.max_learners_per_cutoff and len(learners) > config.max_learners_per_cutoff:
             learners = np.sort(rng.choice(learners, config.max_learners_per_cutoff, replace=False))
         for start in range(0, len(learners), config.batch_size):
             batches.append((si, learners[start : start + config.batch_size]))
-    cache: dict[int, tuple] = {}
+    cache: dict[int, BatchInputs] = {}
 
     def finetune(module: nn.Module) -> nn.Module:
         previous = torch.get_num_threads()
@@ -298,7 +323,7 @@ def ranking_finetune(
                         cache[bi] = batch_inputs(s, learners, n_types)
                     loss = replay_loss(net, s, cache[bi], config, gen)
                     opt.zero_grad()
-                    loss.backward()
+                    loss.backward()  # type: ignore[no-untyped-call]  # unannotated in torch 2.13
                     opt.step(one_cycle_lr(step, total, peak))
                     step += 1
         finally:
@@ -311,7 +336,7 @@ def ranking_finetune(
 # -------------------------------------------------------------------------- catalogues
 
 
-def large_catalogue_config(n_items: int, seed: int = 0):
+def large_catalogue_config(n_items: int, seed: int = 0) -> TrainConfig:
     """Training settings that keep a large synthetic catalogue within minutes: fewer
     replayed days and learners (the cached inputs are learners x items x features)."""
     from recommender.model.train import TrainConfig
@@ -330,9 +355,9 @@ def synthetic_catalogue(
     n_learners: int = 500,
     n_days: int = 70,
     holdout_days: int = 14,
-    config=None,
-    log=None,
-):
+    config: TrainConfig | None = None,
+    log: Callable[[str], None] | None = None,
+) -> tuple[Recommender, list[RunSplit], int]:
     """A recommender trained on one synthetic course run of `n_items` items, and the
     held-out split to score it: (rec, splits, split_day).
 
@@ -389,13 +414,13 @@ def load_recommender(tensors: dict[str, torch.Tensor], config: dict[str, Any]) -
     return rec
 
 
-def serving_state_fn(rec: Recommender):
+def serving_state_fn(rec: Recommender) -> StateFn:
     # The serving artifact repeats the run data (timelines, pair tables, neighbours),
     # the same for every variant: build it once and swap the network's tensors only.
     base_tensors, base_config = rec.to_state()
     base_tensors = {k: v for k, v in base_tensors.items() if not k.startswith("net.")}
 
-    def state(module: nn.Module):
+    def state(module: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         vt, vc = variant_state(module)
         return (
             {**base_tensors, **{VARIANT_PREFIX + k: v for k, v in vt.items()}},
@@ -412,7 +437,7 @@ def compress_recommender(
     finetune: Callable[[nn.Module], nn.Module] | None,
     policy: SelectionPolicy | None = None,
     settings: CompressionSettings | None = None,
-    course=None,
+    course: CourseId | None = None,
     with_serving_bytes: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> CompressionResult:

@@ -27,9 +27,9 @@ from __future__ import annotations
 import contextlib
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,7 @@ import scipy.sparse as sp
 
 from eduplatform.ml.data import LearningData
 from eduplatform.ml.ranking import hit_matrix_metrics
+from recommender.model.runs import CourseId
 from recommender.model.train import TrainConfig
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ ALS_FACTORS = 64
 class RunSplit:
     """One course run cut at the split day."""
 
-    course_id: object
+    course_id: CourseId
     item_ids: np.ndarray  # catalogue, sorted
     train_learners: np.ndarray  # learners with a click before the split, sorted
     train: sp.csr_matrix  # train_learners x items, summed clicks before the split
@@ -62,11 +63,13 @@ class RunSplit:
 
     @property
     def learner_ids(self) -> np.ndarray:
-        return self.train_learners[self.test_rows]
+        ids: np.ndarray = self.train_learners[self.test_rows]
+        return ids
 
     @property
     def visited(self) -> np.ndarray:
-        return (self.train[self.test_rows] > 0).toarray()
+        mask: np.ndarray = (self.train[self.test_rows] > 0).toarray()
+        return mask
 
 
 def train_view(data: LearningData, split_day: int) -> LearningData:
@@ -182,7 +185,7 @@ def _item_knn(s: RunSplit) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def _quiet_blas():
+def _quiet_blas() -> Iterator[None]:
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover
@@ -205,7 +208,10 @@ def _implicit_scorer(kind: str, seed: int) -> Scorer:
             else:
                 model = BayesianPersonalizedRanking(random_state=seed, num_threads=1)
             model.fit(s.train.astype(np.float32).tocsr(), show_progress=False)
-        return np.asarray(model.user_factors)[s.test_rows] @ np.asarray(model.item_factors).T
+        scores: np.ndarray = (
+            np.asarray(model.user_factors)[s.test_rows] @ np.asarray(model.item_factors).T
+        )
+        return scores
 
     return score
 
@@ -225,7 +231,7 @@ def peer_scorer(name: str, seed: int = 0) -> Scorer:
 # ---------------------------------------------------------------- evaluation
 
 
-def evaluate_scorer(splits: list[RunSplit], scorer: Scorer, k: int) -> dict:
+def evaluate_scorer(splits: list[RunSplit], scorer: Scorer, k: int) -> dict[str, Any]:
     recalls, ndcgs, covered = [], [], 0
     catalogue = 0
     for s in splits:
@@ -247,7 +253,10 @@ def evaluate_scorer(splits: list[RunSplit], scorer: Scorer, k: int) -> dict:
 
 
 def product_scorer(
-    data: LearningData, split_day: int, config: TrainConfig | None = None, log=None
+    data: LearningData,
+    split_day: int,
+    config: TrainConfig | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> tuple[Scorer, Recommender]:
     """Fit the product recommender on the clicks before the split; return its scorer."""
     from recommender.model.predictor import Recommender
@@ -271,12 +280,12 @@ def evaluate(
     with_product: bool = True,
     config: TrainConfig | None = None,
     seed: int = 0,
-    log=None,
-) -> dict:
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Run the protocol; returns {"models": {name: {...}}, ...} (the --json payload)."""
     started = time.perf_counter()
     splits = split_runs(data, split_day)
-    result: dict = {
+    result: dict[str, Any] = {
         "split_day": split_day,
         "k": k,
         "course_runs": len(splits),
@@ -287,6 +296,7 @@ def evaluate(
     names = ([PRODUCT] if with_product else []) + list(peers)
     for name in names:
         t0 = time.perf_counter()
+        extra: dict[str, Any]
         try:
             if name == PRODUCT:
                 cfg = config or TrainConfig(seed=seed)
@@ -319,7 +329,7 @@ def evaluate(
     return result
 
 
-def format_table(result: dict) -> str:
+def format_table(result: dict[str, Any]) -> str:
     k = result["k"]
     lines = [
         f"split day {result['split_day']}: {result['course_runs']} course runs, "
@@ -343,7 +353,7 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def frame_summary(result: dict) -> pd.DataFrame:
+def frame_summary(result: dict[str, Any]) -> pd.DataFrame:
     """The table as a DataFrame (one row per model)."""
     rows = [{"model": n, **m} for n, m in result["models"].items()]
     return pd.DataFrame(rows)

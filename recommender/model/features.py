@@ -64,7 +64,7 @@ class ItemTimeline:
 
     @property
     def n_days(self) -> int:
-        return self.cum_rows.shape[1] - 1
+        return int(self.cum_rows.shape[1]) - 1
 
     @property
     def end_day(self) -> int:
@@ -129,7 +129,8 @@ class ItemTimeline:
         hi = cum[:, self._col(t)]
         if w is None:
             return hi.astype(np.float64)
-        return (hi - cum[:, self._col(t - w)]).astype(np.float64)
+        counts: np.ndarray = (hi - cum[:, self._col(t - w)]).astype(np.float64)
+        return counts
 
     def n_learners(self, t: int) -> float:
         return float(max(self.cum_learners[self._col(t)], 1.0))

@@ -52,7 +52,8 @@ class ScoringNet(nn.Module):
 
     def item_hidden(self, item_x: torch.Tensor) -> torch.Tensor:
         """The per-item part of the first layer, (n_items, hidden); cacheable per run and day."""
-        return self.item_in(item_x)
+        h: torch.Tensor = self.item_in(item_x)
+        return h
 
     def forward(
         self,
@@ -67,7 +68,7 @@ class ScoringNet(nn.Module):
         ih = item_h.unsqueeze(0) if cand is None else item_h[cand]
         h = ih + self.learner_in(learner_x).unsqueeze(1) + self.pair_in(pair_x)
         h = torch.relu(self.hidden(torch.relu(h)))
-        score = self.out(h).squeeze(-1)
+        score: torch.Tensor = self.out(h).squeeze(-1)
         if self.emb_dim > 0:
             total = ctx_weight.sum(1, keepdim=True)
             norm = ctx_weight / total.clamp_min(1e-6)

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ from recommender.model.features import (
     N_PAIR_FEATURES,
     ItemGraph,
     ItemTimeline,
+    LearnerBatch,
     Neighbours,
     item_features,
     learner_batch,
@@ -29,6 +31,7 @@ from recommender.model.features import (
 from recommender.model.interactions import PairTable, pair_table
 from recommender.model.model import ScoringNet
 from recommender.model.runs import (
+    CourseId,
     CourseRun,
     as_int_ids,
     build_runs,
@@ -41,6 +44,8 @@ FOLLOW_REASON_MIN = 0.15  # share of the learner's recent items' follow signal
 FOLLOW_REASON_WEAK = 0.05  # a weaker follow link still beats a generic reason
 TOP_USE_RANK = 0.75  # "most used this week": top quarter of the run's items by 7-day use
 _CACHE_SIZE = 64
+# A learner's own click history: a DataFrame or rows of (item_id, day, clicks).
+History: TypeAlias = pd.DataFrame | Iterable[tuple[int, int, float]]
 
 
 @dataclass(frozen=True)
@@ -76,16 +81,16 @@ class Recommender:
         runs: list[CourseRun],
         type_vocab: list[str],
         config: TrainConfig,
-        stats: dict | None = None,
+        stats: dict[str, Any] | None = None,
     ) -> None:
         self.net = net.eval()
         self.runs = {run.course_id: run for run in runs}
         self.type_vocab = list(type_vocab)
         self.config = config
         self.stats = stats or {}
-        self._cache: OrderedDict = OrderedDict()
-        self._graphs: dict = {}
-        self._item_run: dict | None = None
+        self._cache: OrderedDict[tuple[CourseId, int], _ItemPart] = OrderedDict()
+        self._graphs: dict[CourseId, ItemGraph] = {}
+        self._item_run: dict[int, CourseId] | None = None
 
     # ------------------------------------------------------------------ building
 
@@ -93,10 +98,10 @@ class Recommender:
     def fit(
         cls,
         data: LearningData,
-        as_of_day: int | dict,
+        as_of_day: int | dict[Any, int],
         config: TrainConfig | None = None,
-        course_ids: list | None = None,
-        log=None,
+        course_ids: Sequence[CourseId] | None = None,
+        log: Callable[[str], None] | None = None,
         warm_start: Recommender | None = None,
     ) -> Recommender:
         """Train on the clicks of `data` dated before `as_of_day` (one int, or per course run).
@@ -136,10 +141,10 @@ class Recommender:
     def n_types(self) -> int:
         return len(self.type_vocab)
 
-    def course_ids(self) -> list:
+    def course_ids(self) -> list[CourseId]:
         return list(self.runs)
 
-    def _run(self, course) -> CourseRun:
+    def _run(self, course: CourseId) -> CourseRun:
         try:
             return self.runs[course]
         except KeyError:
@@ -147,7 +152,7 @@ class Recommender:
 
     def add_items(
         self,
-        course,
+        course: CourseId,
         item_ids: Iterable[int],
         activity_types: Iterable[str],
         week_from: Iterable[float | None] | None = None,
@@ -241,20 +246,30 @@ class Recommender:
         learners: np.ndarray,
         now_day: int,
         offsets: np.ndarray,
-    ):
+    ) -> tuple[torch.Tensor, LearnerBatch]:
         lb, px = self._learner_inputs(part, pairs, learners, run, now_day, offsets)
         with torch.inference_mode():
-            scores = self.net(part.item_h, lb.learner_x, px, part.rows, lb.weight)
+            scores: torch.Tensor = self.net(part.item_h, lb.learner_x, px, part.rows, lb.weight)
         return scores, lb
 
-    def _learner_inputs(self, part, pairs, learners, run, now_day, offsets):
+    def _learner_inputs(
+        self,
+        part: _ItemPart,
+        pairs: PairTable,
+        learners: np.ndarray,
+        run: CourseRun,
+        now_day: int,
+        offsets: np.ndarray,
+    ) -> tuple[LearnerBatch, torch.Tensor]:
         lb = learner_batch(pairs, learners, run.n_items, now_day, offsets)
         px = pair_features(
             lb, part.graph, part.item_type, self.n_types, part.center, part.center_known
         )
         return lb, px
 
-    def model_inputs(self, course, learner_rows: np.ndarray, now_day: int | None = None) -> tuple:
+    def model_inputs(
+        self, course: CourseId, learner_rows: np.ndarray, now_day: int | None = None
+    ) -> tuple[torch.Tensor, ...]:
         """The network's raw inputs for learner rows of a run at a day: (item_x, learner_x,
         pair_x, item_rows, ctx_weight, visited); `net.item_hidden(item_x)` gives the first
         argument of `net(...)`. For compression and distillation, which swap networks."""
@@ -266,7 +281,9 @@ class Recommender:
         lb, px = self._learner_inputs(part, pairs, rows, run, now, run.offsets)
         return part.item_x, lb.learner_x, px, part.rows, lb.weight, lb.visited
 
-    def _learner_pairs(self, run: CourseRun, learner, now_day: int, history) -> PairTable:
+    def _learner_pairs(
+        self, run: CourseRun, learner: int | None, now_day: int, history: History | None
+    ) -> PairTable:
         """The learner's pairs at now_day as a one-learner table (learner row 0)."""
         if history is not None:
             frame = (
@@ -314,7 +331,11 @@ class Recommender:
         return sub.rescaled(now_day, self.config.half_life_days)
 
     def score_learners(
-        self, course, learner_ids: Iterable, now_day: int | None = None, batch_size: int = 256
+        self,
+        course: CourseId,
+        learner_ids: Iterable[int],
+        now_day: int | None = None,
+        batch_size: int = 256,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Scores (learners x run items, item order = `item_ids(course)`) and the visited mask.
 
@@ -343,16 +364,16 @@ class Recommender:
             out[cold] = scores.numpy()[0]
         return out, visited
 
-    def item_ids(self, course) -> np.ndarray:
+    def item_ids(self, course: CourseId) -> np.ndarray:
         return self._run(course).item_ids.copy()
 
     def recommend(
         self,
-        learner,
-        course,
+        learner: int | None,
+        course: CourseId,
         k: int = 10,
         now_day: int | None = None,
-        history=None,
+        history: History | None = None,
         include_visited: bool = False,
     ) -> list[Recommendation]:
         """Top-k items of `course` for `learner` at `now_day` (default: the run's as-of day).
@@ -377,7 +398,16 @@ class Recommender:
         top = torch.topk(s, k).indices.numpy()
         return self._explain(run, part, pairs, lb, top, s.numpy(), now)
 
-    def _explain(self, run, part, pairs, lb, top, scores, now) -> list[Recommendation]:
+    def _explain(
+        self,
+        run: CourseRun,
+        part: _ItemPart,
+        pairs: PairTable,
+        lb: LearnerBatch,
+        top: np.ndarray,
+        scores: np.ndarray,
+        now: int,
+    ) -> list[Recommendation]:
         recent = lb.recent[0].numpy()
         src = np.flatnonzero(recent > 0)
         rsum = float(recent.sum())
@@ -420,7 +450,9 @@ class Recommender:
             out.append(Recommendation(item_id, float(scores[i]), reason, related))
         return out
 
-    def similar_items(self, item_id: int, k: int = 10, course=None) -> list[Recommendation]:
+    def similar_items(
+        self, item_id: int, k: int = 10, course: CourseId | None = None
+    ) -> list[Recommendation]:
         """Items often opened by the same learners (co-visit), then follow-ups, then same type."""
         run, i = self._locate(item_id, course)
         chosen: list[tuple[int, float, str]] = []
@@ -444,7 +476,7 @@ class Recommender:
                     chosen.append((int(j), 0.0, f"same kind of content ({kind})"))
         return [Recommendation(int(run.item_ids[j]), v, r, name) for j, v, r in chosen]
 
-    def _locate(self, item_id: int, course) -> tuple[CourseRun, int]:
+    def _locate(self, item_id: int, course: CourseId | None) -> tuple[CourseRun, int]:
         if course is not None:
             run = self._run(course)
             if int(item_id) not in run.item_index:
@@ -463,7 +495,7 @@ class Recommender:
 
     # ------------------------------------------------------------------ state
 
-    def to_state(self) -> tuple[dict[str, torch.Tensor], dict]:
+    def to_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         tensors: dict[str, torch.Tensor] = {
             f"net.{k}": v.detach().clone() for k, v in self.net.state_dict().items()
         }
@@ -524,7 +556,7 @@ class Recommender:
         return tensors, config
 
     @classmethod
-    def from_state(cls, tensors: dict[str, torch.Tensor], config: dict) -> Recommender:
+    def from_state(cls, tensors: dict[str, torch.Tensor], config: dict[str, Any]) -> Recommender:
         if config.get("format") != STATE_FORMAT:
             raise ValueError(f"not a recommender state (format {config.get('format')!r})")
         vocab = list(config["type_vocab"])

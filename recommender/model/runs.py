@@ -5,7 +5,9 @@ and what training slices at past days.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -42,6 +44,9 @@ def type_vocabulary(items: pd.DataFrame) -> list[str]:
     return [OTHER_TYPE, *sorted({str(t) for t in items["activity_type"].dropna().unique()})]
 
 
+CourseId = str | int  # a course run's id: the OULAD key (str) or a Course pk (int)
+
+
 @dataclass
 class RawRows:
     """Click rows of one run before the as-of day, with row indices instead of ids."""
@@ -54,7 +59,7 @@ class RawRows:
 
 @dataclass
 class CourseRun:
-    course_id: str | int
+    course_id: CourseId
     item_ids: np.ndarray  # (n_items,) int64
     item_type: np.ndarray  # (n_items,) int64 into the type vocabulary
     week_from: np.ndarray  # (n_items,) float64, NaN = unknown
@@ -68,8 +73,8 @@ class CourseRun:
     raw: RawRows | None = None  # training only
     follow_all: FollowPairs | None = None  # training only
     _offsets: np.ndarray | None = field(default=None, repr=False)
-    _item_index: dict | None = field(default=None, repr=False)
-    _learner_index: dict | None = field(default=None, repr=False)
+    _item_index: dict[int, int] | None = field(default=None, repr=False)
+    _learner_index: dict[int, int] | None = field(default=None, repr=False)
 
     @property
     def n_items(self) -> int:
@@ -86,13 +91,13 @@ class CourseRun:
         return self._offsets
 
     @property
-    def item_index(self) -> dict:
+    def item_index(self) -> dict[int, int]:
         if self._item_index is None:
             self._item_index = {int(v): i for i, v in enumerate(self.item_ids)}
         return self._item_index
 
     @property
-    def learner_index(self) -> dict:
+    def learner_index(self) -> dict[int, int]:
         if self._learner_index is None:
             self._learner_index = {int(v): i for i, v in enumerate(self.learner_ids)}
         return self._learner_index
@@ -102,7 +107,7 @@ class CourseRun:
 
 
 def build_run(
-    course_id,
+    course_id: CourseId,
     items: pd.DataFrame,
     clicks: pd.DataFrame,
     as_of: int,
@@ -166,13 +171,13 @@ def build_run(
 
 def build_runs(
     data: LearningData,
-    as_of_day: int | dict,
+    as_of_day: int | dict[Any, int],  # one day, or one per course id
     type_vocab: list[str],
     half_life_days: float,
     follow_window: int,
     neighbours: int,
     keep_raw: bool = False,
-    course_ids: list | None = None,
+    course_ids: Sequence[CourseId] | None = None,
     horizon_days: int | None = None,
 ) -> list[CourseRun]:
     """Every course run of `data` (or those asked), in course_id order."""

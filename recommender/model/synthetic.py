@@ -12,6 +12,8 @@ position on the course timeline can find and the cohort's recent popularity
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
@@ -24,6 +26,10 @@ from eduplatform.ml.data import (
     LearningData,
 )
 
+if TYPE_CHECKING:
+    from recommender.model.predictor import Recommender
+    from recommender.model.train import TrainConfig
+
 TYPES = ("resource", "oucontent", "url", "quiz", "subpage")
 HUB_TYPES = ("homepage", "forumng")
 
@@ -33,7 +39,7 @@ def synthetic_learning_data(
     n_learners: int = 200,
     n_days: int = 70,
     seed: int = 0,
-    course_ids: tuple = ("SYN_2024A",),
+    course_ids: tuple[str, ...] = ("SYN_2024A",),
     n_hubs: int = 2,
     p_visit: float = 0.8,
     max_lag_weeks: int = 3,
@@ -144,8 +150,8 @@ def build_synthetic(
     n_learners: int = 2000,
     n_days: int = 70,
     train: bool = False,
-    config=None,
-):
+    config: TrainConfig | None = None,
+) -> Recommender:
     """A `Recommender` over one synthetic course run of `n_items` items.
 
     For benchmarks of serving speed and size (e.g. the compression step at

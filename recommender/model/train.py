@@ -12,7 +12,9 @@ for a fixed thread count.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any, TypeAlias
 
 import numpy as np
 import torch
@@ -21,6 +23,7 @@ from recommender.model.features import (
     N_LEARNER_FEATURES,
     N_PAIR_FEATURES,
     ItemGraph,
+    LearnerBatch,
     covisit_neighbours,
     follow_neighbours,
     item_features,
@@ -59,13 +62,13 @@ class TrainConfig:
     warm_fraction: float = 0.5
     warm_lr: float = 1e-3
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["cutoff_offsets"] = list(self.cutoff_offsets)
         return out
 
     @classmethod
-    def from_dict(cls, values: dict) -> TrainConfig:
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
         if "cutoff_offsets" in known:
             known["cutoff_offsets"] = tuple(known["cutoff_offsets"])
@@ -86,7 +89,7 @@ class Snapshot:
     pairs: PairTable
     offsets: np.ndarray
     learners: np.ndarray  # rows with at least one target
-    targets: dict = field(default_factory=dict)  # learner row -> item rows
+    targets: dict[int, np.ndarray] = field(default_factory=dict)  # learner row -> item rows
 
 
 def snapshot(run: CourseRun, t: int, config: TrainConfig, n_types: int) -> Snapshot | None:
@@ -129,7 +132,11 @@ def snapshot(run: CourseRun, t: int, config: TrainConfig, n_types: int) -> Snaps
     )
 
 
-def batch_inputs(s: Snapshot, learners: np.ndarray, n_types: int):
+# (learner batch, pair features, targets) of one replay batch
+BatchInputs: TypeAlias = tuple[LearnerBatch, torch.Tensor, torch.Tensor]
+
+
+def batch_inputs(s: Snapshot, learners: np.ndarray, n_types: int) -> BatchInputs:
     lb = learner_batch(s.pairs, learners, s.run.n_items, s.t, s.offsets)
     px = pair_features(lb, s.graph, s.item_type, n_types, s.center, s.center_known)
     target = torch.zeros(len(learners), s.run.n_items, dtype=torch.bool)
@@ -145,7 +152,12 @@ class AdamW:
     (seconds of a training budget measured in tens of seconds).
     """
 
-    def __init__(self, groups: list[dict], betas=(0.9, 0.999), eps: float = 1e-8) -> None:
+    def __init__(
+        self,
+        groups: list[dict[str, Any]],
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
         self.groups = groups
         self.betas = betas
         self.eps = eps
@@ -182,7 +194,8 @@ def one_cycle_lr(step: int, total: int, peak: float, warmup: float = 0.1) -> flo
     if step < w:
         return peak * (step + 1) / w
     progress = (step - w) / max(total - w, 1)
-    return peak * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * min(progress, 1.0))))
+    lr: float = peak * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * min(progress, 1.0))))
+    return lr
 
 
 def sample_candidates(
@@ -227,7 +240,7 @@ class WarmStart:
 
 def apply_warm_start(
     net: ScoringNet, warm: WarmStart, runs: list[CourseRun], type_vocab: list[str]
-) -> dict | None:
+) -> dict[str, int] | None:
     """Copy `warm`'s weights into the fresh `net`; None (nothing copied) when the schemas differ.
 
     1. The activity-type vocabulary and every dense layer's shape must match
@@ -266,7 +279,7 @@ def apply_warm_start(
 
 
 def replay_loss(
-    net: ScoringNet, s: Snapshot, inputs: tuple, config: TrainConfig, gen: torch.Generator
+    net: ScoringNet, s: Snapshot, inputs: BatchInputs, config: TrainConfig, gen: torch.Generator
 ) -> torch.Tensor:
     """The ranking loss of one replay batch (`inputs` from `batch_inputs`), over a sampled
     candidate subset when the run has more than `config.train_candidates` items."""
@@ -287,10 +300,10 @@ def train_net(
     runs: list[CourseRun],
     n_types: int,
     config: TrainConfig,
-    log=None,
+    log: Callable[[str], None] | None = None,
     warm_start: WarmStart | None = None,
     type_vocab: list[str] | None = None,
-) -> tuple[ScoringNet, dict]:
+) -> tuple[ScoringNet, dict[str, Any]]:
     """Fit the scoring network on past-day replays of `runs`; returns (net, stats).
 
     With `warm_start` (and the `type_vocab` of `runs`), the network starts from the
@@ -311,10 +324,10 @@ def _train_net(
     runs: list[CourseRun],
     n_types: int,
     config: TrainConfig,
-    log=None,
+    log: Callable[[str], None] | None = None,
     warm_start: WarmStart | None = None,
     type_vocab: list[str] | None = None,
-) -> tuple[ScoringNet, dict]:
+) -> tuple[ScoringNet, dict[str, Any]]:
     started = time.perf_counter()
     cpu_started = time.process_time()
     torch.set_flush_denormal(True)  # tiny Adam moments of rare embeddings are slow as denormals
@@ -353,7 +366,7 @@ def _train_net(
         keep = max(1, round(len(batches) * config.warm_fraction))
         batches = [batches[i] for i in np.sort(rng.choice(len(batches), keep, replace=False))]
         peak_lr = config.warm_lr
-    cache: dict[int, tuple] = {}
+    cache: dict[int, BatchInputs] = {}
     prep_s = time.perf_counter() - started
     emb_params = [p for n, p in net.named_parameters() if "emb" in n]
     other = [p for n, p in net.named_parameters() if "emb" not in n]
@@ -378,7 +391,7 @@ def _train_net(
                 cache[bi] = batch_inputs(s, learners, n_types)
             loss = replay_loss(net, s, cache[bi], config, gen)
             opt.zero_grad()
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]  # unannotated in torch 2.13
             opt.step(one_cycle_lr(step, total_steps, peak_lr))
             step += 1
             total += float(loss.detach())

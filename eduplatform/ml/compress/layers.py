@@ -26,6 +26,7 @@ Int8Embedding modes
 from __future__ import annotations
 
 import warnings
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -41,7 +42,9 @@ EMBEDDING_MODES = ("dequant", "gather")
 _FP16_TINY = float(torch.finfo(torch.float16).tiny)
 
 
-def linear_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
+def linear_forward(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
     """``F.linear``, computed as ``(W x^T)^T`` for narrow layers over many rows.
 
     The result is a (non-contiguous) view with the usual shape; values agree with
@@ -173,20 +176,23 @@ class Int8Linear(nn.Module):
         else:
             self._prepared = self.qweight.t().contiguous()
 
-    def _load_from_state_dict(self, *args, **kwargs):
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
         super()._load_from_state_dict(*args, **kwargs)
         self.prepare()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.backend == "dequant":
-            return linear_forward(x, self._prepared, self.bias)  # type: ignore[arg-type]
+            return linear_forward(x, cast(torch.Tensor, self._prepared), self.bias)
         if self.backend == "ao_dynamic":
-            return torch.ops.quantized.linear_dynamic(x.contiguous(), self._prepared, True)
+            out: torch.Tensor = torch.ops.quantized.linear_dynamic(
+                x.contiguous(), self._prepared, True
+            )
+            return out
         shape = x.shape
         x2 = x.reshape(-1, shape[-1])
         sx = (x2.abs().amax(dim=1, keepdim=True) / 127.0).clamp_min(1e-12)
         xq = torch.round(x2 / sx).clamp_(-127, 127).to(torch.int8)
-        y = torch._int_mm(xq, self._prepared).float() * sx * self.scale  # type: ignore[arg-type]
+        y = torch._int_mm(xq, cast(torch.Tensor, self._prepared)).float() * sx * self.scale
         if self.bias is not None:
             y = y + self.bias
         return y.reshape(*shape[:-1], self.out_features)
@@ -257,7 +263,7 @@ class Int8Embedding(nn.Module):
             self._values = self.int_values()
             self._scale_col = self.scale.float().unsqueeze(1)
 
-    def _load_from_state_dict(self, *args, **kwargs):
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
         super()._load_from_state_dict(*args, **kwargs)
         self.prepare()
 
@@ -303,7 +309,8 @@ class LowRankLinear(nn.Module):
         return layer
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.second(self.first(x))
+        y: torch.Tensor = self.second(self.first(x))
+        return y
 
 
 class LowRankEmbedding(nn.Module):
@@ -328,11 +335,13 @@ class LowRankEmbedding(nn.Module):
         return layer
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        return self.proj(self.table(idx))
+        rows: torch.Tensor = self.proj(self.table(idx))
+        return rows
 
     @property
     def weight(self) -> torch.Tensor:
-        return self.proj(self.table.weight)
+        table: torch.Tensor = self.proj(self.table.weight)
+        return table
 
 
 def get_submodule(root: nn.Module, path: str) -> nn.Module:

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -56,7 +56,7 @@ VARIANTS = (
     "structured+quantized",
     "low-rank+quantized",
 )
-Inputs = tuple
+Inputs = tuple[Any, ...]  # positional inputs of a module (tensors, cached parts, ...)
 Forward = Callable[[nn.Module, Inputs], Any]
 Prepare = Callable[[nn.Module, Inputs], Inputs]
 
@@ -93,11 +93,11 @@ class SelectionPolicy:
     candidates: tuple[str, ...] | None = None  # None: every built variant
 
     @classmethod
-    def churn(cls, **overrides) -> SelectionPolicy:
+    def churn(cls, **overrides: Any) -> SelectionPolicy:
         return cls(**{"metric": "auc", "tolerance": 0.005, "relative": False, **overrides})
 
     @classmethod
-    def recommender(cls, **overrides) -> SelectionPolicy:
+    def recommender(cls, **overrides: Any) -> SelectionPolicy:
         return cls(**{"metric": "ndcg@10", "tolerance": 0.02, "relative": True, **overrides})
 
     def score(self, row: VariantRow) -> float:
@@ -115,13 +115,13 @@ class SelectionPolicy:
             return loss / abs(base) if base else (0.0 if loss <= 0 else math.inf)
         return loss
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["candidates"] = None if self.candidates is None else list(self.candidates)
         return d
 
     @classmethod
-    def from_dict(cls, values: dict) -> SelectionPolicy:
+    def from_dict(cls, values: dict[str, Any]) -> SelectionPolicy:
         known = {f.name for f in fields(cls)}
         kw = {k: v for k, v in values.items() if k in known}
         if kw.get("candidates") is not None:
@@ -150,17 +150,17 @@ class CompressionSettings:
     warmup: int = 2
 
     @classmethod
-    def churn(cls, **overrides) -> CompressionSettings:
+    def churn(cls, **overrides: Any) -> CompressionSettings:
         """Half of the hidden units: a quarter lost 0.008 AUC on OULAD (docs/compression.md)."""
         return cls(**{"structured_keep": 0.5, **overrides})
 
     @classmethod
-    def recommender(cls, **overrides) -> CompressionSettings:
+    def recommender(cls, **overrides: Any) -> CompressionSettings:
         """A quarter of the hidden units and embedding dimensions: no NDCG@10 loss on
         OULAD after distillation, and the scoring cost is mostly those widths."""
         return cls(**{"structured_keep": 0.25, **overrides})
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["variants"] = list(self.variants)
         d["linear_backend_resolved"] = resolve_linear_backend(self.linear_backend)
@@ -193,7 +193,7 @@ class VariantRow:
     def eligible(self) -> bool:
         return self.quality_ok and self.latency_ok
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         d = {k: _clean(v) for k, v in asdict(self).items()}
         d["eligible"] = self.eligible
         return d
@@ -233,25 +233,30 @@ class CompressionResult:
         """(tensors, config) of the chosen module (`load_variant` rebuilds it)."""
         return variant_state(self.module, {"variant": self.chosen})
 
-    def to_dict(self) -> dict:
-        return _clean(
-            {
-                "chosen": self.chosen,
-                "reason": self.reason,
-                "metric": self.policy.metric,
-                "policy": self.policy.to_dict(),
-                "settings": self.settings.to_dict(),
-                "variants": [r.to_dict() for r in self.rows],
-                "environment": self.environment,
-                **({"extra": self.extra} if self.extra else {}),
-            }
+    def to_dict(self) -> dict[str, Any]:
+        return cast(
+            dict[str, Any],
+            _clean(
+                {
+                    "chosen": self.chosen,
+                    "reason": self.reason,
+                    "metric": self.policy.metric,
+                    "policy": self.policy.to_dict(),
+                    "settings": self.settings.to_dict(),
+                    "variants": [r.to_dict() for r in self.rows],
+                    "environment": self.environment,
+                    **({"extra": self.extra} if self.extra else {}),
+                }
+            ),
         )
 
     def table(self) -> str:
         return format_table(self)
 
 
-def _clean(v):
+def _clean(v: object) -> Any:
+    """`v` as JSON-ready values: non-finite floats -> None, tuples -> lists, numpy scalars
+    -> Python ones, dict keys -> str."""
     if isinstance(v, float):
         return None if not math.isfinite(v) else v
     if isinstance(v, dict):
@@ -323,7 +328,7 @@ def artifact_size(tensors: dict[str, torch.Tensor], config: dict[str, Any]) -> i
         return path.stat().st_size
 
 
-def _default_forward(module: nn.Module, inputs: Inputs):
+def _default_forward(module: nn.Module, inputs: Inputs) -> Any:
     return module(*inputs)
 
 
@@ -454,7 +459,8 @@ def compress_model(
     groups: list[UnitGroup] | None = None,
     forward: Forward | None = None,
     prepare_inputs: Prepare | None = None,
-    serving_state: Callable[[nn.Module], tuple[dict, dict]] | None = None,
+    serving_state: Callable[[nn.Module], tuple[dict[str, torch.Tensor], dict[str, Any]]]
+    | None = None,
     log: Callable[[str], None] | None = None,
 ) -> CompressionResult:
     """Build, save, time and score every variant; choose one by `policy`.

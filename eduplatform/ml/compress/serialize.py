@@ -106,7 +106,7 @@ def _layer_kind(m: nn.Module) -> str | None:
     return kinds.get(type(m))
 
 
-def _spec_and_tensors(m: nn.Module, kind: str) -> tuple[dict, dict[str, torch.Tensor]]:
+def _spec_and_tensors(m: nn.Module, kind: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     # `kind` is `_layer_kind(m)`, an exact type match: the asserts only narrow for mypy
     spec: dict[str, Any]
     ts: dict[str, torch.Tensor]
@@ -157,7 +157,7 @@ def _spec_and_tensors(m: nn.Module, kind: str) -> tuple[dict, dict[str, torch.Te
     raise ValueError(kind)
 
 
-def _build_layer(spec: dict) -> nn.Module:
+def _build_layer(spec: dict[str, Any]) -> nn.Module:
     kind = spec["type"]
     if kind == "linear":
         return nn.Linear(spec["in"], spec["out"], bias=spec["bias"])

@@ -80,7 +80,9 @@ def course_keys(frame: pd.DataFrame) -> pd.Series:
     return frame["code_module"].str.cat(frame["code_presentation"], sep="_")
 
 
-def _read(path: Path, table: str, dtype: dict | None = None, engine: str = "c") -> pd.DataFrame:
+def _read(
+    path: Path, table: str, dtype: dict[str, str] | None = None, engine: str = "c"
+) -> pd.DataFrame:
     if not path.exists():
         raise OuladFormatError(f"{path}: file not found")
     try:
