@@ -71,7 +71,7 @@ class BoundedCache:
         with self._lock:
             self._items.pop(key, None)
 
-    def discard_where(self, predicate: Callable[[Hashable], bool]) -> None:
+    def discard_where(self, predicate: Callable[[Any], bool]) -> None:
         """Drop every entry whose key matches (e.g. older days of the same run)."""
         with self._lock:
             for key in [k for k in self._items if predicate(k)]:

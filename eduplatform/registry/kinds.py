@@ -16,6 +16,7 @@ from eduplatform.ml.artifacts import Artifact
 
 if TYPE_CHECKING:
     import torch
+    from django_stubs_ext import StrOrPromise
 
     from eduplatform.ml.compress import CompressionResult, CompressionSettings, SelectionPolicy
     from eduplatform.ml.data import LearningData
@@ -91,7 +92,7 @@ class KindInfo:
 
     name: str
     module: str
-    title: str
+    title: StrOrPromise  # a lazy translation string
     order: int
 
 
@@ -107,7 +108,7 @@ def register_kind(kind: ModelKind) -> None:
 
 
 def register_kind_module(
-    name: str, module: str, *, title: str | None = None, order: int = 100
+    name: str, module: str, *, title: StrOrPromise | None = None, order: int = 100
 ) -> None:
     """Kind `name` is `module.KIND`, imported when the kind is first asked for.
 
@@ -147,6 +148,6 @@ def kind_names() -> list[str]:
     return sorted(names, key=lambda n: (_MODULES[n].order if n in _MODULES else 1_000, n))
 
 
-def kind_title(name: str) -> str:
+def kind_title(name: str) -> StrOrPromise:
     info = _MODULES.get(name)
     return info.title if info is not None else f"{name.title()} model"
