@@ -80,7 +80,7 @@ def course_keys(frame: pd.DataFrame) -> pd.Series:
     return frame["code_module"].str.cat(frame["code_presentation"], sep="_")
 
 
-def _read(
+def read_table(
     path: Path, table: str, dtype: dict[str, str] | None = None, engine: str = "c"
 ) -> pd.DataFrame:
     if not path.exists():
@@ -100,7 +100,7 @@ def _read(
     return frame
 
 
-def _require_numeric(frame: pd.DataFrame, path: Path, columns: list[str], nullable: bool) -> None:
+def require_numeric(frame: pd.DataFrame, path: Path, columns: list[str], nullable: bool) -> None:
     for column in columns:
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = values.isna() & (frame[column].notna() if nullable else True)
@@ -146,15 +146,13 @@ def iter_student_vle(folder: Path, course_ids: set[str] | None = None) -> Iterat
     for key, path in vle_files(folder):
         if key != "*" and course_ids is not None and key not in course_ids:
             continue
-        frame = _read(
+        frame = read_table(
             path,
             "studentVle",
             dtype={"code_module": "string", "code_presentation": "string"},
             engine="pyarrow",
         )
-        _require_numeric(
-            frame, path, ["id_student", "id_site", "date", "sum_click"], nullable=False
-        )
+        require_numeric(frame, path, ["id_student", "id_site", "date", "sum_click"], nullable=False)
         keys = course_keys(frame)
         for course_id, part in frame.groupby(keys, sort=True):
             if course_ids is not None and course_id not in course_ids:
@@ -177,12 +175,12 @@ def read_tables(folder: Path) -> dict[str, pd.DataFrame]:
         raise OuladFormatError(f"{folder}: not a directory")
     text = {"code_module": "string", "code_presentation": "string"}
     tables = {
-        "courses": _read(folder / "courses.csv", "courses", dtype=text),
-        "assessments": _read(
+        "courses": read_table(folder / "courses.csv", "courses", dtype=text),
+        "assessments": read_table(
             folder / "assessments.csv", "assessments", dtype={**text, "assessment_type": "string"}
         ),
-        "vle": _read(folder / "vle.csv", "vle", dtype={**text, "activity_type": "string"}),
-        "studentInfo": _read(
+        "vle": read_table(folder / "vle.csv", "vle", dtype={**text, "activity_type": "string"}),
+        "studentInfo": read_table(
             folder / "studentInfo.csv",
             "studentInfo",
             dtype={
@@ -196,10 +194,10 @@ def read_tables(folder: Path) -> dict[str, pd.DataFrame]:
                 "final_result": "string",
             },
         ),
-        "studentRegistration": _read(
+        "studentRegistration": read_table(
             folder / "studentRegistration.csv", "studentRegistration", dtype=text
         ),
-        "studentAssessment": _read(folder / "studentAssessment.csv", "studentAssessment"),
+        "studentAssessment": read_table(folder / "studentAssessment.csv", "studentAssessment"),
     }
     checks = {
         "courses": (["module_presentation_length"], False),
@@ -213,7 +211,7 @@ def read_tables(folder: Path) -> dict[str, pd.DataFrame]:
         ),
     }
     for name, (columns, nullable) in checks.items():
-        _require_numeric(tables[name], folder / f"{name}.csv", columns, nullable)
+        require_numeric(tables[name], folder / f"{name}.csv", columns, nullable)
     for name in ("assessments", "vle", "studentInfo", "studentAssessment", "studentRegistration"):
         frame = tables[name]
         for column in ("id_assessment", "id_student", "id_site"):
