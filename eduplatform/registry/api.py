@@ -67,6 +67,10 @@ def _unknown_kind(kind: str) -> Response | None:
 
 
 class VersionsView(APIView):
+    # Versions name validation runs, their churn rates and who triggered them: admins only
+    # (the README's promise; any authenticated token could read them before).
+    permission_classes = [IsPlatformAdmin]
+
     @extend_schema(responses=ModelVersionSerializer(many=True), summary="List model versions")
     def get(self, request: Request, kind: str) -> Response:
         if (error := _unknown_kind(kind)) is not None:

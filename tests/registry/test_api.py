@@ -51,8 +51,33 @@ def test_bad_requests(dummy_kind, admin):
 def test_only_admins_operate_models(dummy_kind, analyst):
     assert analyst.post("/api/v1/models/dummy/retrain", {}, format="json").status_code == 403
     assert analyst.post("/api/v1/models/dummy/rollback", {}, format="json").status_code == 403
-    assert analyst.get("/api/v1/models/dummy/versions").status_code == 200
     assert APIClient().get("/api/v1/models/dummy/versions").status_code == 401
+
+
+@pytest.mark.parametrize("role", ["analyst", "instructor", "no role"])
+def test_only_admins_read_the_versions(dummy_kind, role):
+    """Versions name validation runs, their churn rates and who triggered them (#24 item 1)."""
+    from django.contrib.auth.models import Group
+    from rest_framework.authtoken.models import Token
+
+    from tests.factories import UserFactory
+
+    user = UserFactory(username=f"user-{role.replace(' ', '-')}")
+    if role == "analyst":
+        user.groups.add(Group.objects.get_or_create(name="analyst")[0])
+    if role == "instructor":
+        from tests.factories import CourseFactory
+
+        CourseFactory().instructors.add(user)
+    services.model_version_start(kind="dummy", triggered_by="someone")
+    by_token = APIClient()
+    by_token.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    by_session = APIClient()
+    by_session.force_login(user)
+    for client in (by_token, by_session):
+        response = client.get("/api/v1/models/dummy/versions")
+        assert response.status_code == 403
+        assert "someone" not in response.content.decode()
 
 
 def test_concurrent_retrain_conflicts(dummy_kind, admin):
