@@ -9,10 +9,19 @@ from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView
 from django.db.models import Q, Sum
+from django.utils.translation import gettext_lazy as _
 
 
 class CaptchaAuthenticationForm(AuthenticationForm):
-    captcha = CaptchaField(label="Type the letters in the picture")
+    captcha = CaptchaField(label=_("Type the letters in the picture"))
+
+    def clean(self) -> dict[str, Any]:
+        # The captcha is checked before the password: with a wrong or missing answer the
+        # password is never tried, so the page is the same whatever the password was
+        # (otherwise the captcha error alone would say "right password").
+        if "captcha" in self.errors:
+            return self.cleaned_data
+        return super().clean()
 
 
 def recent_failures(*, username: str, ip_address: str) -> int:

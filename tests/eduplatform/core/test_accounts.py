@@ -36,6 +36,34 @@ def test_captcha_appears_after_the_first_failures():
     assert post_login("10.0.0.1", "ana", PASSWORD, captcha=True).status_code == 302
 
 
+def test_captcha_is_checked_before_the_password(monkeypatch):
+    """A wrong captcha answer gets the same page with the right or a wrong password (#24)."""
+    from captcha.conf import settings as captcha_settings
+    from captcha.models import CaptchaStore
+
+    monkeypatch.setattr(captcha_settings, "CAPTCHA_TEST_MODE", False)  # a real check
+    UserFactory(username="ana")
+    for _ in range(2):
+        post_login("10.0.0.9", "ana", "wrong")
+
+    def attempt(password: str, answer: str) -> tuple[int, str]:
+        key = CaptchaStore.generate_key()
+        data = {"username": "ana", "password": password, "captcha_0": key, "captcha_1": answer}
+        response = Client(REMOTE_ADDR="10.0.0.9").post("/accounts/login/", data)
+        return response.status_code, response.context["form"].errors.as_json()
+
+    right = attempt(PASSWORD, "wrong answer")
+    wrong = attempt("not-the-password", "wrong answer")
+    assert right[0] == wrong[0] == 200
+    assert right[1] == wrong[1]
+    assert "captcha" in right[1] and "__all__" not in right[1]
+    # The right answer with the right password logs in.
+    key = CaptchaStore.generate_key()
+    answer = CaptchaStore.objects.get(hashkey=key).response
+    data = {"username": "ana", "password": PASSWORD, "captcha_0": key, "captcha_1": answer}
+    assert Client(REMOTE_ADDR="10.0.0.9").post("/accounts/login/", data).status_code == 302
+
+
 def test_lockout_is_per_username_and_ip():
     UserFactory(username="ana")
     UserFactory(username="ben")
