@@ -26,6 +26,7 @@ from analytics.pages.quality import data_quality_page
 from analytics.pages.segments import segments_page
 from analytics.selectors.learner_table import LearnerTableQuery
 from eduplatform.core import access
+from eduplatform.core.inputs import ascii_int
 
 
 def _render(request: HttpRequest, template: str, context: dict[str, Any]) -> HttpResponse:
@@ -100,10 +101,7 @@ def course_export(request: HttpRequest, course_id: int) -> StreamingHttpResponse
 @login_required
 def course_segments(request: HttpRequest, course_id: int) -> HttpResponse:
     course = access.get_course_for_user(request.user, course_id)
-    try:
-        k: int | None = int(request.GET.get("k", ""))
-    except ValueError:
-        k = None
+    k = ascii_int(request.GET.get("k"))
     if k is not None and not 2 <= k <= 6:
         k = None
     context = segments_page(request.user, course, timezone.localdate(), k)

@@ -3,18 +3,18 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers
 from rest_framework.request import Request
 
 from analytics.activity_stamps import stamps_read
 from analytics.models import Course, Learner
+from eduplatform.core.inputs import AsciiIntegerField
 from eduplatform.core.prediction_api import PredictionQuery, PredictionView
 from eduplatform.core.throttles import Read
 from recommender.selectors import live_recommendations
 
 
 class RecommendationQuery(PredictionQuery):
-    k = serializers.IntegerField(min_value=1, max_value=50, default=10)
+    k = AsciiIntegerField(min_value=1, max_value=50, default=10)
 
 
 class RecommendationsView(PredictionView):

@@ -33,11 +33,12 @@ from rest_framework.views import APIView
 
 from analytics.models import Course, Enrollment, Learner
 from eduplatform.core import access, authcache, throttles
+from eduplatform.core.inputs import AsciiIntegerField
 from eduplatform.core.throttles import PredictionBudgetThrottle, TokenRateThrottle
 
 
 class PredictionQuery(serializers.Serializer):
-    course = serializers.IntegerField(min_value=1)
+    course = AsciiIntegerField(min_value=1)
 
 
 class _Compiled:
@@ -256,7 +257,7 @@ def plain_integers(query_class: type[serializers.Serializer], params: Any) -> di
     if spec == ():
         fields = query_class().fields
         spec = None
-        if all(type(f) is serializers.IntegerField for f in fields.values()):
+        if all(isinstance(f, AsciiIntegerField) for f in fields.values()):
             spec = [(name, f.min_value, f.max_value, f.default) for name, f in fields.items()]
         _INTEGER_FIELDS[query_class] = spec
     if spec is None:

@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from eduplatform.core.inputs import AsciiIntegerField
 from eduplatform.registry import services
 from eduplatform.registry.kinds import kind_names
 from eduplatform.registry.models import ModelVersion
@@ -50,7 +51,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
 
 
 class VersionInput(serializers.Serializer):
-    version = serializers.IntegerField(min_value=1, required=False)
+    version = AsciiIntegerField(min_value=1, required=False)
 
 
 class RetrainInput(serializers.Serializer):

@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from rest_framework import serializers
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import AuthenticationFailed
@@ -171,3 +172,41 @@ def test_plain_integer_fast_path_agrees_with_the_serializer(course, k) -> None:
         elif course is not None and course.isascii() and course.isdigit() and int(course) >= 1:
             # Only out-of-range or odd k (or an over-long id) leaves the fast path here.
             assert query_class is RecommendationQuery or len(course) > 9
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "course={course}&k=\u0665",  # Arabic-Indic five
+        "course={course}&k= 5",
+        "course=\uff11",  # full-width one
+        "course= {course}",
+    ],
+)
+def test_numbers_in_the_query_are_ascii_digits_only(world: World, query: str) -> None:
+    """#24 item 6: Unicode digits and padded numbers are a 400 naming the field."""
+    learner = world.learners[world.course_a.code][-2]
+    url = f"/api/v1/learners/{learner.pseudonym}/recommendations?" + query.format(
+        course=world.course_a.pk
+    )
+    response = api(world.admin).get(url)
+    assert response.status_code == 400, response.content
+    field = "k" if "k=" in query else "course"
+    assert field in response.json()
+
+
+@pytest.mark.parametrize("raw", ["\u0665", "\uff11", " 5", "5 ", "+5", "-5", "", "1" * 10, "5.0"])
+def test_ascii_int_refuses_anything_but_plain_digits(raw: str) -> None:
+    from eduplatform.core.inputs import AsciiIntegerField, ascii_int
+
+    assert ascii_int(raw) is None
+    with pytest.raises(serializers.ValidationError):
+        AsciiIntegerField().run_validation(raw)
+
+
+def test_ascii_int_takes_plain_digits() -> None:
+    from eduplatform.core.inputs import AsciiIntegerField, ascii_int
+
+    assert ascii_int("0042") == 42
+    assert AsciiIntegerField(min_value=1).run_validation("7") == 7
+    assert AsciiIntegerField().run_validation(7) == 7  # a JSON number
