@@ -1,7 +1,7 @@
 """Input boundary helpers shared by every API and page: integers from query strings.
 
-Python's ``int()`` and DRF's ``IntegerField`` accept any Unicode decimal digit ("٥",
-full-width "１") and surrounding blanks (" 5"); a URL parameter that means a number here
+Python's ``int()`` and DRF's ``IntegerField`` accept any Unicode decimal digit (Arabic-Indic,
+full-width) and surrounding blanks (" 5"); a URL parameter that means a number here
 is plain ASCII digits or it is refused.
 """
 
