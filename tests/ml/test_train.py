@@ -87,19 +87,33 @@ def test_early_stopping_restores_best_epoch():
     assert result.epochs_run == result.best_epoch + 2
     best = max(h.val_score for h in result.history)
     assert result.best_score == pytest.approx(best)
+    # The model holds the best epoch's weights, not the last epoch's: its validation
+    # loss now is the recorded best (#30: a mutant that never restored them passed).
+    from eduplatform.ml.train import evaluate_loss
+
+    assert result.best_epoch < result.epochs_run
+    assert -evaluate_loss(net, TensorDataset(xv, yv), cfg) == pytest.approx(best, rel=1e-5)
+    last = result.history[-1].val_score
+    assert last is not None and last < best
 
 
-def test_pos_weight_and_balanced_sampling_run():
+def test_pos_weight_and_balanced_sampling_push_towards_positives():
+    """Each option moves the mean prediction above the same training without it (#30: a
+    check against the positive rate alone passed with the options switched off)."""
     x, y = _data()
     y = (x[:, 0] > 1.2).float()  # ~12% positives
-    for cfg in (
-        TrainConfig(pos_weight=7.0, max_epochs=2),
-        TrainConfig(balanced_sampling=True, max_epochs=2),
-    ):
+
+    def mean_prediction(cfg: TrainConfig) -> float:
         torch.manual_seed(0)
         net = Net()
         fit(net, TensorDataset(x, y), None, cfg)
-        assert torch.sigmoid(predict(net, (x,))).mean() > y.mean()  # pushed towards positives
+        return float(torch.sigmoid(predict(net, (x,))).mean())
+
+    plain = mean_prediction(TrainConfig(max_epochs=20, lr=0.01))
+    weighted = mean_prediction(TrainConfig(pos_weight=7.0, max_epochs=20, lr=0.01))
+    balanced = mean_prediction(TrainConfig(balanced_sampling=True, max_epochs=20, lr=0.01))
+    assert weighted > plain + 0.1
+    assert balanced > plain + 0.1
 
 
 def test_time_ordered_split_puts_latest_rows_in_validation():
