@@ -48,9 +48,11 @@ def test_rollback_and_promote(dummy_kind):
     retrain(0.70)
     retrain(0.72)
     assert serving.get_served("dummy").version == 2
-    started = time.perf_counter()
+    rows = ModelVersion.objects.count()
     rolled = services.model_version_rollback(kind="dummy")
-    assert time.perf_counter() - started < 1.0
+    # A rollback switches the active row: no retrain, no new version (its speed is a
+    # benchmark's business, not a test's).
+    assert ModelVersion.objects.count() == rows
     assert rolled.version == 1
     assert serving.get_served("dummy").version == 1
     assert services.model_version_promote(kind="dummy", version=2).status == Status.ACTIVE
