@@ -1,3 +1,6 @@
+import hashlib
+import hmac
+
 import pytest
 from cryptography.fernet import Fernet
 from django.db import connection
@@ -8,11 +11,16 @@ from tests.factories import LearnerFactory
 
 
 def test_pseudonyms_are_keyed_and_stable(settings):
+    settings.PSEUDONYM_KEY = "key-one"
     first = pseudonymise("oulad", "11391")
-    assert first == pseudonymise("oulad", "11391")
+    # Exactly the keyed HMAC of (namespace, id), truncated (#30: not just "no name inside").
+    expected = hmac.new(b"key-one", b"oulad\x1f11391", hashlib.sha256).hexdigest()[:24]
+    assert first == expected == pseudonymise("oulad", "11391")
     assert first != pseudonymise("demo", "11391")
     settings.PSEUDONYM_KEY = "another-key"
     assert pseudonymise("oulad", "11391") != first
+    unkeyed = hashlib.sha256(b"oulad\x1f11391").hexdigest()[:24]
+    assert unkeyed not in (first, pseudonymise("oulad", "11391"))
 
 
 @pytest.mark.django_db
