@@ -5,10 +5,12 @@ from rest_framework.permissions import AllowAny
 
 from analytics.ingest.api import XapiStatementsView
 from eduplatform.core.accounts import HardenedLoginView
-from eduplatform.core.health import healthz
+from eduplatform.core.api_docs import RedocView, SwaggerUIView
+from eduplatform.core.health import healthz, readyz
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("accounts/login/", HardenedLoginView.as_view(), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
@@ -19,6 +21,8 @@ urlpatterns = [
         SpectacularAPIView.as_view(permission_classes=[AllowAny], authentication_classes=[]),
         name="api-schema",
     ),
+    path("api/v1/docs/", SwaggerUIView.as_view(), name="api-docs"),
+    path("api/v1/redoc/", RedocView.as_view(), name="api-redoc"),
     path("api/v1/", include("analytics.api_urls")),
     path("api/v1/", include("eduplatform.registry.urls")),
     path("api/v1/", include("churn.urls")),

@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "csp",
     "axes",
@@ -149,6 +150,11 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "eduplatform API",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI and Redoc (/api/v1/docs/, /api/v1/redoc/) from drf-spectacular-sidecar's
+    # static files: the CSP allows scripts and styles from our own origin only.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Personal data. FIELD_ENCRYPTION_KEYS: comma-separated Fernet keys, newest

@@ -18,5 +18,19 @@ SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 X_FRAME_OPTIONS = "DENY"
 
+# Static files from the web process itself: WhiteNoise serves what `collectstatic` wrote to
+# STATIC_ROOT, compressed (gzip, brotli when installed) and under content-hashed names with a
+# far-future, immutable Cache-Control (unhashed names get WHITENOISE_MAX_AGE seconds).
+MIDDLEWARE = list(MIDDLEWARE)  # noqa: F405
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+WHITENOISE_MAX_AGE = env_int("STATIC_MAX_AGE", 3600)
+
 LOGGING["formatters"]["json"] = {"()": "eduplatform.core.logs.JsonFormatter"}  # noqa: F405
 LOGGING["handlers"]["console"]["formatter"] = "json"  # noqa: F405
