@@ -1,7 +1,16 @@
+"""The behaviour data in the admin. Learners are erased through the erasure service only."""
+
+from __future__ import annotations
+
+import json
 from typing import Any
 
-from django.contrib import admin
-from django.http import HttpRequest
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 
 from analytics.models import (
     Assessment,
@@ -14,6 +23,9 @@ from analytics.models import (
     LearningEvent,
     Submission,
 )
+from analytics.selectors.learners import learner_export
+from analytics.services import learner_erase
+from eduplatform.core.admin import ReadOnlyAdmin
 
 
 @admin.register(Course)
@@ -34,11 +46,93 @@ class ContentItemAdmin(admin.ModelAdmin):
 
 @admin.register(Learner)
 class LearnerAdmin(admin.ModelAdmin):
+    """Learners, with the data-subject rights as actions.
+
+    "Export" and "erase" call the services behind ``export_learner`` and ``erase_learner``;
+    deleting a learner here (the delete button or the bulk action) is an erasure too, so
+    events, rollups and predictions go with it and the active models are marked for
+    retraining.
+    """
+
     list_display = ["pseudonym", "gender", "age_band", "region", "created_at"]
-    list_filter = ["gender", "age_band", "highest_education"]
+    list_filter = ["gender", "age_band", "highest_education", "region", "enrollments__course"]
     # Names and emails are encrypted: they cannot be searched, by design.
     search_fields = ["=pseudonym"]
     show_full_result_count = False
+    actions = ["export", "erase"]
+
+    @admin.action(description="Export the selected learners' data (JSON)")
+    def export(self, request: HttpRequest, queryset: QuerySet[Learner]) -> HttpResponse:
+        data = {
+            learner.pseudonym: learner_export(pseudonym=learner.pseudonym)
+            for learner in queryset.order_by("pseudonym")
+        }
+        response = HttpResponse(
+            json.dumps(data, cls=DjangoJSONEncoder, indent=2, sort_keys=True) + "\n",
+            content_type="application/json",
+        )
+        name = next(iter(data)) if len(data) == 1 else "learners"
+        response["Content-Disposition"] = f'attachment; filename="export-{name}.json"'
+        return response
+
+    @admin.action(
+        description="Erase the selected learners (all their data)", permissions=["delete"]
+    )
+    def erase(self, request: HttpRequest, queryset: QuerySet[Learner]) -> TemplateResponse | None:
+        if request.POST.get("post") != "yes":
+            return TemplateResponse(
+                request,
+                "admin/analytics/learner/erase_confirmation.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": "Erase learners?",
+                    "opts": self.model._meta,
+                    "learners": list(queryset.order_by("pseudonym")),
+                    "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                },
+            )
+        self.delete_queryset(request, queryset)
+        return None
+
+    def erase_learners(self, request: HttpRequest, pseudonyms: list[str]) -> None:
+        for pseudonym in pseudonyms:
+            result = learner_erase(pseudonym=pseudonym)
+            if result.found:
+                self.message_user(
+                    request,
+                    f"erased {pseudonym}: {result.events} events, {result.rollup_rows} "
+                    f"rollup rows, {result.submissions} submissions, {result.enrollments} "
+                    "enrolments; active models marked for retraining",
+                    messages.SUCCESS,
+                )
+
+    def delete_model(self, request: HttpRequest, obj: Learner) -> None:
+        self.erase_learners(request, [obj.pseudonym])
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Learner]) -> None:
+        self.erase_learners(request, list(queryset.values_list("pseudonym", flat=True)))
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        # "Delete selected" would also erase, but "erase" says what happens.
+        actions.pop("delete_selected", None)
+        return actions
+
+    def get_deleted_objects(
+        self, objs: Any, request: HttpRequest
+    ) -> tuple[list[str], dict[str, int], set[str], list[str]]:
+        """The confirmation page names the learners and what erasure removes.
+
+        Django's default lists every related row (thousands of events) and asks for delete
+        permission on each type, which the read-only event and prediction admins never give.
+        """
+        learners = list(objs)
+        summary = [
+            f"{learner.pseudonym}: personal data, enrolments, submissions, events, daily "
+            "activity and predictions"
+            for learner in learners
+        ]
+        return summary, {str(Learner._meta.verbose_name_plural): len(learners)}, set(), []
 
 
 @admin.register(Enrollment)
@@ -69,21 +163,6 @@ class SubmissionAdmin(admin.ModelAdmin):
     show_full_result_count = False
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Raw behaviour data is written by ingestion only."""
-
-    show_full_result_count = False
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
 @admin.register(LearningEvent)
 class LearningEventAdmin(ReadOnlyAdmin):
     list_display = ["id", "occurred_at", "learner", "course", "item", "verb", "count", "source"]
@@ -105,3 +184,5 @@ class DailyActivityAdmin(ReadOnlyAdmin):
 class ImportRunAdmin(ReadOnlyAdmin):
     list_display = ["course", "source", "events", "finished_at"]
     list_filter = ["source"]
+    search_fields = ["course__code"]
+    list_select_related = ["course"]

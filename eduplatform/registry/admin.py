@@ -1,3 +1,7 @@
+"""Model versions in the admin: rows the registry writes; promote, roll back, retrain."""
+
+from typing import Any
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -20,7 +24,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "created_at",
         "promoted_at",
     ]
-    list_filter = ["kind", "status"]
+    list_filter = ["kind", "status", "served_variant", "retrain_due"]
+    search_fields = ["kind", "triggered_by", "status_reason"]
+    date_hierarchy = "created_at"
     readonly_fields = [f.name for f in ModelVersion._meta.fields]
     actions = ["promote", "rollback_to", "retrain_kind"]
 
@@ -30,6 +36,11 @@ class ModelVersionAdmin(admin.ModelAdmin):
         return f"{score:.4f}" if isinstance(score, (int, float)) else "-"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A version is the registry's record of an artifact and of what served when:
+        # it is retired, never deleted.
         return False
 
     @admin.action(description="Promote the selected version")
