@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import BadRequest
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import Resolver404, resolve
@@ -26,7 +27,7 @@ from analytics.pages.quality import data_quality_page
 from analytics.pages.segments import segments_page
 from analytics.selectors.learner_table import LearnerTableQuery
 from eduplatform.core import access
-from eduplatform.core.inputs import ascii_int
+from eduplatform.core.inputs import ascii_int, storable_text
 
 
 def _render(request: HttpRequest, template: str, context: dict[str, Any]) -> HttpResponse:
@@ -39,6 +40,13 @@ def _render(request: HttpRequest, template: str, context: dict[str, Any]) -> Htt
     except Resolver404:
         context.setdefault("models_url", None)
     return render(request, template, context)
+
+
+def _table_query(request: HttpRequest) -> LearnerTableQuery:
+    """The at-risk table's filters; 400 for text PostgreSQL cannot compare (a NUL)."""
+    if not all(storable_text(v) for _, values in request.GET.lists() for v in values):
+        raise BadRequest("Query parameters must not contain NUL characters.")
+    return LearnerTableQuery.from_params(request.GET)
 
 
 @require_GET
@@ -55,7 +63,7 @@ def overview(request: HttpRequest) -> HttpResponse:
 @login_required
 def course_detail(request: HttpRequest, course_id: int) -> HttpResponse:
     course = access.get_course_for_user(request.user, course_id)
-    query = LearnerTableQuery.from_params(request.GET)
+    query = _table_query(request)
     context = course_page(
         request.user, course, timezone.localdate(), query, request.GET.get("page")
     )
@@ -88,7 +96,7 @@ def _csv_lines(rows: Iterable[Iterable[Any]]) -> Iterator[str]:
 @login_required
 def course_export(request: HttpRequest, course_id: int) -> StreamingHttpResponse:
     course = access.get_course_for_user(request.user, course_id)
-    query = LearnerTableQuery.from_params(request.GET)
+    query = _table_query(request)
     rows = course_csv_rows(course, timezone.localdate(), query)
     response = StreamingHttpResponse(_csv_lines(rows), content_type="text/csv; charset=utf-8")
     filename = f"{course.code}-learners.csv".replace('"', "")

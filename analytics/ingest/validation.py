@@ -8,16 +8,22 @@ which reports them in the same error shape.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
-MAX_FUTURE = dt.timedelta(minutes=5)
+from eduplatform.core.inputs import (
+    event_time_bounds,
+    number_error,
+    parse_event_time,
+    storable_text,
+    text_error,
+)
+
 MAX_COUNT = 100_000
 MAX_DURATION_SECONDS = 24 * 3600.0
+MAX_SCORE = 1e6
 
 
 # Not frozen: a frozen dataclass's __init__ costs ~5 us, a third of validating a
@@ -72,8 +78,9 @@ def _text(
     if not isinstance(value, str) or not value.strip():
         errors.setdefault(name, []).append("Must be a non-empty string.")
         return None
-    if len(value) > max_len:
-        errors.setdefault(name, []).append(f"At most {max_len} characters.")
+    problem = text_error(value, max_len)
+    if problem is not None:
+        errors.setdefault(name, []).append(problem)
         return None
     return value.strip()
 
@@ -84,33 +91,26 @@ def _number(
     value = item.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        errors.setdefault(name, []).append("Must be a finite number.")
-        return None
-    if not low <= value <= high:
-        errors.setdefault(name, []).append(f"Must be between {low:g} and {high:g}.")
+    problem = number_error(value, low, high)
+    if problem is not None:
+        errors.setdefault(name, []).append(problem)
         return None
     return float(value)
 
 
-def parse_timestamp(value: Any, errors: dict[str, list[str]], name: str) -> dt.datetime | None:
-    if not isinstance(value, str):
-        errors.setdefault(name, []).append("Must be an ISO 8601 timestamp string.")
+def parse_timestamp(
+    value: Any,
+    errors: dict[str, list[str]],
+    name: str,
+    bounds: tuple[dt.datetime, dt.datetime] | None = None,
+) -> dt.datetime | None:
+    """`value` as a UTC time within the plausible range (`inputs.event_time_bounds`), or None."""
+    earliest, latest = bounds or event_time_bounds(timezone.now())
+    parsed = parse_event_time(value, earliest, latest)
+    if isinstance(parsed, str):
+        errors.setdefault(name, []).append(parsed)
         return None
-    try:
-        parsed = parse_datetime(value)
-    except ValueError:
-        parsed = None
-    if parsed is None:
-        errors.setdefault(name, []).append("Not a valid ISO 8601 timestamp.")
-        return None
-    if timezone.is_naive(parsed):
-        errors.setdefault(name, []).append("Timestamp must include a timezone offset.")
-        return None
-    if parsed > timezone.now() + MAX_FUTURE:
-        errors.setdefault(name, []).append("Timestamp is in the future.")
-        return None
-    return parsed.astimezone(dt.UTC)
+    return parsed
 
 
 def validate_api_events(
@@ -133,10 +133,10 @@ def validate_api_events(
     events: list[NormalizedEvent] = []
     all_errors: list[dict[str, list[str]] | None] = []
     seen_ids: dict[str, int] = {}
-    latest = timezone.now() + MAX_FUTURE
+    bounds = event_time_bounds(timezone.now())
     prefix = f"{account_homepage}|"
     for index, item in enumerate(payload):
-        fast = _fast_event(item, latest, prefix)
+        fast = _fast_event(item, bounds, prefix)
         if fast is not None and fast.client_event_id not in seen_ids:
             seen_ids[fast.client_event_id] = index
             all_errors.append(None)
@@ -146,7 +146,7 @@ def validate_api_events(
             all_errors.append({"non_field_errors": ["Each event must be a JSON object."]})
             continue
         errors: dict[str, list[str]] = {}
-        event = _checked_event(item, index, seen_ids, account_homepage, errors)
+        event = _checked_event(item, index, seen_ids, account_homepage, errors, bounds)
         all_errors.append(errors or None)
         if event is not None:
             events.append(event)
@@ -161,6 +161,7 @@ def _checked_event(
     seen_ids: dict[str, int],
     account_homepage: str,
     errors: dict[str, list[str]],
+    bounds: tuple[dt.datetime, dt.datetime],
 ) -> NormalizedEvent | None:
     """One item checked field by field, or None with `errors` worded; notes its id in `seen_ids`."""
     unknown = sorted(set(item) - _API_FIELDS)
@@ -179,7 +180,7 @@ def _checked_event(
     verb = _text(item, "verb", errors, 40, required=True)
     occurred = None
     if "occurred_at" in item:
-        occurred = parse_timestamp(item["occurred_at"], errors, "occurred_at")
+        occurred = parse_timestamp(item["occurred_at"], errors, "occurred_at", bounds)
     else:
         errors.setdefault("occurred_at", []).append("This field is required.")
     count_value = item.get("count", 1)
@@ -188,7 +189,7 @@ def _checked_event(
     elif not 1 <= count_value <= MAX_COUNT:
         errors.setdefault("count", []).append(f"Must be between 1 and {MAX_COUNT}.")
     duration = _number(item, "duration_seconds", errors, 0, MAX_DURATION_SECONDS)
-    score = _number(item, "score", errors, -1e6, 1e6)
+    score = _number(item, "score", errors, -MAX_SCORE, MAX_SCORE)
     if errors:
         return None
     assert client_id and learner and course and verb and occurred
@@ -208,7 +209,7 @@ def _checked_event(
 
 def _fast_text(value: Any, max_len: int) -> str | None:
     """The stripped text if `_text` would accept `value`, else None."""
-    if type(value) is not str or len(value) > max_len:
+    if type(value) is not str or len(value) > max_len or not storable_text(value):
         return None
     stripped = value.strip()
     return stripped or None
@@ -224,7 +225,9 @@ def _fast_number(value: Any, low: float, high: float) -> float | bool | None:
     return False
 
 
-def _fast_event(item: Any, latest: dt.datetime, prefix: str) -> NormalizedEvent | None:
+def _fast_event(
+    item: Any, bounds: tuple[dt.datetime, dt.datetime], prefix: str
+) -> NormalizedEvent | None:
     """The event if `item` passes every check of the full path (which is then skipped)."""
     if type(item) is not dict or not item.keys() <= _API_FIELDS:
         return None
@@ -244,7 +247,7 @@ def _fast_event(item: Any, latest: dt.datetime, prefix: str) -> NormalizedEvent 
     if type(count) is not int or not 1 <= count <= MAX_COUNT:
         return None
     duration = _fast_number(get("duration_seconds"), 0, MAX_DURATION_SECONDS)
-    score = _fast_number(get("score"), -1e6, 1e6)
+    score = _fast_number(get("score"), -MAX_SCORE, MAX_SCORE)
     if duration is False or score is False:
         return None
     stamp = get("occurred_at")
@@ -255,7 +258,7 @@ def _fast_event(item: Any, latest: dt.datetime, prefix: str) -> NormalizedEvent 
         occurred = dt.datetime.fromisoformat(stamp)
     except ValueError:
         return None
-    if occurred.utcoffset() is None or occurred > latest:
+    if occurred.utcoffset() is None or not bounds[0] <= occurred <= bounds[1]:
         return None
     return NormalizedEvent(
         client_event_id=client_id,

@@ -16,7 +16,13 @@ from typing import Any
 
 from django.utils import timezone
 
-from analytics.ingest.validation import NormalizedEvent, ValidationFailure, parse_timestamp
+from analytics.ingest.validation import (
+    MAX_SCORE,
+    NormalizedEvent,
+    ValidationFailure,
+    parse_timestamp,
+)
+from eduplatform.core.inputs import number_error, text_error
 
 _DURATION = re.compile(
     r"^P(?:(?P<days>\d+(?:\.\d+)?)D)?"
@@ -25,6 +31,26 @@ _DURATION = re.compile(
 )
 _IRI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:\S+$")
 _MBOX = re.compile(r"^mailto:[^@\s]+@[^@\s]+$")
+# Activity ids are ContentItem.external_id (500 characters); other IRIs get the same bound.
+MAX_IRI = 500
+MAX_NAME = 200
+# A result may cover more than a day (a course attempt), not more than a year.
+MAX_DURATION_SECONDS = 366 * 86400.0
+
+
+def _iri_error(value: Any) -> str | None:
+    """Why `value` is not an IRI the platform can store, or None."""
+    if not isinstance(value, str) or not _IRI.match(value):
+        return "Required IRI."
+    return text_error(value, MAX_IRI)
+
+
+def _text_ok(value: Any, errors: dict[str, list[str]], name: str, max_length: int | None) -> bool:
+    """False (with the error noted) if the string `value` cannot be stored."""
+    problem = text_error(value, max_length) if isinstance(value, str) else None
+    if problem is not None:
+        errors.setdefault(name, []).append(problem)
+    return problem is None
 
 
 def parse_duration(value: str) -> float | None:
@@ -60,6 +86,8 @@ def _agent(actor: Any, errors: dict[str, list[str]]) -> tuple[str, str, str, str
         errors.setdefault("actor", []).append("Only Agent actors are supported.")
         return None
     name = actor["name"] if isinstance(actor.get("name"), str) else ""
+    if not _text_ok(name, errors, "actor.name", MAX_NAME):
+        return None
     mbox = actor.get("mbox")
     account = actor.get("account")
     if (mbox is None) == (account is None):
@@ -68,6 +96,8 @@ def _agent(actor: Any, errors: dict[str, list[str]]) -> tuple[str, str, str, str
     if mbox is not None:
         if not isinstance(mbox, str) or not _MBOX.match(mbox):
             errors.setdefault("actor.mbox", []).append("Must be a mailto: IRI.")
+            return None
+        if not _text_ok(mbox, errors, "actor.mbox", MAX_IRI):
             return None
         email = mbox[len("mailto:") :].lower()
         return "mbox", email, email, name
@@ -79,6 +109,11 @@ def _agent(actor: Any, errors: dict[str, list[str]]) -> tuple[str, str, str, str
         or not account["name"]
     ):
         errors.setdefault("actor.account", []).append("Needs homePage (IRL) and name.")
+        return None
+    if not (
+        _text_ok(account["homePage"], errors, "actor.account.homePage", MAX_IRI)
+        and _text_ok(account["name"], errors, "actor.account.name", MAX_IRI)
+    ):
         return None
     return "account", f"{account['homePage']}|{account['name']}", "", name
 
@@ -101,14 +136,17 @@ def _context_course_iris(statement: dict[str, Any]) -> list[str]:
 
 
 def object_ids(payload: Any) -> set[str]:
-    """Activity ids named by the statements (to look their courses up in one query)."""
+    """Activity ids named by the statements (to look their courses up in one query).
+
+    Only ids that validation can accept: the others never reach the database.
+    """
     statements = payload if isinstance(payload, list) else [payload]
     return {
         s["object"]["id"]
         for s in statements
         if isinstance(s, dict)
         and isinstance(s.get("object"), dict)
-        and isinstance(s["object"].get("id"), str)
+        and _iri_error(s["object"].get("id")) is None
     }
 
 
@@ -159,14 +197,21 @@ def _statement_event(
     agent = _agent(statement.get("actor"), errors)
     verb = statement.get("verb")
     verb_id = verb.get("id") if isinstance(verb, dict) else None
-    if not isinstance(verb_id, str) or not _IRI.match(verb_id):
-        errors.setdefault("verb.id", []).append("Required IRI.")
+    verb_problem = _iri_error(verb_id)
+    if verb_problem is not None:
+        errors.setdefault("verb.id", []).append(verb_problem)
     obj = statement.get("object")
     object_id = obj.get("id") if isinstance(obj, dict) else None
     if not isinstance(obj, dict) or obj.get("objectType", "Activity") != "Activity":
         errors.setdefault("object", []).append("Must be an Activity.")
-    elif not isinstance(object_id, str) or not _IRI.match(object_id):
-        errors.setdefault("object.id", []).append("Required IRI.")
+    elif (object_problem := _iri_error(object_id)) is not None:
+        errors.setdefault("object.id", []).append(object_problem)
+    definition = obj.get("definition") if isinstance(obj, dict) else None
+    definition = definition if isinstance(definition, dict) else {}
+    activity_type = definition.get("type")
+    title = _lang_string(definition.get("name"))
+    _text_ok(activity_type, errors, "object.definition.type", MAX_IRI)
+    _text_ok(title, errors, "object.definition.name", None)
     occurred = timezone.now()
     if "timestamp" in statement:
         occurred = parse_timestamp(statement["timestamp"], errors, "timestamp") or occurred
@@ -184,9 +229,6 @@ def _statement_event(
     if errors:
         return None
     assert agent is not None and isinstance(verb_id, str) and isinstance(object_id, str)
-    definition = obj.get("definition") if isinstance(obj, dict) else None
-    definition = definition if isinstance(definition, dict) else {}
-    activity_type = definition.get("type")
     return NormalizedEvent(
         client_event_id=str(statement_id),
         learner_namespace=agent[0],
@@ -200,7 +242,7 @@ def _statement_event(
         new_item_type=(
             _last_segment(activity_type) if isinstance(activity_type, str) else "activity"
         ),
-        new_item_title=_lang_string(definition.get("name")),
+        new_item_title=title,
         duration_seconds=duration,
         score=score,
     )
@@ -240,6 +282,9 @@ def _result(
         )
         if duration is None:
             errors.setdefault("result.duration", []).append("Must be an ISO 8601 duration.")
+        elif (problem := number_error(duration, 0, MAX_DURATION_SECONDS)) is not None:
+            errors.setdefault("result.duration", []).append(problem)
+            duration = None
     if "completion" in result and not isinstance(result["completion"], bool):
         errors.setdefault("result.completion", []).append("Must be a boolean.")
     return score, duration
@@ -253,6 +298,9 @@ def _score(score: Any, errors: dict[str, list[str]]) -> float | None:
         value = score.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
             errors.setdefault(f"result.score.{key}", []).append("Must be a number.")
+            return None
+        if value is not None and (problem := number_error(value, -MAX_SCORE, MAX_SCORE)):
+            errors.setdefault(f"result.score.{key}", []).append(problem)
             return None
     scaled = score.get("scaled")
     if scaled is not None:

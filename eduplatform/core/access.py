@@ -25,6 +25,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.http import Http404
 
 from analytics.models import Course, Enrollment, Learner
+from eduplatform.core.inputs import is_pseudonym
 
 ANALYST_GROUP = "analyst"
 MIN_GROUP_SIZE = 5
@@ -116,7 +117,7 @@ def get_learner_for_user(user: Any, pseudonym: str) -> Learner:
     view tests would catch) instead of leaking.
     """
     role = role_of(user)
-    if role == NO_ROLE:
+    if role == NO_ROLE or not is_pseudonym(pseudonym):
         raise Http404("No such learner.")
     learners = Learner.objects.filter(pseudonym=pseudonym)
     if role != ADMIN:

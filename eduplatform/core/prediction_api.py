@@ -33,7 +33,7 @@ from rest_framework.views import APIView
 
 from analytics.models import Course, Enrollment, Learner
 from eduplatform.core import access, authcache, throttles
-from eduplatform.core.inputs import AsciiIntegerField
+from eduplatform.core.inputs import AsciiIntegerField, is_pseudonym
 from eduplatform.core.throttles import PredictionBudgetThrottle, TokenRateThrottle
 
 
@@ -347,6 +347,8 @@ class PredictionView(APIView):
             self.throttled(request, max((w for w in waits if w is not None), default=None))
 
     def get(self, request: Request, pseudonym: str) -> Response:
+        if not is_pseudonym(pseudonym):
+            raise Http404("No such learner.")
         params = plain_integers(self.query_serializer, request.query_params)
         if params is None:
             query = self.query_serializer(data=request.query_params)

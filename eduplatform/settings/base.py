@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
 from eduplatform.settings.env import (
     env_bool,
+    env_date,
     env_float,
     env_int,
     env_list,
@@ -139,6 +141,13 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # Bodies are bounded (DATA_UPLOAD_MAX_MEMORY_SIZE: 413; JSON nesting: 400) before parsing.
+    "DEFAULT_PARSER_CLASSES": [
+        "eduplatform.core.inputs.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "EXCEPTION_HANDLER": "eduplatform.core.inputs.api_exception_handler",
     "DEFAULT_THROTTLE_CLASSES": ["eduplatform.core.throttles.TokenRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "token": env_str("API_RATE_LIMIT", "1200/min"),
@@ -169,6 +178,9 @@ ARTIFACT_DIR = Path(env_str("ARTIFACT_DIR", str(BASE_DIR / "var" / "artifacts"))
 
 # Ingestion limits.
 EVENTS_MAX_BATCH = env_int("EVENTS_MAX_BATCH", 5000)
+# Plausible event times: none before this date, none more than this far ahead of now.
+EVENT_EARLIEST_DATE = env_date("EVENT_EARLIEST_DATE", dt.date(1990, 1, 1))
+EVENT_MAX_FUTURE_SECONDS = env_int("EVENT_MAX_FUTURE_SECONDS", 300)
 # Sort memory of the index builds in a bulk import (PostgreSQL size, e.g. "512MB";
 # one import at a time, only inside its transaction).
 IMPORT_MAINTENANCE_WORK_MEM = env_str("IMPORT_MAINTENANCE_WORK_MEM", "1GB")

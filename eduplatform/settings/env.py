@@ -6,6 +6,7 @@ value fails at start-up with the variable's name instead of deep in a request.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -74,6 +75,18 @@ def env_list(name: str, default: list[str] | object = _MISSING) -> list[str]:
         assert isinstance(default, list)
         return list(default)
     return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def env_date(name: str, default: dt.date | object = _MISSING) -> dt.date:
+    """A calendar date written YYYY-MM-DD."""
+    value = _raw(name, default)
+    if value is None:
+        assert isinstance(default, dt.date)
+        return default
+    try:
+        return dt.date.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a date (YYYY-MM-DD), got {value!r}") from exc
 
 
 _ENGINES = {

@@ -41,3 +41,16 @@ def test_database_urls():
     assert parse_database_url("D", "sqlite:////tmp/x.db")["NAME"] == "/tmp/x.db"
     with pytest.raises(ImproperlyConfigured, match="unsupported scheme"):
         parse_database_url("D", "mysql://x/y")
+
+
+def test_env_date(monkeypatch):
+    import datetime as dt
+
+    from eduplatform.settings.env import env_date
+
+    monkeypatch.setenv("X_DATE", "2001-02-03")
+    assert env_date("X_DATE") == dt.date(2001, 2, 3)
+    assert env_date("X_DATE_ABSENT", dt.date(1990, 1, 1)) == dt.date(1990, 1, 1)
+    monkeypatch.setenv("X_DATE", "03/02/2001")
+    with pytest.raises(ImproperlyConfigured, match="X_DATE"):
+        env_date("X_DATE")
