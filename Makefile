@@ -3,8 +3,20 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 export PYTHONPATH := $(CURDIR)
+# `make serve`: the web port (honcho gives it to the Procfile's web process).
+PORT ?= 8000
+SERVE_ENV := DJANGO_SETTINGS_MODULE=$${DJANGO_SETTINGS_MODULE:-eduplatform.settings.production}
 
-.PHONY: install demo test lint bench bench-quick clean
+.PHONY: install install-runtime demo serve test lint bench bench-quick clean
+
+# Two stamps: the runtime set (requirements.txt) for demo and serve, the dev set
+# (requirements-dev.txt, which includes the runtime set) for test, lint and bench.
+# A fresh dev install already holds the runtime set.
+$(VENV)/.installed-runtime: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	if [ ! $(VENV)/.installed -nt requirements.txt ]; then \
+	  $(BIN)/pip install --quiet --upgrade pip && $(BIN)/pip install --quiet -r requirements.txt; fi
+	touch $@
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,13 +24,24 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
+install-runtime: $(VENV)/.installed-runtime
+
 install: $(VENV)/.installed
 
-demo: install
+demo: install-runtime
 	DJANGO_SETTINGS_MODULE=eduplatform.settings.dev $(BIN)/python manage.py migrate --noinput
 	DJANGO_SETTINGS_MODULE=eduplatform.settings.dev $(BIN)/python manage.py seed_demo
 	DJANGO_SETTINGS_MODULE=eduplatform.settings.dev $(BIN)/python manage.py demo_setup
 	DJANGO_SETTINGS_MODULE=eduplatform.settings.dev $(BIN)/python manage.py runserver 127.0.0.1:8000
+
+# The Procfile's four processes (web, two workers, beat) under honcho, against
+# DATABASE_URL and REDIS_URL, after migrate and collectstatic; production settings unless
+# DJANGO_SETTINGS_MODULE says otherwise (README, "Production-like setup").
+serve: install-runtime
+	@test -n "$$DATABASE_URL" -a -n "$$REDIS_URL" || { echo "make serve: set DATABASE_URL and REDIS_URL (README, Production-like setup)"; exit 2; }
+	$(SERVE_ENV) $(BIN)/python manage.py migrate --noinput
+	$(SERVE_ENV) $(BIN)/python manage.py collectstatic --noinput -v 0
+	$(SERVE_ENV) PATH=$(CURDIR)/$(BIN):$$PATH exec $(BIN)/honcho start -f Procfile -p $(PORT)
 
 test: install
 	$(BIN)/pytest
