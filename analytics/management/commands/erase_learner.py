@@ -13,7 +13,7 @@ class Command(BaseCommand):
     help = "Erase the learner with this pseudonym: events, rollups, predictions, personal data."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("pseudonym")
+        parser.add_argument("pseudonym", help="the learner's pseudonym (as on their page)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         result = learner_erase(pseudonym=options["pseudonym"])

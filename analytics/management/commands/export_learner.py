@@ -16,7 +16,7 @@ class Command(BaseCommand):
     help = "Export all data about the learner with this pseudonym as JSON."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("pseudonym")
+        parser.add_argument("pseudonym", help="the learner's pseudonym (as on their page)")
         parser.add_argument("--output", help="file to write (default: standard output)")
 
     def handle(self, *args: Any, **options: Any) -> None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from tqdm import tqdm
 
 from analytics.importers.oulad import oulad_spec, tables_import
+from eduplatform.core.progress import command_bar, stage_counter
 from eduplatform.ml.datasets.oulad import OuladFormatError
 
 
@@ -24,29 +23,22 @@ class Command(BaseCommand):
         parser.add_argument(
             "--max-students", type=int, default=None, help="first N learners per run"
         )
-        parser.add_argument("--no-progress", action="store_true")
+        parser.add_argument(
+            "--no-progress",
+            action="store_true",
+            help="no progress bar (there is none off a terminal or with -v 0 either)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         presentations = [p.strip() for p in options["presentations"].split(",") if p.strip()]
         if options["max_students"] is not None and options["max_students"] < 1:
             raise CommandError("--max-students must be at least 1")
         started = time.perf_counter()
-        bar = tqdm(
-            unit="rows",
-            unit_scale=True,
-            file=sys.stderr,
-            disable=options["no_progress"],
-            leave=False,
-        )
-
-        def progress(stage: str, rows: int) -> None:
-            bar.set_description(stage)
-            bar.update(rows)
-
+        bar = command_bar(self, options, unit="rows", unit_scale=True)
         try:
             spec = oulad_spec(options["dir"], presentations or None)
             summary = tables_import(
-                spec=spec, max_students=options["max_students"], progress=progress
+                spec=spec, max_students=options["max_students"], progress=stage_counter(bar)
             )
         except (OuladFormatError, ValueError) as exc:
             raise CommandError(str(exc).splitlines()[0]) from exc

@@ -32,6 +32,8 @@ from pathlib import Path
 from django.conf import settings as django_settings
 from django.core.management.base import BaseCommand, CommandError
 
+from eduplatform.core.progress import command_bar, say
+
 DEFAULT_COURSES = "DDD_2013B,DDD_2013J,DDD_2014B"
 
 
@@ -83,13 +85,20 @@ class Command(BaseCommand):
         )
         parser.add_argument("--tolerance", type=float, help="quality tolerance of the policy")
         parser.add_argument("--repeats", type=int, help="timing rounds at batch 1 (b256: / 5)")
-        parser.add_argument("--bench-seconds", type=float, default=60.0)
+        parser.add_argument(
+            "--bench-seconds",
+            type=float,
+            default=60.0,
+            help="timing budget in seconds per batch size, all variants together (default 60)",
+        )
         parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
     # ------------------------------------------------------------------ helpers
 
     def _say(self, message: str) -> None:
-        self.stderr.write(f"  {message}")
+        # Above the elapsed-time line when one is drawn (a terminal, -v 1 or more).
+        say(self, self._bar, f"  {message}")
+        self._bar.set_description(message.strip()[:60])
 
     def _tuner(self, options):
         """Apply the command's overrides to a kind's default settings and policy."""
@@ -163,7 +172,11 @@ class Command(BaseCommand):
         if options.get("catalog_items") and kind.name != "recommender":
             raise CommandError("--catalog-items applies to --model recommender")
         torch.manual_seed(options["seed"])
-        with tempfile.TemporaryDirectory(prefix="compression-report-") as tmp:
+        self._bar = command_bar(self, options, bar_format="{desc} [{elapsed}]", desc="training")
+        with (
+            self._bar,
+            tempfile.TemporaryDirectory(prefix="compression-report-") as tmp,
+        ):
             request = CompressionRequest(
                 options=options,
                 load_data=lambda: self._data(options, Path(tmp)),

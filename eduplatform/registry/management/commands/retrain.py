@@ -16,7 +16,7 @@ class Command(BaseCommand):
     help = "Start a retraining run of KIND (churn | recommender)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("kind")
+        parser.add_argument("kind", help=f"the model kind: {' | '.join(kind_names())}")
         parser.add_argument("--wait", action="store_true", help="block until the run finishes")
         parser.add_argument("--from-scratch", action="store_true", help="no warm start")
         parser.add_argument("--timeout", type=int, default=3600, help="seconds to wait at most")

@@ -1,0 +1,68 @@
+"""Long commands draw a tqdm bar on a terminal only; -v 0 and pipes stay quiet; the output is
+the same either way."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, OutputWrapper
+
+from eduplatform.core.progress import command_bar, say
+
+pytestmark = pytest.mark.django_db
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def run(name: str, *args: str, tty: bool, **options) -> tuple[str, str]:
+    out, err = io.StringIO(), (Terminal() if tty else io.StringIO())
+    call_command(name, *args, stdout=out, stderr=err, **options)
+    return out.getvalue(), err.getvalue()
+
+
+def test_command_bar_is_drawn_on_a_terminal_only():
+    command = BaseCommand()
+    command.stderr = OutputWrapper(Terminal())
+    assert not command_bar(command, {"verbosity": 1}).disable
+    assert command_bar(command, {"verbosity": 0}).disable
+    assert command_bar(command, {"verbosity": 1, "no_progress": True}).disable
+    command.stderr = OutputWrapper(io.StringIO())
+    assert command_bar(command, {"verbosity": 2}).disable
+
+
+def test_say_writes_the_same_line_with_or_without_a_bar():
+    for stream in (Terminal(), io.StringIO()):
+        command = BaseCommand()
+        command.stderr = OutputWrapper(stream)
+        with command_bar(command, {"verbosity": 1}) as bar:
+            say(command, bar, "  training")
+        assert "  training\n" in stream.getvalue()
+
+
+def test_seed_demo_shows_progress_on_a_terminal_and_is_quiet_otherwise():
+    seed = ["--learners", "30", "--courses", "1", "--days", "30"]
+    out_tty, err_tty = run("seed_demo", *seed, "--seed", "1", tty=True)
+    assert "rows" in err_tty and "\r" in err_tty  # a tqdm bar, redrawn in place
+    out_pipe, err_pipe = run("seed_demo", *seed, "--seed", "2", tty=False)
+    assert err_pipe == ""
+    out_quiet, err_quiet = run("seed_demo", *seed, "--seed", "3", tty=True, verbosity=0)
+    assert err_quiet == ""
+    # The bar never reaches the output.
+    assert out_tty.startswith("seeded 1 course runs, 30 learners")
+    for out in (out_tty, out_pipe, out_quiet):
+        assert "\r" not in out and "rows" not in out
+        assert out.splitlines()[-1].startswith("seeded ")
+
+
+def test_import_oulad_progress_follows_the_terminal_verbosity_and_flag(oulad_slice):
+    _, err_tty = run("import_oulad", str(oulad_slice), tty=True)
+    assert "rows" in err_tty and "\r" in err_tty
+    _, err_flag = run("import_oulad", str(oulad_slice), "--no-progress", tty=True)
+    _, err_quiet = run("import_oulad", str(oulad_slice), tty=True, verbosity=0)
+    _, err_pipe = run("import_oulad", str(oulad_slice), tty=False)
+    assert err_flag == err_quiet == err_pipe == ""
