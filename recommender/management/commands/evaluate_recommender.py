@@ -22,10 +22,19 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--data", required=True, help="OULAD-format folder")
-        parser.add_argument("--split-day", type=int, default=100)
-        parser.add_argument("--k", type=int, default=10)
+        parser.add_argument(
+            "--split-day",
+            type=int,
+            default=100,
+            help="train on clicks before this course day, test on or after it (default 100)",
+        )
+        parser.add_argument(
+            "--k", type=int, default=10, help="list length of Recall@k and NDCG@k (default 10)"
+        )
         parser.add_argument("--json", dest="json_path", help="also write the figures here")
-        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument(
+            "--seed", type=int, default=0, help="random seed of training (default 0)"
+        )
         parser.add_argument(
             "--presentations", nargs="*", help="only these presentations (e.g. 2013J 2014B)"
         )
