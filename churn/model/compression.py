@@ -133,11 +133,16 @@ def churn_serving_state(
     return tensors, {**config, "compression": vc}
 
 
-def load_churn_predictor(tensors: dict[str, torch.Tensor], config: dict[str, Any]):
+def load_churn_predictor(
+    tensors: dict[str, torch.Tensor], config: dict[str, Any]
+) -> ChurnPredictor:
     """`ChurnPredictor.from_state` that also reads states with a compressed network."""
     if "compression" not in config:
         return ChurnPredictor.from_state(tensors, config)
-    build = lambda: build_module(config["arch"])  # noqa: E731
+
+    def build() -> nn.Module:
+        return build_module(config["arch"])
+
     placeholder = {f"module.{k}": v for k, v in build().state_dict().items()}
     plain = {k: v for k, v in tensors.items() if not k.startswith(VARIANT_PREFIX)}
     predictor = ChurnPredictor.from_state({**plain, **placeholder}, config)

@@ -94,7 +94,7 @@ class ChurnFeatures:
 
     def sequence(self) -> np.ndarray:
         """The weekly sequence as (n, weeks, channels), oldest week first."""
-        return sequence_array(self.frame, self.n_weeks, self.channels)
+        return np.asarray(sequence_array(self.frame, self.n_weeks, self.channels))
 
     def subset(self, mask: np.ndarray) -> ChurnFeatures:
         mask = np.asarray(mask)
@@ -132,12 +132,14 @@ def seq_column_names(n_weeks: int, channels: list[str] | None = None) -> list[st
     return [f"seq_w{w:02d}_{c}" for w in range(n_weeks) for c in channels]
 
 
-def sequence_array(frame: pd.DataFrame, n_weeks: int, channels: list[str] | None = None):
+def sequence_array(
+    frame: pd.DataFrame, n_weeks: int, channels: list[str] | None = None
+) -> np.ndarray:
     """(n, weeks, channels) float32, oldest week first (ready for a GRU/conv)."""
     channels = channels or SEQ_CHANNELS
     cols = seq_column_names(n_weeks, channels)
     values = frame.reindex(columns=cols).to_numpy(np.float32, na_value=0.0)
-    return values.reshape(len(frame), n_weeks, len(channels))[:, ::-1, :].copy()
+    return np.asarray(values.reshape(len(frame), n_weeks, len(channels))[:, ::-1, :].copy())
 
 
 def feature_kinds(n_weeks: int = DEFAULT_WEEKS) -> dict[str, str]:
@@ -329,11 +331,13 @@ def _recent_withdrawal(
     return (k + 0.5) / (n_at + 1.0)
 
 
-def _labels(p, data, c, label_mode, inactivity_days, horizon_day, reg, unreg) -> np.ndarray:
+def _labels(  # type: ignore[no-untyped-def]  # the prepared arrays of build_features
+    p, data, c, label_mode, inactivity_days, horizon_day, reg, unreg
+) -> np.ndarray:
     e = p.enrol
     if label_mode == "oulad":
         withdrawn = e["final_result"].astype(str).str.strip().str.lower().eq("withdrawn").to_numpy()
-        return (withdrawn & ~(unreg <= c)).astype(float)
+        return np.asarray((withdrawn & ~(unreg <= c)).astype(float))
     n_days = int(inactivity_days)
     in_window = (p.d_day >= c) & (p.d_day < c + n_days)
     active_after = bincount(p.d_row[in_window], None, p.n) > 0
@@ -347,7 +351,7 @@ def _labels(p, data, c, label_mode, inactivity_days, horizon_day, reg, unreg) ->
     else:
         horizon = np.full(p.n, float(horizon_day))
     label[(c + n_days - 1 > horizon) & ~left] = np.nan
-    return label
+    return np.asarray(label)
 
 
 def build_dataset(

@@ -74,7 +74,7 @@ class ChurnNet(nn.Module):
         if self.gru is not None:
             _, h = self.gru(seq)
             x = torch.cat([x, h[-1]], dim=1)
-        out = self.mlp(x).squeeze(1)
+        out: torch.Tensor = self.mlp(x).squeeze(1)
         if self.n_mlp_flat < flat.shape[1]:
             out = out + flat[:, self.n_mlp_flat]
         return out
@@ -119,9 +119,11 @@ class ChurnRouter(nn.Module):
     def forward(self, flat: torch.Tensor, seq: torch.Tensor) -> torch.Tensor:
         index = self.route(flat)
         if len(self.experts) == 1:
-            return self.experts[0](flat, seq)
+            only: torch.Tensor = self.experts[0](flat, seq)
+            return only
         if len(index) and bool((index == index[0]).all()):  # one cut-off (e.g. batch 1)
-            return self.experts[int(index[0])](flat, seq)
+            one: torch.Tensor = self.experts[int(index[0])](flat, seq)
+            return one
         outs = torch.stack([expert(flat, seq) for expert in self.experts], dim=1)
         return outs.gather(1, index[:, None]).squeeze(1)
 

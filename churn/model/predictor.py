@@ -217,7 +217,7 @@ class ChurnPredictor:
         return tensors, config
 
     @classmethod
-    def from_state(cls, tensors: dict[str, torch.Tensor], config: dict[str, Any]):
+    def from_state(cls, tensors: dict[str, torch.Tensor], config: dict[str, Any]) -> ChurnPredictor:
         if config.get("kind") != "churn" or config.get("version") != STATE_VERSION:
             raise ValueError("not a churn model state of a supported version")
         arch = config["arch"]
@@ -245,5 +245,5 @@ class ChurnPredictor:
         return predictor
 
 
-def _py(value):
+def _py(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value

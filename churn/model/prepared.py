@@ -163,7 +163,7 @@ class Prepared:
         return np.where((course >= 0) & (learner >= 0), key, -1)
 
     def _rows(self, course_ids: pd.Series, learner_ids: pd.Series) -> np.ndarray:
-        return self._key.get_indexer(self._codes(course_ids, learner_ids)).astype(np.int64)
+        return np.asarray(self._key.get_indexer(self._codes(course_ids, learner_ids)), np.int64)
 
 
 def bincount(rows: np.ndarray, weights: np.ndarray | None, n: int) -> np.ndarray:

@@ -146,7 +146,12 @@ class RunPrior:
         self.intercepts = [float(b) for b in beta[:-1]]
         self.effects = effects
 
-    def rate(self, modules, cutoffs, recent=None) -> np.ndarray:
+    def rate(
+        self,
+        modules: np.ndarray | pd.Series | None,
+        cutoffs: np.ndarray | pd.Series,
+        recent: np.ndarray | pd.Series | None = None,
+    ) -> np.ndarray:
         cutoffs = np.asarray(cutoffs, dtype=float)
         grid = np.asarray(self.cutoffs, dtype=float)
         index = np.abs(cutoffs[:, None] - grid[None, :]).argmin(axis=1)
@@ -157,7 +162,7 @@ class RunPrior:
                 hit = (keys == m).to_numpy()
                 out[hit] = np.asarray(rates)[index[hit]]
         if self.slope is None or self.intercepts is None or recent is None:
-            return out
+            return np.asarray(out)
         x = np.asarray(recent, dtype=float)
         ok = np.isfinite(x)
         z = np.asarray(self.intercepts)[index] + self.slope * _logit(np.where(ok, x, 0.5))
@@ -165,7 +170,7 @@ class RunPrior:
             for m, devs in (self.effects or {}).items():
                 hit = (keys == m).to_numpy()
                 z[hit] += np.asarray(devs)[index[hit]]
-        return np.where(ok, 1 / (1 + np.exp(-z)), out)
+        return np.asarray(np.where(ok, 1 / (1 + np.exp(-z)), out))
 
     def rate_of(self, frame: pd.DataFrame) -> np.ndarray:
         """The estimated churn rate of each row's course run (`rate` on a feature frame)."""
@@ -235,7 +240,7 @@ def _shrunk_effects(z: pd.Series, rows: pd.DataFrame) -> dict[str, float]:
 
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(np.asarray(p, dtype=float), 0.005, 0.995)
-    return np.log(p / (1 - p))
+    return np.asarray(np.log(p / (1 - p)))
 
 
 def _modules(features: ChurnFeatures) -> np.ndarray | None:

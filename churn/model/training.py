@@ -5,6 +5,12 @@
 2. Platt scaling and the risk-band thresholds are fitted on the validation predictions.
 3. With ``refit=True`` each seed is retrained on train + val for its best number of
    epochs; the calibration from step 2 is kept.
+
+Distillation (``distill_lambda > 0``, the default): a per-cut-off HGB teacher
+(`churn.model.teacher.TunedHGB`, shape and iterations chosen on `val`) gives each
+training row a soft target, its probability moved to the row's own run level; the loss
+is BCE(y) + distill_lambda x BCE(soft target). Step 1 uses the teacher as fitted on
+`train` alone, step 3 its refit on train + val. The teacher is not served.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from churn.model.features import RUN_LEVEL, ChurnFeatures
 from churn.model.net import ChurnEnsemble, ChurnRouter, ensemble_of
 from churn.model.predictor import ChurnPredictor
 from churn.model.prior import fit_prior, own_run_logit
+from churn.model.teacher import HGBSettings, TunedHGB, within_run_targets
 from eduplatform.ml.metrics import best_f1_threshold, roc_auc
 from eduplatform.ml.preprocess import Preprocessor
 from eduplatform.ml.train import TrainConfig
@@ -31,6 +38,9 @@ from eduplatform.ml.train import predict as predict_outputs
 
 @dataclass
 class ChurnSettings:
+    """The product recipe (docs/churn-model.md, "The recipe"). The pre-#22 product is
+    ``distill_lambda=0, pos_weight="sqrt", max_epochs=15, patience=4 -> 5``."""
+
     hidden: int = 64
     layers: int = 2
     dropout: float = 0.3
@@ -39,19 +49,21 @@ class ChurnSettings:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     batch_size: int = 512
-    max_epochs: int = 15
+    max_epochs: int = 20
     # and at most this many Adam steps per network while early stopping (the epochs cap
     # shrinks as the rows grow), so a retrain's cost grows with its rows, not also with
     # more epochs. On all of OULAD (115 steps per epoch) the 15 epochs bind first and
     # the best epochs came at 230-345 steps (docs/churn-model.md, "Training budget").
     max_steps: int | None = 1500
-    patience: int = 5  # 3 stopped some experts at a noisy epoch-2 peak
+    patience: int = 4
     seeds: tuple[int, ...] = (0, 1, 2, 3)
     # True: one expert per training cut-off behind a router (nearest cut-off). With the
     # run-level inputs out and the module base rate as an offset, one pooled ensemble
     # over all cut-offs (the cut-off day an input) won on validation (docs/churn-model.md)
     per_cutoff: bool = False
-    pos_weight: str | float | None = "sqrt"  # "sqrt" | "balanced" | number | None
+    # None: the distilled recipe has no positive weight (its soft targets carry the teacher's
+    # calibrated rates); "sqrt" | "balanced" | number
+    pos_weight: str | float | None = None
     refit: bool = True
     # Warm start (a previous predictor given to train_churn_model): at most this many
     # epochs per network, starting from the previous weights.
@@ -61,11 +73,19 @@ class ChurnSettings:
     exclude: tuple[str, ...] = tuple(RUN_LEVEL)
     # the course module's churn rate as a fixed logit offset (`RunPrior`)
     run_prior: bool = True
+    # loss = BCE(y) + distill_lambda x BCE(teacher's within-run soft target); 0: no teacher
+    distill_lambda: float = 1.0
+    teacher: HGBSettings = field(default_factory=HGBSettings)
 
-    def to_dict(self) -> dict:
+    def __post_init__(self) -> None:
+        if isinstance(self.teacher, dict):  # from a retrain's JSON parameters
+            self.teacher = HGBSettings.from_dict(self.teacher)
+
+    def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["seeds"] = list(self.seeds)
         d["exclude"] = list(self.exclude)
+        d["teacher"] = self.teacher.to_dict()
         return d
 
 
@@ -81,7 +101,7 @@ class TrainReport:
     history: list[list[float | None]] = field(default_factory=list)
 
 
-def _pos_weight(setting, labels: np.ndarray) -> float | None:
+def _pos_weight(setting: str | float | None, labels: np.ndarray) -> float | None:
     pos = float(np.sum(labels == 1))
     neg = float(np.sum(labels == 0))
     if setting is None or pos == 0:
@@ -108,13 +128,13 @@ def _fit_platt(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     params = torch.tensor([1.0, 0.0], dtype=torch.float64, requires_grad=True)
     opt = torch.optim.LBFGS([params], lr=0.5, max_iter=100, line_search_fn="strong_wolfe")
 
-    def closure():
+    def closure() -> torch.Tensor:
         opt.zero_grad()
         loss = nn.functional.binary_cross_entropy_with_logits(params[0] * z + params[1], t)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         return loss
 
-    opt.step(closure)
+    opt.step(closure)  # type: ignore[no-untyped-call]
     a, b = (float(v) for v in params.detach())
     if not (math.isfinite(a) and math.isfinite(b)):
         return 1.0, 0.0
@@ -136,8 +156,12 @@ def train_churn_model(
     val: ChurnFeatures,
     settings: ChurnSettings | None = None,
     warm_start: ChurnPredictor | None = None,
+    teacher: TunedHGB | None = None,
 ) -> tuple[ChurnPredictor, TrainReport]:
     """Train, calibrate and band; `val` must be later in time than `train`.
+
+    `teacher`: an HGB teacher already fitted on exactly (`train`, `val`) with
+    ``settings.teacher`` (evaluation shares it with the HGB peer); else one is fitted here.
 
     With `warm_start` (the previous fp32 predictor) every network starts from its
     counterpart's weights when the feature columns and architecture are the same
@@ -149,16 +173,16 @@ def train_churn_model(
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, settings.num_threads))
     try:
-        return _train(train.labelled(), val.labelled(), settings, start, warm_start)
+        return _train(train.labelled(), val.labelled(), settings, start, warm_start, teacher)
     finally:
         torch.set_num_threads(threads)
 
 
 def _nearest(values: np.ndarray, cutoffs: list[int]) -> np.ndarray:
     values = np.asarray(values, dtype=float)
-    return np.asarray(cutoffs)[
-        np.abs(values[:, None] - np.asarray(cutoffs)[None, :]).argmin(axis=1)
-    ]
+    return np.asarray(
+        np.asarray(cutoffs)[np.abs(values[:, None] - np.asarray(cutoffs)[None, :]).argmin(axis=1)]
+    )
 
 
 def _warm_states(
@@ -190,10 +214,12 @@ def _fit_member(
     val_set: TensorDataset | None,
     config: TrainConfig,
     val_groups: np.ndarray | None = None,
+    distill: float = 0.0,
 ) -> tuple[int, list[float | None]]:
     """Train one network in place (Adam, BCE with ``pos_weight``, gradient clipping);
     with `val_set`, early stopping on the mean per-cut-off validation AUC, restoring
     the best epoch's weights. Returns (best epoch or epochs run, validation history).
+    A fourth tensor in `train_set` is the soft target: ``distill`` x BCE(soft) is added.
 
     Same recipe as `eduplatform.ml.train.fit`, but batches are tensor slices of a
     seeded permutation instead of a DataLoader collating rows one by one (several
@@ -209,7 +235,9 @@ def _fit_member(
         optimizer = torch.optim.Adam(
             net.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True
         )
-        x, q, y = train_set.tensors
+        x, q, y = train_set.tensors[:3]
+        soft = train_set.tensors[3] if len(train_set.tensors) > 3 and distill > 0 else None
+        bce = nn.functional.binary_cross_entropy_with_logits
         # A network without the GRU branch ignores the weekly sequence: gathering its
         # 24 x 9 values per row for every batch took more time than the flat rows.
         reads_sequence = getattr(net, "reads_sequence", True)
@@ -224,7 +252,10 @@ def _fit_member(
             for begin in range(0, len(y), config.batch_size):
                 b = order[begin : begin + config.batch_size]
                 optimizer.zero_grad(set_to_none=True)
-                loss = loss_fn(net(x[b], q[b] if reads_sequence else no_sequence), y[b])
+                out = net(x[b], q[b] if reads_sequence else no_sequence)
+                loss = loss_fn(out, y[b])
+                if soft is not None:
+                    loss = loss + distill * bce(out, soft[b])
                 loss.backward()
                 if config.grad_clip:
                     nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
@@ -262,7 +293,16 @@ def epochs_cap(s: ChurnSettings, n_rows: int, *, warm: bool) -> int:
     return max(1, min(cap, s.max_steps // steps_per_epoch))
 
 
-def _train_members(arch, config, seeds, train_set, val_set, val_groups, init=None):
+def _train_members(
+    arch: dict[str, Any],
+    config: TrainConfig,
+    seeds: tuple[int, ...],
+    train_set: TensorDataset,
+    val_set: TensorDataset | None,
+    val_groups: np.ndarray,
+    init: list[dict[str, torch.Tensor]] | None = None,
+    distill: float = 0.0,
+) -> tuple[list[nn.Module], list[int], list[list[float | None]]]:
     """One network per seed, early-stopped on `val_set` (mean per-cut-off AUC); each
     starts from `init[k]` (a state dict) when given."""
 
@@ -275,7 +315,7 @@ def _train_members(arch, config, seeds, train_set, val_set, val_groups, init=Non
         if init is not None:
             net.load_state_dict(init[len(nets)])
         cfg = TrainConfig(**{**config.to_dict(), "seed": seed})
-        best, hist = _fit_member(net, train_set, val_set, cfg, val_groups)
+        best, hist = _fit_member(net, train_set, val_set, cfg, val_groups, distill)
         nets.append(net)
         epochs.append(best)
         history.append(hist)
@@ -286,11 +326,12 @@ def _train(
     train: ChurnFeatures,
     val: ChurnFeatures,
     s: ChurnSettings,
-    start,
+    start: tuple[float, float],
     warm_start: ChurnPredictor | None = None,
-):
-    """Long because the training recipe reads best top to bottom: members, calibration, bands,
-    refit, report.
+    teacher: TunedHGB | None = None,
+) -> tuple[ChurnPredictor, TrainReport]:
+    """Long because the training recipe reads best top to bottom: teacher, members,
+    calibration, bands, refit, report.
     """
     excluded = set(s.exclude) - {"cutoff_day"}  # the router reads the cut-off day
     pre = Preprocessor.fit(train.frame, {k: v for k, v in train.kinds.items() if k not in excluded})
@@ -337,6 +378,15 @@ def _train(
         x_va_own = x_va
     val_groups = val.frame["cutoff"].to_numpy()
     has_val = len(val) > 0 and len(np.unique(val.labels)) == 2
+    distill = float(s.distill_lambda) if len(np.unique(train.labels)) == 2 else 0.0
+    soft_tr = soft_all = None
+    teacher_seconds = 0.0
+    if distill > 0:
+        t_teacher = time.perf_counter()
+        if teacher is None:
+            teacher = TunedHGB(s.teacher).fit(train, val)
+        soft_tr, soft_all = _soft_targets(teacher, train, val, prior is not None)
+        teacher_seconds = time.perf_counter() - t_teacher
     tr_route = train.frame["cutoff"].to_numpy()
     va_route = _nearest(val_groups, cutoffs) if len(val) else val_groups
     groups: list[int | None] = list(cutoffs) if per_cutoff else [None]
@@ -363,10 +413,11 @@ def _train(
             arch,
             config,
             s.seeds,
-            TensorDataset(x_tr[tm], q_tr[tm], y_tr[tm]),
+            TensorDataset(x_tr[tm], q_tr[tm], y_tr[tm], *_rows(soft_tr, tm)),
             TensorDataset(x_va[vm], q_va[vm], y_va[vm]) if group_val else None,
             val_groups[vm],
             init=warm[gi] if warm is not None else None,
+            distill=distill,
         )
         experts.append(ChurnEnsemble(nets))
         plan.append((tm, vm, config, epochs, group_val))
@@ -403,6 +454,11 @@ def _train(
             x_all = torch.cat([x_tr[tm], x_va_own[vm]])
             q_all = torch.cat([q_tr[tm], q_va[vm]])
             y_all = torch.cat([y_tr[tm], y_va[vm]])
+            soft = (
+                []
+                if soft_all is None
+                else [torch.cat([soft_all[: len(train)][tm], soft_all[len(train) :][vm]])]
+            )
             nets = []
             for seed, n_epochs in zip(s.seeds, epochs, strict=True):
                 torch.manual_seed(seed)
@@ -410,7 +466,9 @@ def _train(
                 if warm is not None:
                     net.load_state_dict(warm[gi][len(nets)])
                 cfg = TrainConfig(**{**config.to_dict(), "seed": seed, "max_epochs": n_epochs})
-                _fit_member(net, TensorDataset(x_all, q_all, y_all), None, cfg)
+                _fit_member(
+                    net, TensorDataset(x_all, q_all, y_all, *soft), None, cfg, None, distill
+                )
                 nets.append(net)
             refit.append(ChurnEnsemble(nets))
         predictor.module = assemble(refit)
@@ -438,5 +496,31 @@ def _train(
         "n_val": len(val),
         "train_cutoffs": cutoffs,
         "warm_start": warm is not None,
+        "teacher": None if teacher is None or distill == 0 else teacher.chosen,
+        "teacher_seconds": teacher_seconds,
     }
     return predictor, report
+
+
+def _rows(soft: torch.Tensor | None, mask: np.ndarray) -> list[torch.Tensor]:
+    return [] if soft is None else [soft[mask]]
+
+
+def _soft_targets(
+    teacher: TunedHGB, train: ChurnFeatures, val: ChurnFeatures, offset: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(soft targets of the train rows from the teacher fitted on train alone, soft targets
+    of train + val rows from its refit), moved to each row's own run level when the
+    network has the run offset."""
+    both = ChurnFeatures.concat([train, val])
+    p_tr, p_all = teacher.stage_proba(train.frame), teacher.predict_proba(both.frame)
+    if offset:
+        p_tr = within_run_targets(p_tr, train.frame, own_run_logit(train))
+        p_all = within_run_targets(p_all, both.frame, own_run_logit(both))
+    # a cut-off the teacher could not fit (one class): the label itself
+    p_tr = np.where(np.isnan(p_tr), train.labels, p_tr)
+    p_all = np.where(np.isnan(p_all), both.labels, p_all)
+    return (
+        torch.from_numpy(np.asarray(p_tr, dtype=np.float32)),
+        torch.from_numpy(np.asarray(p_all, dtype=np.float32)),
+    )

@@ -3,6 +3,7 @@
     python manage.py evaluate_churn --train DIR [--train DIR ...] --test DIR \\
         --cutoffs 30,60,90,150 [--json FILE]
     python manage.py evaluate_churn --train DIR --split-presentation 2014B ...
+    python manage.py evaluate_churn --train DIR --folds forward [--json FILE]
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from churn.model.evaluate import evaluate_churn
+from churn.model.folds import evaluate_folds, presentations_of
 from churn.model.training import ChurnSettings
 from eduplatform.ml.data import LearningData
 from eduplatform.ml.datasets.oulad import OuladFormatError, course_keys, load_oulad, read_tables
@@ -49,27 +51,19 @@ class Command(BaseCommand):
     help = "Train the churn model and its peers on OULAD folders and score them per cut-off."
 
     def add_arguments(self, parser):
-        parser.add_argument(
-            "--train",
-            action="append",
-            default=[],
-            metavar="DIR",
-            help="OULAD-format folder to train on (repeat for several)",
-        )
-        parser.add_argument(
-            "--test",
-            metavar="DIR",
-            help="OULAD-format folder to test on (runs also in --train are left out)",
-        )
-        parser.add_argument(
-            "--cutoffs",
-            default="30,60,90,150",
-            help="comma-separated course days to predict at (default 30,60,90,150)",
-        )
+        parser.add_argument("--train", action="append", default=[], metavar="DIR")
+        parser.add_argument("--test", metavar="DIR")
+        parser.add_argument("--cutoffs", default="30,60,90,150")
         parser.add_argument(
             "--split-presentation",
             metavar="PRES",
             help="hold out this presentation of the single --train folder as the test set",
+        )
+        parser.add_argument(
+            "--folds",
+            choices=["forward"],
+            help="forward: every forward fold of the --train data (train on the presentations "
+            "before P, test on P) and leave-one-module-out inside its latest presentation",
         )
         parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
         parser.add_argument(
@@ -101,6 +95,18 @@ class Command(BaseCommand):
             raise CommandError("give at least one --train DIR")
         split = options.get("split_presentation")
         left_out: list[str] = []
+        settings = ChurnSettings()
+        if options.get("seeds") is not None:
+            settings.seeds = tuple(range(options["seeds"]))
+        if options.get("max_epochs") is not None:
+            settings.max_epochs = options["max_epochs"]
+        if options.get("folds"):
+            if split or options.get("test"):
+                raise CommandError(
+                    "--folds uses the --train data only (no --test / --split-presentation)"
+                )
+            self._folds(train_dirs, cutoffs, settings, options, start)
+            return
         if split and options.get("test"):
             raise CommandError("use either --test or --split-presentation, not both")
         if not split and not options.get("test"):
@@ -150,11 +156,6 @@ class Command(BaseCommand):
                 f"  test: left out {len(left_out)} course run(s) also in the training data: "
                 + ", ".join(left_out)
             )
-        settings = ChurnSettings()
-        if options.get("seeds") is not None:
-            settings.seeds = tuple(range(options["seeds"]))
-        if options.get("max_epochs") is not None:
-            settings.max_epochs = options["max_epochs"]
         try:
             evaluation, _ = evaluate_churn(
                 train, test, cutoffs, settings=settings, log=lambda m: self.stdout.write(f"  {m}")
@@ -171,7 +172,43 @@ class Command(BaseCommand):
                 "wall_seconds": wall,
                 "left_out_test_runs": left_out,
             }
-            try:
-                Path(options["json"]).write_text(json.dumps(payload, indent=2, sort_keys=True))
-            except OSError as exc:
-                raise CommandError(f"{options['json']}: cannot write ({exc.strerror})") from exc
+            _write_json(options["json"], payload)
+
+    def _folds(self, train_dirs, cutoffs, settings, options, start) -> None:
+        try:
+            parts = [load_oulad(d) for d in train_dirs]
+            _distinct_runs(parts, train_dirs)
+        except OuladFormatError as exc:
+            raise CommandError(str(exc).splitlines()[0]) from exc
+        data = _concat(parts)
+        label = ", ".join(map(str, train_dirs))
+        presentations = presentations_of(data)
+        if len(presentations) < 2:
+            raise CommandError(
+                f"{label}: forward folds need at least two presentations "
+                f"(has {', '.join(presentations) or 'none'})"
+            )
+        self.stdout.write(f"churn folds: {label} ({', '.join(presentations)}); cut-offs {cutoffs}")
+        try:
+            result = evaluate_folds(
+                data, cutoffs, settings=settings, log=lambda m: self.stdout.write(f"  {m}")
+            )
+        except ValueError as exc:
+            raise CommandError(f"{label}: {str(exc).splitlines()[0]}") from exc
+        self.stdout.write(result.table())
+        wall = time.perf_counter() - start
+        self.stdout.write(f"wall time {wall:.1f} s")
+        if options.get("json"):
+            payload = {
+                **result.to_dict(),
+                "command": f"--folds forward {label}",
+                "wall_seconds": wall,
+            }
+            _write_json(options["json"], payload)
+
+
+def _write_json(path: str, payload: dict) -> None:
+    try:
+        Path(path).write_text(json.dumps(payload, indent=2, sort_keys=True))
+    except OSError as exc:
+        raise CommandError(f"{path}: cannot write ({exc.strerror})") from exc

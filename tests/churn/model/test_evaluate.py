@@ -7,11 +7,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from churn.model.estimators import EvalSettings
 from churn.model.evaluate import MODELS, evaluate_churn, split_by_time
 from churn.model.features import build_dataset
+from churn.model.teacher import HGBSettings
 from churn.model.training import ChurnSettings
 
-FAST = ChurnSettings(hidden=16, seq_hidden=8, seeds=(0,), max_epochs=3, patience=2)
+# 100 learners per run: the product's minimum leaf of 100 rows would leave HGB one leaf
+SMALL_HGB = HGBSettings(min_samples_leaf=10, max_iter=40)
+FAST = EvalSettings(
+    product=ChurnSettings(
+        hidden=16, seq_hidden=8, seeds=(0,), max_epochs=3, patience=2, teacher=SMALL_HGB
+    ),
+    hgb=SMALL_HGB,
+)
 
 
 def _split(data, test_presentation="2014B"):
