@@ -472,6 +472,9 @@ def compress_model(
     `forward(module, inputs)` defaults to ``module(*inputs)``. `serving_state`
     (optional) returns the whole serving artifact with a given module, whose
     size is reported as `serving_bytes`.
+
+    Long because it builds, fine-tunes, measures and reports every variant in one loop over the
+    same settings and timer; the steps share that state.
     """
     from eduplatform.ml.compress.serialize import load_variant
 

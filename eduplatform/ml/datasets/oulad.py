@@ -232,6 +232,9 @@ def load_oulad(
     2. Optionally keep the first `max_students` learners (by id) of each run.
     3. Stream studentVle per run, summing duplicate learner x site x day rows.
     4. Derive the per-activity-type daily rollup by joining clicks to vle.csv.
+
+    Long because it reads the seven tables in order and maps each to its frame; every step is a
+    few lines and they share the filters.
     """
     folder = Path(folder)
     t = read_tables(folder)

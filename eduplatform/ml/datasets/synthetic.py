@@ -66,6 +66,10 @@ def generate(
        level and, for some, a withdrawal day; activity fades over the three
        weeks before it and stops after it.
     4. Clicks favour the items released in the current week.
+
+    Long because the platform is drawn in one pass (courses, learners, engagement, assessments)
+    from one random stream; splitting it would thread that stream and a dozen arrays through
+    helpers.
     """
     rng = np.random.default_rng(seed)
     today = today or dt.date(2026, 11, 28)
