@@ -19,7 +19,13 @@ Peers: popularity (distinct learners before the split), recent popularity
 (clicks in the last 14 days before the split), item-kNN (cosine over who opened
 what), and ALS (64 factors) / BPR from the `implicit` package, which is a
 benchmark-only dependency imported lazily: without it those peers are reported
-as unavailable.
+as unavailable. Tuned peers (`tuned_peers.py`: time-decayed popularity,
+transitions, calendar) choose their settings on inner validation (cuts at
+split - 14 and split - 28, history runs at the split day), never the test days.
+
+History (`history=`): earlier course runs known in full. The product, the
+`mlp_ranker` candidate and the tuned peers train on them too; the id-based peers
+cannot use them (item ids are not shared between presentations).
 """
 
 from __future__ import annotations
@@ -38,13 +44,26 @@ import scipy.sparse as sp
 from eduplatform.ml.data import LearningData
 from eduplatform.ml.ranking import hit_matrix_metrics
 from recommender.model.runs import CourseId
+from recommender.model.timeline import Run, Snapshot, inner_cases, runs_from_data, top_k
 from recommender.model.train import TrainConfig
+from recommender.model.tuned_peers import TUNED_PEERS
 
 if TYPE_CHECKING:
     from recommender.model.predictor import Recommender
 
 PRODUCT = "recommender"
-PEERS = ("popularity", "recent_popularity", "item_knn", "als", "bpr")
+PEERS = (
+    "decayed_popularity",
+    "transitions",
+    "calendar",
+    "popularity",
+    "recent_popularity",
+    "item_knn",
+    "als",
+    "bpr",
+)
+# Evaluated-only candidates: scored and reported, never the "best peer".
+CANDIDATES: tuple[str, ...] = ()
 RECENT_DAYS = 14
 ALS_FACTORS = 64
 
@@ -143,14 +162,6 @@ def split_runs(data: LearningData, split_day: int) -> list[RunSplit]:
             )
         )
     return out
-
-
-def top_k(scores: np.ndarray, visited: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k best unvisited items per row (ties: lower index first)."""
-    masked = np.where(visited, -np.inf, scores.astype(np.float64))
-    order = np.argsort(-masked, axis=1, kind="stable")[:, :k]
-    ok = np.take_along_axis(masked, order, axis=1) > -np.inf
-    return np.where(ok, order, -1)
 
 
 def _metrics(top: np.ndarray, test: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -252,16 +263,41 @@ def evaluate_scorer(splits: list[RunSplit], scorer: Scorer, k: int) -> dict[str,
     }
 
 
+def combine(parts: list[LearningData]) -> LearningData:
+    """One LearningData of several (course ids must not repeat)."""
+    if len(parts) == 1:
+        return parts[0]
+    frames = {
+        name: pd.concat([getattr(p, name) for p in parts], ignore_index=True)
+        for name in LearningData.frame_names()
+    }
+    return LearningData(**frames)
+
+
+def history_overlap(data: LearningData, history: LearningData) -> list[CourseId]:
+    """Course runs present in both (an error for the command: never train on test runs)."""
+    return sorted(set(data.courses["course_id"]) & set(history.courses["course_id"]), key=str)
+
+
 def product_scorer(
     data: LearningData,
     split_day: int,
     config: TrainConfig | None = None,
     log: Callable[[str], None] | None = None,
+    history: LearningData | None = None,
 ) -> tuple[Scorer, Recommender]:
-    """Fit the product recommender on the clicks before the split; return its scorer."""
+    """Fit the product recommender on the clicks before the split (and the history runs in
+    full, each as of its last day); return its scorer."""
     from recommender.model.predictor import Recommender
 
-    rec = Recommender.fit(train_view(data, split_day), split_day, config, log=log)
+    view = train_view(data, split_day)
+    as_of: int | dict[Any, int] = split_day
+    if history is not None and not history.item_activity.empty:
+        as_of = {cid: split_day for cid in data.courses["course_id"]}
+        last = history.item_activity.groupby("course_id")["day"].max()
+        as_of.update({cid: int(day) + 1 for cid, day in last.items()})
+        view = combine([view, history])
+    rec = Recommender.fit(view, as_of, config, log=log)
 
     def score(s: RunSplit) -> np.ndarray:
         scores, _ = rec.score_learners(s.course_id, s.learner_ids, split_day)
@@ -270,6 +306,42 @@ def product_scorer(
         return scores[:, cols]
 
     return score, rec
+
+
+class _TimelineModel:
+    """Adapts a `Snapshot` scorer (tuned peers, mlp_ranker) to the protocol's `RunSplit`."""
+
+    def __init__(self, runs: list[Run], split_day: int, scores: Callable[..., np.ndarray]):
+        self.by_id = {r.course_id: r for r in runs}
+        self.split_day = split_day
+        self.scores = scores
+
+    def __call__(self, s: RunSplit) -> np.ndarray:
+        run = self.by_id[s.course_id]
+        assert np.array_equal(run.item_ids, s.item_ids), "catalogues differ"
+        rows = np.searchsorted(run.learner_ids, s.learner_ids)
+        return self.scores(Snapshot(run, self.split_day), rows)
+
+
+def timeline_scorer(
+    name: str,
+    data: LearningData,
+    split_day: int,
+    history: LearningData | None = None,
+    seed: int = 0,
+) -> tuple[Scorer, dict[str, Any]]:
+    """A tuned peer, fitted on the days before the split (+ history)."""
+    from recommender.model.timeline import Params
+
+    train_part = runs_from_data(train_view(data, split_day), before_day=split_day)
+    hist = runs_from_data(history) if history is not None else []
+    params = Params(seed=seed)
+    peer = TUNED_PEERS[name](params).fit(inner_cases(train_part, hist, split_day))
+    best = max(score for _, score in peer.tuning)
+    return _TimelineModel(train_part, split_day, peer.scores), {
+        "chosen": peer.chosen,
+        "inner_ndcg": round(best, 4),
+    }
 
 
 def evaluate(
@@ -281,8 +353,13 @@ def evaluate(
     config: TrainConfig | None = None,
     seed: int = 0,
     log: Callable[[str], None] | None = None,
+    history: LearningData | None = None,
+    candidates: tuple[str, ...] = CANDIDATES,
 ) -> dict[str, Any]:
-    """Run the protocol; returns {"models": {name: {...}}, ...} (the --json payload)."""
+    """Run the protocol; returns {"models": {name: {...}}, ...} (the --json payload).
+
+    Long because it is the protocol's one loop: every model is fitted and scored the same way.
+    """
     started = time.perf_counter()
     splits = split_runs(data, split_day)
     result: dict[str, Any] = {
@@ -291,21 +368,26 @@ def evaluate(
         "course_runs": len(splits),
         "test_learners": int(sum(len(s.test_rows) for s in splits)),
         "catalogue_items": int(sum(len(s.item_ids) for s in splits)),
+        "history_runs": 0 if history is None else int(history.courses["course_id"].nunique()),
         "models": {},
     }
-    names = ([PRODUCT] if with_product else []) + list(peers)
+    names = ([PRODUCT] if with_product else []) + list(candidates) + list(peers)
+    if result["test_learners"] == 0:
+        names = []  # nothing to score (e.g. a split after the runs' end)
     for name in names:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         extra: dict[str, Any]
         try:
             if name == PRODUCT:
                 cfg = config or TrainConfig(seed=seed)
-                scorer, rec = product_scorer(data, split_day, cfg, log=log)
+                scorer, rec = product_scorer(data, split_day, cfg, log=log, history=history)
                 extra = {
                     k: rec.stats.get(k)
                     for k in ("fit_seconds", "fit_cpu_seconds", "train_seconds", "epochs")
                     if k in rec.stats
                 }
+            elif name in TUNED_PEERS or name in CANDIDATES:
+                scorer, extra = timeline_scorer(name, data, split_day, history, seed)
             else:
                 scorer, extra = peer_scorer(name, seed), {}
         except ImportError as exc:
@@ -315,17 +397,25 @@ def evaluate(
         metrics.update(extra)
         metrics["available"] = True
         metrics["seconds"] = round(time.perf_counter() - t0, 2)
+        metrics["cpu_seconds"] = round(time.process_time() - c0, 2)
         result["models"][name] = metrics
         if log:
             log(f"{name}: NDCG@{k} {metrics['ndcg']:.4f} ({metrics['seconds']}s)")
     result["seconds"] = round(time.perf_counter() - started, 2)
-    available = {n: m for n, m in result["models"].items() if m.get("available") and n != PRODUCT}
-    if available and PRODUCT in result["models"] and result["models"][PRODUCT].get("available"):
+    models = result["models"]
+    available = {
+        n: m
+        for n, m in models.items()
+        if m.get("available") and n != PRODUCT and n not in CANDIDATES
+    }
+    if available:
         best = max(available, key=lambda n: available[n]["ndcg"])
         result["best_peer"] = best
-        result["ndcg_ratio_to_best_peer"] = result["models"][PRODUCT]["ndcg"] / max(
-            available[best]["ndcg"], 1e-12
-        )
+        for name in (PRODUCT, *CANDIDATES):
+            if models.get(name, {}).get("available"):
+                ratio = models[name]["ndcg"] / max(available[best]["ndcg"], 1e-12)
+                key = "ndcg_ratio_to_best_peer" if name == PRODUCT else f"{name}_ndcg_ratio"
+                result[key] = ratio
     return result
 
 
@@ -346,10 +436,12 @@ def format_table(result: dict[str, Any]) -> str:
             f"{m['coverage']:>10.4f} {m['seconds']:>9.1f}"
         )
     if "best_peer" in result:
-        lines.append(
-            f"{PRODUCT} / best peer ({result['best_peer']}) NDCG@{k}: "
-            f"{result['ndcg_ratio_to_best_peer']:.3f}x"
-        )
+        for name in (PRODUCT, *CANDIDATES):
+            key = "ndcg_ratio_to_best_peer" if name == PRODUCT else f"{name}_ndcg_ratio"
+            if key in result:
+                lines.append(
+                    f"{name} / best peer ({result['best_peer']}) NDCG@{k}: {result[key]:.3f}x"
+                )
     return "\n".join(lines)
 
 

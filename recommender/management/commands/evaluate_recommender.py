@@ -1,6 +1,7 @@
-"""manage.py evaluate_recommender --data DIR --split-day 100 [--json FILE]
+"""manage.py evaluate_recommender --data DIR --split-day 100 [--history DIR ...]
+[--folds forward] [--json FILE]
 
-Thin wrapper over recommender.model.evaluate (no database access).
+Thin wrapper over recommender.model.evaluate / folds (no database access).
 """
 
 from __future__ import annotations
@@ -8,25 +9,57 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
+
+
+def _load(folder: Path, presentations: list[str] | None = None) -> Any:
+    from eduplatform.ml.datasets.oulad import OuladFormatError, load_oulad
+
+    if not folder.is_dir():
+        raise CommandError(f"{folder}: no such directory")
+    try:
+        return load_oulad(folder, presentations=presentations)
+    except OuladFormatError as exc:
+        raise CommandError(str(exc).splitlines()[0]) from exc
+    except (OSError, ValueError) as exc:
+        raise CommandError(f"{folder}: {str(exc).splitlines()[0] if str(exc) else exc}") from exc
 
 
 class Command(BaseCommand):
     help = (
         "Offline evaluation of the content recommender on an OULAD-format folder: "
-        "train on clicks before the split day, test on the items each learner first "
-        "opens on or after it; prints Recall@k, NDCG@k and coverage for the product "
-        "model and its peers."
+        "train on clicks before the split day (and on --history runs in full), test on the "
+        "items each learner first opens on or after it; prints Recall@k, NDCG@k and coverage "
+        "for the product model, the mlp_ranker candidate and the peers."
     )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--data", required=True, help="OULAD-format folder")
         parser.add_argument(
+            "--history",
+            action="append",
+            default=[],
+            metavar="DIR",
+            help=(
+                "OULAD-format folder of earlier presentations known in full, used for training "
+                "by the product and every peer (repeatable); a run also in --data is an error"
+            ),
+        )
+        parser.add_argument(
             "--split-day",
             type=int,
             default=100,
             help="train on clicks before this course day, test on or after it (default 100)",
+        )
+        parser.add_argument(
+            "--folds",
+            choices=["forward"],
+            help=(
+                "forward: split days 60, 100 and 150, plus a later-presentation fold (the "
+                "latest presentation at day 100, earlier ones in full); ignores --split-day"
+            ),
         )
         parser.add_argument(
             "--k", type=int, default=10, help="list length of Recall@k and NDCG@k (default 10)"
@@ -40,54 +73,80 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
-        from eduplatform.ml.datasets.oulad import OuladFormatError, load_oulad
-        from recommender.model.evaluate import evaluate, format_table
+        from recommender.model.evaluate import combine, evaluate, format_table, history_overlap
+        from recommender.model.folds import evaluate_folds, format_folds, forward_folds
         from recommender.model.train import TrainConfig
 
         folder = Path(options["data"])
-        if not folder.is_dir():
-            raise CommandError(f"{folder}: no such directory")
         if options["k"] <= 0:
             raise CommandError("--k must be positive")
+        json_path = Path(options["json_path"]) if options["json_path"] else None
+        if json_path is not None and json_path.is_dir():
+            raise CommandError(f"{json_path}: is a directory")
         started = time.perf_counter()
-        try:
-            data = load_oulad(folder, presentations=options["presentations"] or None)
-        except OuladFormatError as exc:
-            raise CommandError(str(exc).splitlines()[0]) from exc
-        except (OSError, ValueError) as exc:
-            raise CommandError(
-                f"{folder}: {str(exc).splitlines()[0] if str(exc) else exc}"
-            ) from exc
-        loaded = time.perf_counter() - started
+        data = _load(folder, options["presentations"] or None)
         if data.item_activity.empty:
             raise CommandError(f"{folder}: no clicks to evaluate on")
+        history = None
+        if options["history"]:
+            parts = [_load(Path(h)) for h in options["history"]]
+            seen: set[Any] = set()
+            for h, part in zip(options["history"], parts, strict=True):
+                dup = seen & set(part.courses["course_id"])
+                if dup:
+                    raise CommandError(f"{h}: run {sorted(dup, key=str)[0]} is in two --history")
+                seen |= set(part.courses["course_id"])
+            history = combine(parts)
+            overlap = history_overlap(data, history)
+            if overlap:
+                raise CommandError(
+                    f"run {overlap[0]} is in both --history and --data "
+                    f"({len(overlap)} such runs); history must be earlier presentations"
+                )
+        loaded = time.perf_counter() - started
 
         def log(message: str) -> None:
             self.stderr.write(message)
 
-        result = evaluate(
-            data,
-            split_day=options["split_day"],
-            k=options["k"],
-            config=TrainConfig(seed=options["seed"]),
-            seed=options["seed"],
-            log=log if options["verbosity"] > 1 else None,
-        )
-        if result["test_learners"] == 0:
-            raise CommandError(
-                f"no learner has clicks both before and on/after day {options['split_day']}"
+        verbose = log if options["verbosity"] > 1 else None
+        config = TrainConfig(seed=options["seed"])
+        if options["folds"]:
+            result = evaluate_folds(
+                forward_folds(data, history),
+                k=options["k"],
+                seed=options["seed"],
+                log=verbose,
+                config=config,
             )
+            table = format_folds(result)
+        else:
+            result = evaluate(
+                data,
+                split_day=options["split_day"],
+                k=options["k"],
+                config=config,
+                seed=options["seed"],
+                log=verbose,
+                history=history,
+            )
+            if result["test_learners"] == 0:
+                raise CommandError(
+                    f"no learner has clicks both before and on/after day {options['split_day']}"
+                )
+            table = format_table(result)
         result["data"] = str(folder)
+        result["history"] = [str(h) for h in options["history"]]
         result["load_seconds"] = round(loaded, 2)
         result["total_seconds"] = round(time.perf_counter() - started, 2)
-        self.stdout.write(format_table(result))
+        self.stdout.write(table)
         self.stdout.write(
             f"loaded in {result['load_seconds']:.1f}s, total {result['total_seconds']:.1f}s"
         )
-        if options["json_path"]:
-            path = Path(options["json_path"])
+        if json_path is not None:
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+                json_path.parent.mkdir(parents=True, exist_ok=True)
+                json_path.write_text(
+                    json.dumps(result, indent=2, sort_keys=True, default=str) + "\n"
+                )
             except OSError as exc:
-                raise CommandError(f"{path}: cannot write ({exc.strerror})") from exc
+                raise CommandError(f"{json_path}: cannot write ({exc.strerror})") from exc
