@@ -63,7 +63,14 @@ def recommender_section(result: dict, mode: str) -> Section:
         f"{result['test_learners']:,} test learners, product and peers in one run.\n\n"
         + table(["model", "Recall@10", "NDCG@10", "coverage"], rows)
         + f"\n\nProduct NDCG@10 / best peer ({result['best_peer']}): "
-        f"**{result['ndcg_ratio_to_best_peer']:.3f}x** (target 1.10x).\n"
+        f"**{result['ndcg_ratio_to_best_peer']:.3f}x** (target 1.10x)"
+        + (
+            f"; evaluated-only candidate mlp_ranker: {result['mlp_ranker_ndcg_ratio']:.3f}x"
+            if "mlp_ranker_ndcg_ratio" in result
+            else ""
+        )
+        + ". Tuned peers (decayed_popularity, transitions, calendar) choose their settings "
+        "on days before the split.\n"
     )
     return Section(
         name="recommender_quality",

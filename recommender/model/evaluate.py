@@ -63,7 +63,7 @@ PEERS = (
     "bpr",
 )
 # Evaluated-only candidates: scored and reported, never the "best peer".
-CANDIDATES: tuple[str, ...] = ()
+CANDIDATES = ("mlp_ranker",)
 RECENT_DAYS = 14
 ALS_FACTORS = 64
 
@@ -330,12 +330,23 @@ def timeline_scorer(
     history: LearningData | None = None,
     seed: int = 0,
 ) -> tuple[Scorer, dict[str, Any]]:
-    """A tuned peer, fitted on the days before the split (+ history)."""
+    """A tuned peer or the mlp_ranker, fitted on the days before the split (+ history)."""
     from recommender.model.timeline import Params
 
     train_part = runs_from_data(train_view(data, split_day), before_day=split_day)
     hist = runs_from_data(history) if history is not None else []
     params = Params(seed=seed)
+    if name == "mlp_ranker":
+        import torch
+
+        from recommender.model.ranker import MLPRanker
+
+        torch.set_num_threads(1)
+        ranker = MLPRanker(params).fit(hist, train_part, split_day)
+        return _TimelineModel(train_part, split_day, ranker.scores), {
+            "chosen": ranker.chosen,
+            **ranker.stats,
+        }
     peer = TUNED_PEERS[name](params).fit(inner_cases(train_part, hist, split_day))
     best = max(score for _, score in peer.tuning)
     return _TimelineModel(train_part, split_day, peer.scores), {

@@ -36,7 +36,7 @@ def test_history_trains_every_timeline_model_and_keeps_the_keys(folders, tmp_pat
     result = json.loads(target.read_text())
     assert result["history_runs"] == 1
     assert result["history"] == [str(folders / "early")]
-    for name in ("recommender", "decayed_popularity", "transitions", "calendar"):
+    for name in ("recommender", "mlp_ranker", "decayed_popularity", "transitions", "calendar"):
         assert name in text
         m = result["models"][name]
         assert 0.0 <= m["ndcg"] <= 1.0 and "recall" in m and "coverage" in m
@@ -59,7 +59,7 @@ def test_forward_folds_table_and_json(folders, tmp_path):
     later = result["folds"]["later_2026B_split_100"]
     assert later["history_runs"] == 1 and later["course_runs"] == 1
     assert result["folds"]["split_60"]["course_runs"] == 2
-    assert "recommender" in result["mean"]
+    assert "recommender" in result["mean"] and "mlp_ranker" in result["mean"]
     assert "mean" in text and "split_60" in text
 
 

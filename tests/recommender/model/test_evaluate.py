@@ -124,7 +124,13 @@ def test_evaluate_reports_every_model_on_synthetic_data(synthetic_data):
         peers=("popularity", "recent_popularity", "item_knn"),
         config=small_config(epochs=1),
     )
-    assert set(result["models"]) == {PRODUCT, "popularity", "recent_popularity", "item_knn"}
+    assert set(result["models"]) == {
+        PRODUCT,
+        "mlp_ranker",
+        "popularity",
+        "recent_popularity",
+        "item_knn",
+    }
     assert result["test_learners"] == sum(len(s.test_rows) for s in split_runs(synthetic_data, 42))
     for m in result["models"].values():
         assert 0.0 <= m["ndcg"] <= 1.0 and 0.0 <= m["recall"] <= 1.0
