@@ -24,6 +24,7 @@ app.conf.task_default_queue = Queue.DEFAULT.value
 app.conf.task_routes = {
     "registry.retrain_model": {"queue": Queue.TRAINING.value},
     "registry.scheduled_retrain": {"queue": Queue.TRAINING.value},
+    "registry.reclaim_lost_trainings": {"queue": Queue.DEFAULT.value},
     "registry.score_batch": {"queue": Queue.SCORING.value},
     "registry.score_all": {"queue": Queue.SCORING.value},
     "analytics.refresh_rollups": {"queue": Queue.DEFAULT.value},

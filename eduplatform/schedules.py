@@ -13,8 +13,8 @@ from dataclasses import dataclass
 class Schedule:
     name: str
     task: str
-    hour: int
-    minute: int
+    hour: int | str  # crontab fields: a number, or "*" for every one
+    minute: int | str
     args: tuple = ()
 
 
@@ -25,4 +25,6 @@ SCHEDULES: list[Schedule] = [
         "retrain recommender", "registry.scheduled_retrain", hour=3, minute=0, args=("recommender",)
     ),
     Schedule("score learners", "registry.score_all", hour=4, minute=30),
+    # Frees the training lock of a run whose worker died (stale heartbeat), every minute.
+    Schedule("reclaim lost trainings", "registry.reclaim_lost_trainings", hour="*", minute="*"),
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 from typing import TYPE_CHECKING, Any
@@ -107,7 +108,10 @@ def _cached_segmentation(
     digest.update(outcome.tobytes())
     digest.update(repr((names, k)).encode())
     key = f"analytics:segments:{digest.hexdigest()}"
-    result = cache.get(key)
+    try:
+        result = cache.get(key)
+    except Exception:
+        result = None  # the shared cache is down: segment here (the page still answers)
     if result is None:
         # Imported here: scikit-learn adds seconds to process start-up, and
         # only this page needs it.
@@ -122,7 +126,9 @@ def _cached_segmentation(
             outcome=outcome,
             labels_for_humans={n: feature_label(n) for n in names},
         )
-        cache.set(key, result, SEGMENT_CACHE_SECONDS)
+        # The shared cache is down: nothing shared this time, the next request segments again.
+        with contextlib.suppress(Exception):
+            cache.set(key, result, SEGMENT_CACHE_SECONDS)
     return result
 
 

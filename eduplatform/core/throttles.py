@@ -4,8 +4,12 @@
 `PredictionBudgetThrottle` adds an hourly query budget on the prediction
 endpoints, which slows down anyone trying to reconstruct a model from its
 answers. Both answer 429 with Retry-After (the time left in the window).
-If the cache is unreachable they let the request through: predictions keep
-being served from memory while Redis is down, and the outage is logged.
+If the cache is unreachable they count in this process instead, at the same
+rates (`local_hit`: a bounded in-process counter per key and window), so a
+spent budget stays spent while Redis is down; predictions keep being served
+from memory and the outage is logged. With several web processes each one
+counts alone until Redis is back (at most the number of processes times the
+rate), which is still a limit where failing open was none.
 
 Counting: one counter per token and window, started by the token's first
 request (a fixed window of the rate's period, not DRF's sliding list of
@@ -22,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +36,25 @@ from django.utils.connection import ConnectionProxy
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
+from eduplatform.core.caches import BoundedCache
+
 logger = logging.getLogger(__name__)
+
+# While the shared cache is unreachable: key -> (window end on the monotonic clock,
+# requests so far). Bounded (least recently counted keys go first); entries outlive
+# any throttle window (a day), the window end decides.
+_LOCAL_COUNTS = BoundedCache("throttles.local_counts", maxsize=50_000, ttl=86_400.0)
+_LOCAL_LOCK = threading.Lock()
+
+
+def local_hit(key: str, duration: int) -> tuple[int, float]:
+    """Count one request in this process's window of `key`: (requests so far, seconds left)."""
+    now = time.monotonic()
+    with _LOCAL_LOCK:
+        entry = _LOCAL_COUNTS.get(key)
+        end, count = entry if entry is not None and entry[0] > now else (now + duration, 0)
+        _LOCAL_COUNTS.put(key, (end, count + 1))
+    return count + 1, end - now
 
 
 def cache_backend(cache: Any) -> Any:
@@ -147,7 +170,7 @@ def _generic_hit(cache: Any, key: str, duration: int) -> tuple[int, float]:
     return int(count), max(0.0, end - now)
 
 
-class _FailOpen(SimpleRateThrottle):
+class _CountedThrottle(SimpleRateThrottle):
     # Not DRF's format: its lists of timestamps may still sit under those keys.
     cache_format = "throttle:n:%(scope)s:%(ident)s"
 
@@ -164,8 +187,8 @@ class _FailOpen(SimpleRateThrottle):
             else:
                 count, self._left = _generic_hit(backend, key, self.duration)
         except Exception:
-            logger.warning("throttle: cache unavailable, request not counted")
-            return True
+            logger.warning("throttle: cache unavailable, request counted in this process")
+            count, self._left = local_hit(key, self.duration)
         return count <= self.num_requests
 
     def wait(self) -> float | None:
@@ -195,15 +218,15 @@ def token_ident(key: str) -> str:
     return "t:" + hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
-class TokenRateThrottle(_FailOpen):
+class TokenRateThrottle(_CountedThrottle):
     scope = "token"
 
 
-class IngestRateThrottle(_FailOpen):
+class IngestRateThrottle(_CountedThrottle):
     scope = "ingest"
 
 
-class PredictionBudgetThrottle(_FailOpen):
+class PredictionBudgetThrottle(_CountedThrottle):
     scope = "prediction_budget"
 
 
@@ -218,17 +241,18 @@ def check_all(
     """Count the request in every throttle: the waits of those that refuse it.
 
     What DRF's check_throttles does one throttle at a time, with the Redis
-    counters of all of them in one round trip (fail-open as each one alone).
+    counters of all of them in one round trip (counted in this process, as
+    each one alone, when Redis is unreachable).
     `ident` counts the request under that identity (e.g. `token_ident` of
     the token in its header, before authentication has run); `reads` are
     made in the same round trip (see `Read`): their values come back by key,
     or none of them if the cache is unreachable.
     """
     waits: list[float | None] = []
-    batched: list[tuple[_FailOpen, str]] = []
+    batched: list[tuple[_CountedThrottle, str]] = []
     backend = None
     for throttle in throttles:
-        if isinstance(throttle, _FailOpen) and throttle.rate is not None:
+        if isinstance(throttle, _CountedThrottle) and throttle.rate is not None:
             candidate = cache_backend(throttle.cache)
             if isinstance(candidate, RedisCache) and (backend is None or candidate is backend):
                 key = throttle.key_for(ident) if ident else throttle.get_cache_key(request, view)
@@ -249,8 +273,8 @@ def check_all(
         try:
             counts, values = _redis_hits(backend, [(key, t.duration) for t, key in batched], reads)
         except Exception:
-            logger.warning("throttle: cache unavailable, request not counted")
-            return waits, {}
+            logger.warning("throttle: cache unavailable, request counted in this process")
+            counts, values = [local_hit(key, t.duration) for t, key in batched], {}
         for (throttle, _), (count, left) in zip(batched, counts, strict=True):
             throttle._left = left
             if count > throttle.num_requests:

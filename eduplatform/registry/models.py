@@ -43,6 +43,10 @@ class ModelVersion(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Stamped by the training process every TRAINING_HEARTBEAT_SECONDS while it works
+    # on the run; a training run whose heartbeat is older than TRAINING_HEARTBEAT_TIMEOUT
+    # lost its worker and is reclaimed as failed (services.runs_reclaim_lost).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     promoted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import threading
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connections, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -33,6 +34,10 @@ class PromotionError(Exception):
     pass
 
 
+class RunReclaimed(Exception):
+    """The run was reclaimed as failed (its heartbeat went stale) while this process trained it."""
+
+
 def json_safe(value: Any) -> Any:
     """NaN and infinities are not JSON: store them as null (numpy scalars as Python numbers)."""
     if isinstance(value, dict):
@@ -54,12 +59,92 @@ def _abandon_stale_runs(kind: str) -> None:
     ).update(status=Status.FAILED, status_reason="abandoned: no worker finished it in time")
 
 
+WORKER_LOST = "worker lost"
+
+
+def runs_reclaim_lost(*, kind: str | None = None) -> int:
+    """Fail the training runs whose heartbeat is older than TRAINING_HEARTBEAT_TIMEOUT.
+
+    Their worker died (SIGKILL, out of memory, machine gone) and holds the
+    kind's training lock; failing them frees it at once, and a redelivered
+    message of a reclaimed run finds it finished and does nothing. Runs still
+    queued (no heartbeat yet) are left to _abandon_stale_runs. Returns how many.
+    """
+    cutoff = timezone.now() - dt.timedelta(seconds=settings.TRAINING_HEARTBEAT_TIMEOUT)
+    lost = ModelVersion.objects.filter(status=Status.TRAINING, heartbeat_at__lt=cutoff)
+    if kind is not None:
+        lost = lost.filter(kind=kind)
+    reclaimed = lost.update(
+        status=Status.FAILED,
+        status_reason=(
+            f"{WORKER_LOST}: no heartbeat for {settings.TRAINING_HEARTBEAT_TIMEOUT:g} s"
+        ),
+        finished_at=timezone.now(),
+    )
+    if reclaimed:
+        logger.warning("registry: reclaimed %d training run(s) whose worker was lost", reclaimed)
+    return reclaimed
+
+
+class Heartbeat:
+    """Stamps a run's heartbeat every TRAINING_HEARTBEAT_SECONDS from a daemon thread.
+
+    The thread has its own database connection (closed when it ends), so a
+    training busy in one long step still beats. `lost` is set once the run is
+    seen no longer training (reclaimed): the training stops at its next progress
+    report and registers nothing.
+    """
+
+    def __init__(self, version_id: int) -> None:
+        self.version_id = version_id
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"heartbeat-{version_id}", daemon=True
+        )
+
+    def beat(self) -> None:
+        stamped = ModelVersion.objects.filter(id=self.version_id, status=Status.TRAINING).update(
+            heartbeat_at=timezone.now()
+        )
+        if not stamped:
+            # A row this connection cannot see (not committed yet) is no verdict.
+            status = (
+                ModelVersion.objects.filter(id=self.version_id)
+                .values_list("status", flat=True)
+                .first()
+            )
+            if status is not None and status != Status.TRAINING:
+                self.lost.set()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(settings.TRAINING_HEARTBEAT_SECONDS):
+                try:
+                    self.beat()
+                except DatabaseError:
+                    logger.warning("registry: heartbeat of version id %s failed", self.version_id)
+                if self.lost.is_set():
+                    return
+        finally:
+            connections.close_all()  # this thread's connections only
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def model_version_start(
     *, kind: str, triggered_by: str, parameters: dict[str, Any] | None = None
 ) -> ModelVersion:
     """Open a training run (the per-kind lock); raise TrainingInProgress if one is open."""
     get_kind(kind)
     _abandon_stale_runs(kind)
+    runs_reclaim_lost(kind=kind)
     for _ in range(3):
         try:
             with transaction.atomic():
@@ -80,9 +165,12 @@ def model_version_start(
     raise IntegrityError(f"could not allocate a version number for {kind}")
 
 
-def model_version_progress(*, version_id: int, stage: str, percent: int) -> None:
-    ModelVersion.objects.filter(id=version_id, status=Status.TRAINING).update(
-        stage=stage[:32], percent=max(0, min(100, percent))
+def model_version_progress(*, version_id: int, stage: str, percent: int) -> bool:
+    """Record progress (a heartbeat too); False if the run is no longer training."""
+    return bool(
+        ModelVersion.objects.filter(id=version_id, status=Status.TRAINING).update(
+            stage=stage[:32], percent=max(0, min(100, percent)), heartbeat_at=timezone.now()
+        )
     )
 
 
@@ -111,8 +199,10 @@ def model_version_train(*, version_id: int) -> ModelVersion:
     """Run one training to completion; safe to run again for the same id.
 
     1. Claim: only a version still in TRAINING is worked on (a rerun after a
-       worker crash finds it so; a finished one is returned untouched).
-    2. Train through the kind's plugin, comparing with the active champion.
+       worker crash finds it so; a finished or reclaimed one is returned untouched).
+    2. Train through the kind's plugin, comparing with the active champion,
+       with a heartbeat (`Heartbeat`); a run reclaimed meanwhile stops at its
+       next progress report and writes nothing.
     3. Write the artifact (temp file, fsync, atomic rename) under a
        version-specific path, so no pointer ever names a partial file.
     4. Register the metrics and, if the gate passes, promote atomically.
@@ -120,8 +210,23 @@ def model_version_train(*, version_id: int) -> ModelVersion:
     version = ModelVersion.objects.get(id=version_id)
     if version.status != Status.TRAINING:
         return version
+    now = timezone.now()
+    if not ModelVersion.objects.filter(id=version_id, status=Status.TRAINING).update(
+        started_at=now, heartbeat_at=now
+    ):
+        return ModelVersion.objects.get(id=version_id)  # reclaimed in between
+    with Heartbeat(version_id) as heartbeat:
+        try:
+            return _train(version, heartbeat)
+        except RunReclaimed:
+            logger.warning("registry: %s was reclaimed while training; stopped", version)
+            return ModelVersion.objects.get(id=version_id)
+
+
+def _train(version: ModelVersion, heartbeat: Heartbeat) -> ModelVersion:
+    """model_version_train's steps 2 to 4, on a claimed run."""
+    version_id = version.id
     kind = get_kind(version.kind)
-    ModelVersion.objects.filter(id=version_id).update(started_at=timezone.now())
     champion_row = ModelVersion.objects.filter(kind=version.kind, status=Status.ACTIVE).first()
     champion = serving.load_version(champion_row) if champion_row else None
     warm = None
@@ -129,7 +234,10 @@ def model_version_train(*, version_id: int) -> ModelVersion:
         warm = _warm_start_state(champion_row)
 
     def progress(stage: str, percent: int) -> None:
-        model_version_progress(version_id=version_id, stage=stage, percent=percent)
+        if heartbeat.lost.is_set() or not model_version_progress(
+            version_id=version_id, stage=stage, percent=percent
+        ):
+            raise RunReclaimed(f"{version} is no longer training")
 
     context = TrainContext(
         version_id=version_id,
@@ -179,6 +287,12 @@ def _register_and_gate(
     champion_id: int | None,
 ) -> ModelVersion:
     version = ModelVersion.objects.select_for_update().get(id=version_id)
+    if version.status == Status.FAILED:
+        # Reclaimed while this process wrote its files: nothing may name them.
+        for written in (path, checkpoint[0] if checkpoint else None):
+            if written is not None:
+                written.unlink(missing_ok=True)
+        return version
     if version.status != Status.TRAINING:
         return version  # a concurrent rerun finished first
     version.artifact_path = str(path)
@@ -279,7 +393,7 @@ def retrain_request(
     warm_start: bool = True,
     parameters: dict[str, Any] | None = None,
 ) -> ModelVersion:
-    """Open a run and enqueue it; the run is failed again if the broker cannot take it.
+    """Open a run and enqueue it; the run is withdrawn if the broker cannot take it.
 
     The version row is committed before the enqueue (model_version_start runs
     its own transaction), so a worker never receives an id it cannot see.
@@ -294,7 +408,9 @@ def retrain_request(
     except Exception as exc:
         if settings.CELERY_TASK_ALWAYS_EAGER:
             raise
-        model_version_fail(version_id=version.id, reason="broker unavailable")
+        # Never sent, so nothing ran it: withdraw the row (no FAILED version left behind;
+        # its number is used again by the next request).
+        ModelVersion.objects.filter(id=version.id, status=Status.TRAINING).delete()
         raise BrokerUnavailable("the task broker is unavailable; try again later") from exc
     version.refresh_from_db()
     return version

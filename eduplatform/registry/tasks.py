@@ -54,6 +54,12 @@ def scheduled_retrain(kind: str) -> str:
     return "skipped" if version is None else f"v{version.version}"
 
 
+@shared_task(name="registry.reclaim_lost_trainings", queue=Queue.DEFAULT.value, time_limit=60)
+def reclaim_lost_trainings() -> int:
+    """Beat entry point (every minute): fail the runs whose worker stopped beating."""
+    return services.runs_reclaim_lost()
+
+
 @shared_task(
     name="registry.score_batch",
     queue=Queue.SCORING.value,

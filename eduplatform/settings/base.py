@@ -91,6 +91,12 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "TIMEOUT": 300,
+            # An unreachable Redis (no refusal, packets dropped) must not hold a
+            # request: every cache user falls back to the process or the database.
+            "OPTIONS": {
+                "socket_connect_timeout": env_float("REDIS_SOCKET_TIMEOUT", 1.0),
+                "socket_timeout": env_float("REDIS_SOCKET_TIMEOUT", 1.0),
+            },
         }
     }
 else:
@@ -222,6 +228,17 @@ PLATFORM_ACCOUNT_HOMEPAGE = env_str("PLATFORM_ACCOUNT_HOMEPAGE", "https://edupla
 TRAINING_SOFT_TIME_LIMIT = env_int("TRAINING_SOFT_TIME_LIMIT", 1500)
 TRAINING_HARD_TIME_LIMIT = env_int("TRAINING_HARD_TIME_LIMIT", 1800)
 SCORING_HARD_TIME_LIMIT = env_int("SCORING_HARD_TIME_LIMIT", 600)
+# A training run stamps its heartbeat this often; one whose heartbeat is older than
+# the timeout lost its worker (killed, machine gone) and is reclaimed as failed by the
+# next retrain request or the periodic "reclaim lost trainings" task.
+TRAINING_HEARTBEAT_SECONDS = env_float("TRAINING_HEARTBEAT_SECONDS", 10.0)
+TRAINING_HEARTBEAT_TIMEOUT = env_float("TRAINING_HEARTBEAT_TIMEOUT", 120.0)
+if TRAINING_HEARTBEAT_TIMEOUT <= 2 * TRAINING_HEARTBEAT_SECONDS:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        "TRAINING_HEARTBEAT_TIMEOUT must exceed twice TRAINING_HEARTBEAT_SECONDS"
+    )
 if CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] <= TRAINING_HARD_TIME_LIMIT:
     from django.core.exceptions import ImproperlyConfigured
 
@@ -249,9 +266,11 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
-# Sessions read through the cache (Redis with REDIS_URL), written through to the
-# database: a page view costs no session query once cached.
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# Sessions live in the database only (one primary-key read per page view): the
+# site and the login keep working while Redis is down. cached_db raised on every
+# page then (Django only guards its cache writes, not the reads or the existence
+# check of a new key), and a session must be as available as the database itself.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 # Login hardening. django-axes locks a username *from one IP* after repeated
 # failures (so nobody behind a shared NAT can lock out colleagues, and a

@@ -104,5 +104,7 @@ def test_broker_down_gives_503_and_no_open_run(dummy_kind, admin, settings):
         celery_app.amqp._producer_pool = None
     assert response.status_code == 503
     assert response["Retry-After"] == "30"
-    assert ModelVersion.objects.get().status == ModelVersion.Status.FAILED
-    assert not ModelVersion.objects.filter(status=ModelVersion.Status.TRAINING).exists()
+    # The run was never sent: no version row is left behind, not even a FAILED one (#24 item 4).
+    assert not ModelVersion.objects.exists()
+    # Once the broker is back, the next request opens version 1.
+    assert admin.post("/api/v1/models/dummy/retrain", {}, format="json").json()["version"] == 1

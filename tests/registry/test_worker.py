@@ -265,3 +265,73 @@ def test_gate_failure_leaves_old_model_active(pipeline):
     assert "gate" in second.status_reason
     assert ModelVersion.objects.get(status=ModelVersion.Status.ACTIVE).version == 1
     assert serving.get_served("churn").version == 1
+
+
+# A training long enough to be killed while its heartbeat thread has beaten a few
+# times (no early stopping; every seed's network trains all epochs).
+SLOW = {"seeds": [0, 1, 2, 3], "max_epochs": 60, "patience": 0, "refit": False}
+HEARTBEAT = {
+    "TRAINING_HEARTBEAT_SECONDS": "1",
+    "TRAINING_HEARTBEAT_TIMEOUT": "4",
+    # Room for the slow training (the broker redelivers after the visibility timeout).
+    "CELERY_VISIBILITY_TIMEOUT": "40",
+    "TRAINING_SOFT_TIME_LIMIT": "34",
+    "TRAINING_HARD_TIME_LIMIT": "36",
+}
+
+
+def test_worker_killed_mid_training_is_reclaimed_by_its_heartbeat(pipeline, settings):
+    """#24 item 5: a SIGKILLed worker's run is reclaimed within twice the heartbeat
+    timeout, a new retrain starts at once, the old message does nothing when redelivered."""
+    settings.TRAINING_HEARTBEAT_TIMEOUT = 4.0
+    worker = pipeline["start_worker"]("w1", **HEARTBEAT)
+    lost = services.retrain_request(kind="churn", triggered_by="test", parameters=SLOW)
+
+    def beaten_in_training():
+        row = ModelVersion.objects.get(id=lost.id)
+        # The thread's beats, not only the claim's stamp: later than the start by 1.5 s.
+        if row.stage == "train" and row.heartbeat_at and row.started_at:
+            return (row.heartbeat_at - row.started_at).total_seconds() >= 1.5
+        return False
+
+    wait_for(beaten_in_training, 120, "heartbeats during training")
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()
+    killed_at = time.monotonic()
+    assert ModelVersion.objects.get(id=lost.id).status == ModelVersion.Status.TRAINING
+
+    def reclaimed():
+        from eduplatform.registry import tasks
+
+        tasks.reclaim_lost_trainings()  # what the every-minute beat entry runs
+        row = ModelVersion.objects.get(id=lost.id)
+        return row if row.status == ModelVersion.Status.FAILED else None
+
+    row = wait_for(reclaimed, 2 * 4.0, "the reclaim (2 x the heartbeat timeout)")
+    assert time.monotonic() - killed_at <= 2 * 4.0 + 1.0
+    assert row.status_reason.startswith("worker lost")
+    # A new retrain starts at once (no 409), on a new worker.
+    w2 = pipeline["start_worker"]("w2", **HEARTBEAT)
+    fresh = services.retrain_request(kind="churn", triggered_by="test", parameters=FAST)
+    assert fresh.version == lost.version + 1
+    done = wait_for(finished, 180, "the new training")
+    assert done.id == fresh.id and done.status == ModelVersion.Status.ACTIVE, done.status_reason
+    # The killed run's message comes back after the visibility timeout: it does nothing.
+    log = pipeline["logs"] / "w2.log"
+    wait_for(
+        lambda: log.read_text().count("succeeded in") >= 2,
+        40 + 120,
+        "the redelivered message of the reclaimed run",
+    )
+    assert "succeeded" in log.read_text() and "'failed'" in log.read_text()
+    assert w2.poll() is None
+    row = ModelVersion.objects.get(id=lost.id)
+    assert row.status == ModelVersion.Status.FAILED and not row.artifact_path
+    finished_rows = ModelVersion.objects.exclude(status=ModelVersion.Status.FAILED)
+    assert list(finished_rows.values_list("version", "status")) == [
+        (fresh.version, ModelVersion.Status.ACTIVE)
+    ]
+    artifacts = Path(done.artifact_path).parent
+    assert not list(artifacts.glob(".*.tmp"))
+    assert not list(artifacts.glob(f"churn-v{lost.version}*"))  # nothing of the killed run
+    assert load_artifact(Path(done.artifact_path), done.artifact_sha256).tensors
