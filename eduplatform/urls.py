@@ -15,6 +15,8 @@ urlpatterns = [
     path("accounts/login/", HardenedLoginView.as_view(), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("captcha/", include("captcha.urls")),
+    # The header's language switch (POST, CSRF): set_language at /i18n/setlang/.
+    path("i18n/", include("django.conf.urls.i18n")),
     # The schema is public: it documents the API, it grants nothing.
     path(
         "api/v1/schema/",

@@ -6,6 +6,9 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
+
 from analytics.models import Enrollment
 from eduplatform.core.charts import chart_card, data_table
 
@@ -23,27 +26,37 @@ def anchor_day(last: dt.date | None, today: dt.date) -> dt.date:
 
 def week_label(week: int) -> str:
     # Week 1 is days 0-6 of the run; registration-period weeks count back from -1.
-    return f"W{week + 1}" if week >= 0 else f"W{week}"
+    return _("W%(week)d") % {"week": week + 1 if week >= 0 else week}
 
 
 def types_chart(chart_id: str, types: list[dict[str, Any]], period: str) -> dict[str, Any]:
     return chart_card(
         chart_id,
-        "Activity by type",
-        f"Clicks per activity type, {period}.",
+        _("Activity by type"),
+        _("Clicks per activity type, %(period)s.") % {"period": period},
         kind="bar",
         labels=[t["activity_type"] for t in types],
-        datasets=[{"label": "Clicks", "data": [t["clicks"] for t in types]}],
+        datasets=[{"label": _("Clicks"), "data": [t["clicks"] for t in types]}],
         table=data_table(
-            f"Clicks per activity type, {period}",
-            ("Activity type", "Clicks", "Learners"),
+            _("Clicks per activity type, %(period)s") % {"period": period},
+            (_("Activity type"), _("Clicks"), _("Learners")),
             ([t["activity_type"], t["clicks"], t["learners"]] for t in types),
         ),
         empty=not types,
-        empty_text="No events yet.",
+        empty_text=_("No events yet."),
         indexAxis="y",
-        yTitle="Clicks",
+        yTitle=_("Clicks"),
     )
+
+
+# The statuses learner_status gives (English in the CSV export; pages translate them).
+STATUS_NAMES = (
+    gettext_noop("Withdrawn"),
+    gettext_noop("In progress"),
+    gettext_noop("Pass"),
+    gettext_noop("Distinction"),
+    gettext_noop("Fail"),
+)
 
 
 def learner_status(row: Mapping[str, Any]) -> str:

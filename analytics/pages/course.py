@@ -16,7 +16,10 @@ from urllib.parse import urlencode
 from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.template.loader import get_template, render_to_string
+from django.utils import dateformat
 from django.utils.html import json_script
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
 
 from analytics.models import Course
 from analytics.pages import panels
@@ -59,7 +62,9 @@ COURSE_CACHE_SECONDS = 600
 # learner row of its run, so without a bound a long-lived worker would keep
 # every run ever viewed.
 COURSE_CACHE_MAX_RUNS = 256
-_BUNDLE_FORMAT = 4  # bump when CourseBundle changes (4: moved to analytics.pages.course)
+# Bump when CourseBundle changes (4: moved to analytics.pages.course; 5: views and cells
+# per language).
+_BUNDLE_FORMAT = 5
 
 
 @dataclass
@@ -72,13 +77,13 @@ class CourseBundle:
     items: list[dict[str, Any]]
     scores: list[dict[str, Any]]
     learners: list[dict[str, Any]]
-    # Per "suppresses small groups": charts and item lists derived from the rows.
-    views: dict[bool, dict[str, Any]]
-    # Per learner id: the table row's own cells, rendered on first display.
-    row_cells: dict[int, str] = field(default_factory=dict)
+    # Per "suppresses small groups" and language: charts and item lists derived from the rows.
+    views: dict[tuple[bool, str], dict[str, Any]]
+    # Per learner id and language: the table row's own cells, rendered on first display.
+    row_cells: dict[tuple[int, str], str] = field(default_factory=dict)
     # Per table query (filters and sort, not page): the filtered, sorted rows.
     tables: dict[Any, list[Any]] = field(default_factory=dict)
-    # Per page and panel data: the rendered rows of the table.
+    # Per page, panel data and language: the rendered rows of the table.
     bodies: dict[str, str] = field(default_factory=dict)
 
 
@@ -135,8 +140,9 @@ def course_bundle(course: Course, today: dt.date) -> CourseBundle:
 
 
 def _course_charts(user: Any, course: Course, bundle: CourseBundle) -> dict[str, Any]:
-    suppress = access.suppresses_small_groups(user)
-    view = bundle.views.get(suppress)
+    # Titles, labels and the rendered summary are in the request's language.
+    view_key = (access.suppresses_small_groups(user), get_language() or "")
+    view = bundle.views.get(view_key)
     if view is not None:
         return view
     anchor = bundle.anchor
@@ -152,7 +158,7 @@ def _course_charts(user: Any, course: Course, bundle: CourseBundle) -> dict[str,
     bottom = sorted(items, key=lambda r: (r["clicks"] or 0, r["title"] or r["external_id"]))[:10]
     charts = [
         _weekly_chart(weekly, partial_week),
-        types_chart("course-types", types, "whole run"),
+        types_chart("course-types", types, _("whole run")),
         _content_chart(top, first_content_day, anchor),
         _scores_chart(scores),
     ]
@@ -167,7 +173,7 @@ def _course_charts(user: Any, course: Course, bundle: CourseBundle) -> dict[str,
     # the page's template work and the same for every request of this view.
     view["summary_html"] = render_to_string("analytics/_course_run_summary.html", view)
     view["chart_data_script"] = json_script(view["chart_data"], "course-data")
-    bundle.views[suppress] = view
+    bundle.views[view_key] = view
     return view
 
 
@@ -189,16 +195,18 @@ def course_page(
     page = Paginator(rows, PAGE_SIZE).get_page(page_number)
     page_rows = [dict(r, status=learner_status(r)) for r in page.object_list]
     cells_template = get_template("analytics/_learner_row_cells.html")
+    language = get_language() or ""
     for row in page_rows:
-        cells = bundle.row_cells.get(row["learner_id"])
+        cells_key = (row["learner_id"], language)
+        cells = bundle.row_cells.get(cells_key)
         if cells is None:
-            cells = bundle.row_cells[row["learner_id"]] = cells_template.render({"row": row})
+            cells = bundle.row_cells[cells_key] = cells_template.render({"row": row})
         row["cells"] = cells  # a SafeString: escaped by the template that made it
     panels.attach_row_panels(course, page_rows)
     panel_headers = [h for s in panels.course_slots() for h in s.headers]
     filtered = bool(query.search or query.inactive_days or query.status != "current")
     # The rows' HTML is a function of the page's rows, the panels' templates and
-    # data, and the minute (panels say "scored 5 minutes ago"): kept for repeats.
+    # data, the language and the minute (panels say "scored 5 minutes ago"): kept for repeats.
     body_key = hashlib.sha256(
         repr(
             (
@@ -210,6 +218,7 @@ def course_page(
                     for r in page_rows
                 ],
                 int(time.time() // 60),
+                language,
             )
         ).encode()
     ).hexdigest()
@@ -270,58 +279,64 @@ def _sort_headers(query: LearnerTableQuery) -> list[dict[str, Any]]:
 
 def _weekly_chart(weekly: list[dict[str, Any]], partial_week: int | None) -> dict[str, Any]:
     labels = [
-        week_label(r["week"]) + (" (to date)" if r["week"] == partial_week else "") for r in weekly
+        _("%(week)s (to date)") % {"week": week_label(r["week"])}
+        if r["week"] == partial_week
+        else week_label(r["week"])
+        for r in weekly
     ]
     return chart_card(
         "course-weekly",
-        "Engagement by week",
-        "Active learners (bars) and clicks (line) per week of the course run.",
+        _("Engagement by week"),
+        _("Active learners (bars) and clicks (line) per week of the course run."),
         kind="bar",
         labels=labels,
         datasets=[
-            {"label": "Active learners", "data": [r["learners"] for r in weekly]},
+            {"label": _("Active learners"), "data": [r["learners"] for r in weekly]},
             {
-                "label": "Clicks",
+                "label": _("Clicks"),
                 "data": [r["clicks"] for r in weekly],
                 "type": "line",
                 "yAxisID": "y2",
             },
         ],
         table=data_table(
-            "Engagement per week of the run",
-            ("Week", "Active learners", "Clicks", "Events"),
+            _("Engagement per week of the run"),
+            (_("Week"), _("Active learners"), _("Clicks"), _("Events")),
             (
                 [lab, r["learners"], r["clicks"], r["events"]]
                 for lab, r in zip(labels, weekly, strict=True)
             ),
         ),
         empty=not weekly,
-        empty_text="No events yet.",
-        secondAxis="Clicks",
-        yTitle="Active learners",
+        empty_text=_("No events yet."),
+        secondAxis=_("Clicks"),
+        yTitle=_("Active learners"),
     )
 
 
 def _content_chart(top: list[dict[str, Any]], first: dt.date, last: dt.date) -> dict[str, Any]:
     labels = [r["title"] or r["external_id"] for r in top]
-    period = f"{first.day} {first:%b} to {day_label(last)}"
+    period = _("%(first)s to %(last)s") % {
+        "first": dateformat.format(first, _("j M")),
+        "last": day_label(last),
+    }
     return chart_card(
         "course-content",
-        "Most used content",
-        f"Clicks on the ten most used content items, {period}.",
+        _("Most used content"),
+        _("Clicks on the ten most used content items, %(period)s.") % {"period": period},
         kind="bar",
         labels=labels,
-        datasets=[{"label": "Clicks", "data": [r["clicks"] for r in top]}],
+        datasets=[{"label": _("Clicks"), "data": [r["clicks"] for r in top]}],
         table=data_table(
-            f"Most used content, {period}",
-            ("Item", "Type", "Clicks", "Learners"),
+            _("Most used content, %(period)s") % {"period": period},
+            (_("Item"), _("Type"), _("Clicks"), _("Learners")),
             (
                 [lab, r["activity_type"], r["clicks"], r["learners"]]
                 for lab, r in zip(labels, top, strict=True)
             ),
         ),
         empty=not top,
-        empty_text=f"No content was used from {period}.",
+        empty_text=_("No content was used from %(period)s.") % {"period": period},
         indexAxis="y",
     )
 
@@ -329,19 +344,19 @@ def _content_chart(top: list[dict[str, Any]], first: dt.date, last: dt.date) -> 
 def _scores_chart(scores: list[dict[str, Any]]) -> dict[str, Any]:
     return chart_card(
         "course-scores",
-        "Assessment score distribution",
-        "Number of scored submissions per 10-point score band.",
+        _("Assessment score distribution"),
+        _("Number of scored submissions per 10-point score band."),
         kind="bar",
         labels=[s["label"] for s in scores],
-        datasets=[{"label": "Submissions", "data": [s["submissions"] for s in scores]}],
+        datasets=[{"label": _("Submissions"), "data": [s["submissions"] for s in scores]}],
         table=data_table(
-            "Scored submissions per score band",
-            ("Score", "Submissions", "Learners"),
+            _("Scored submissions per score band"),
+            (_("Score"), _("Submissions"), _("Learners")),
             ([s["label"], s["submissions"], s["learners"]] for s in scores),
         ),
         empty=not any(s["submissions"] or s["suppressed"] for s in scores),
-        empty_text="No scored submissions yet.",
-        yTitle="Submissions",
+        empty_text=_("No scored submissions yet."),
+        yTitle=_("Submissions"),
     )
 
 

@@ -7,15 +7,17 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from analytics.selectors.activity import learner_feature_rows
 
 BASE_FEATURES = ("total_clicks", "active_days", "recency_days", "trend")
 FEATURE_LABELS = {
-    "total_clicks": "total clicks",
-    "active_days": "active days",
-    "recency_days": "days since last activity",
-    "trend": "trend (last 14 days vs the 14 before)",
+    "total_clicks": _("total clicks"),
+    "active_days": _("active days"),
+    "recency_days": _("days since last activity"),
+    "trend": _("trend (last 14 days vs the 14 before)"),
 }
 COUNT_FEATURES = ("total_clicks", "active_days")
 MAX_TYPE_SHARES = 6
@@ -23,8 +25,8 @@ MAX_TYPE_SHARES = 6
 
 def feature_label(name: str) -> str:
     if name.startswith("share_"):
-        return f"share of {name.removeprefix('share_')}"
-    return FEATURE_LABELS.get(name, name)
+        return gettext("share of %(type)s") % {"type": name.removeprefix("share_")}
+    return str(FEATURE_LABELS.get(name, name))
 
 
 def learner_features(course_ids: Sequence[int], *, anchor: dt.date) -> pd.DataFrame:

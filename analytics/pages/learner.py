@@ -5,6 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.utils.translation import gettext as _
+from django.utils.translation import pgettext_lazy
+
 from analytics.models import Enrollment, Learner
 from analytics.pages import panels
 from analytics.pages.common import learner_status, week_label
@@ -17,7 +20,15 @@ from analytics.selectors.learners import (
 from eduplatform.core import access
 from eduplatform.core.charts import chart_card, chart_specs, data_table
 
-WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+WEEKDAYS = (
+    pgettext_lazy("weekday", "Mon"),
+    pgettext_lazy("weekday", "Tue"),
+    pgettext_lazy("weekday", "Wed"),
+    pgettext_lazy("weekday", "Thu"),
+    pgettext_lazy("weekday", "Fri"),
+    pgettext_lazy("weekday", "Sat"),
+    pgettext_lazy("weekday", "Sun"),
+)
 
 
 def learner_page(
@@ -88,20 +99,28 @@ def _heatmap(enrollment: Enrollment, daily: list[dict[str, Any]], today: dt.date
             table_rows.append([week_label(w), *row])
     return chart_card(
         f"heatmap-{course.pk}",
-        f"Activity heatmap, {course.code}",
-        f"Clicks per weekday (rows) and week of the run (columns) in {course.code}; "
-        "darker squares mean more clicks.",
+        _("Activity heatmap, %(code)s") % {"code": course.code},
+        _(
+            "Clicks per weekday (rows) and week of the run (columns) in %(code)s; "
+            "darker squares mean more clicks."
+        )
+        % {"code": course.code},
         kind="heatmap",
         labels=[week_label(w) for w in week_range],
-        datasets=[{"label": "Clicks", "data": points}],
+        datasets=[{"label": _("Clicks"), "data": points}],
         table=data_table(
-            f"Clicks per week and weekday, {course.code} (weeks with activity)",
-            ("Week", *WEEKDAYS),
+            _("Clicks per week and weekday, %(code)s (weeks with activity)")
+            % {"code": course.code},
+            (_("Week"), *(str(d) for d in WEEKDAYS)),
             table_rows,
         ),
         empty=not points,
-        empty_text="No activity in this course run yet.",
+        empty_text=_("No activity in this course run yet."),
         weekMin=first,
         weekMax=last,
-        weekdays=list(WEEKDAYS),
+        weekdays=[str(d) for d in WEEKDAYS],
+        # Words the chart script shows (translated here: the page keeps its strict CSP).
+        weekAxisTitle=_("Week of the run"),
+        weekFormat=_("W%(week)d"),
+        clicksUnit=_("clicks"),
     )

@@ -12,6 +12,8 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from django.utils.translation import gettext as _
+
 from analytics.models import Course
 from analytics.pages.common import DAY, anchor_day, types_chart, week_label
 from analytics.selectors.activity import (
@@ -71,7 +73,7 @@ def overview_page(user: Any, courses: Sequence[Course], today: dt.date) -> dict[
     counts = enrolled_counts(ids) if ids else {}
     charts = [
         _daily_chart(daily, first, anchor),
-        types_chart("overview-types", types, f"last {OVERVIEW_DAYS} days"),
+        types_chart("overview-types", types, _("last %(days)d days") % {"days": OVERVIEW_DAYS}),
         _retention_chart(user, courses, weekly, counts, anchor),
     ]
     course_rows = [
@@ -126,9 +128,9 @@ def _overview_kpis(
 
     a_now, a_before = acts.get("active_now"), acts.get("active_before")
     return [
-        kpi("Active learners", [(a_now, a_now), (a_before, a_before)], "", True),
+        kpi(_("Active learners"), [(a_now, a_now), (a_before, a_before)], "", True),
         kpi(
-            "Events per day",
+            _("Events per day"),
             [
                 (per_day(acts.get("events_now")), a_now),
                 (per_day(acts.get("events_before")), a_before),
@@ -137,13 +139,13 @@ def _overview_kpis(
             True,
         ),
         kpi(
-            "New enrolments",
+            _("New enrolments"),
             [(enr.get("enrolled_now"),) * 2, (enr.get("enrolled_before"),) * 2],
             "",
             True,
         ),
         kpi(
-            "Withdrawal rate",
+            _("Withdrawal rate"),
             [
                 (pct(enr.get("withdrawn_now"), enr.get("base_now")), enr.get("withdrawn_now")),
                 (
@@ -164,23 +166,24 @@ def _daily_chart(daily: list[dict[str, Any]], first: dt.date, last: dt.date) -> 
     events = [by_date.get(d, {}).get("events", 0) for d in days]
     return chart_card(
         "overview-daily",
-        "Daily active learners",
-        f"Distinct learners active per day, {day_label(first)} to {day_label(last)}.",
+        _("Daily active learners"),
+        _("Distinct learners active per day, %(first)s to %(last)s.")
+        % {"first": day_label(first), "last": day_label(last)},
         kind="line",
         labels=[d.isoformat() for d in days],
         datasets=[
-            {"label": "Active learners", "data": learners},
-            {"label": "Events", "data": events, "yAxisID": "y2"},
+            {"label": _("Active learners"), "data": learners},
+            {"label": _("Events"), "data": events, "yAxisID": "y2"},
         ],
         table=data_table(
-            "Daily active learners and events",
-            ("Date", "Active learners", "Events"),
+            _("Daily active learners and events"),
+            (_("Date"), _("Active learners"), _("Events")),
             ([d.isoformat(), n, e] for d, n, e in zip(days, learners, events, strict=True)),
         ),
         empty=not daily,
-        empty_text="No events yet.",
-        secondAxis="Events",
-        yTitle="Active learners",
+        empty_text=_("No events yet."),
+        secondAxis=_("Events"),
+        yTitle=_("Active learners"),
     )
 
 
@@ -236,19 +239,28 @@ def _retention_chart(
         )
     return chart_card(
         "overview-retention",
-        "Cohort retention by week of course run",
-        "Percentage of each course run's enrolled learners active in each complete week "
-        "of the run.",
+        _("Cohort retention by week of course run"),
+        _(
+            "Percentage of each course run's enrolled learners active in each complete week "
+            "of the run."
+        ),
         kind="line",
         labels=[week_label(w) for w in weeks],
         datasets=datasets,
         table=data_table(
-            "Active learners per week of run",
-            ("Course run", "Week", "Active learners", "% of enrolled"),
+            _("Active learners per week of run"),
+            (
+                _("Course run"),
+                _("Week"),
+                _("Active learners"),
+                # xgettext:no-python-format
+                _("% of enrolled"),
+            ),
             table_rows,
         ),
         empty=not datasets,
-        empty_text="No course-run activity yet.",
+        empty_text=_("No course-run activity yet."),
         yPercent=True,
-        yTitle="% of enrolled learners",
+        # xgettext:no-python-format
+        yTitle=_("% of enrolled learners"),
     )

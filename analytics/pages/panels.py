@@ -19,12 +19,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.template import TemplateDoesNotExist
 from django.template.loader import get_template
+from django.utils.translation import gettext_lazy as _
 
 from analytics.models import Course
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +56,8 @@ class PanelSlot:
     kind: str
     template: str
     fallback: str
-    title: str
-    headers: tuple[str, ...] = ()
+    title: StrOrPromise
+    headers: tuple[StrOrPromise, ...] = ()
     csv_columns: tuple[str, ...] = ()
 
 
@@ -65,8 +69,8 @@ SLOTS: dict[str, PanelSlot] = {
             kind="course_row",
             template="churn/_course_risk_columns.html",
             fallback="analytics/panels/_course_risk_columns.html",
-            title="Risk",
-            headers=("Risk band", "Top factors"),
+            title=_("Risk"),
+            headers=(_("Risk band"), _("Top factors")),
             csv_columns=("risk_band", "top_factors"),
         ),
         PanelSlot(
@@ -74,8 +78,8 @@ SLOTS: dict[str, PanelSlot] = {
             kind="course_row",
             template="recommender/_course_next_items_column.html",
             fallback="analytics/panels/_course_next_items_column.html",
-            title="Recommendations",
-            headers=("Recommended next items",),
+            title=_("Recommendations"),
+            headers=(_("Recommended next items"),),
             csv_columns=("recommended_next_items",),
         ),
         PanelSlot(
@@ -83,14 +87,14 @@ SLOTS: dict[str, PanelSlot] = {
             kind="learner",
             template="churn/_learner_risk.html",
             fallback="analytics/panels/_learner_risk.html",
-            title="Dropout risk",
+            title=_("Dropout risk"),
         ),
         PanelSlot(
             name="learner_recommendations",
             kind="learner",
             template="recommender/_learner_recommendations.html",
             fallback="analytics/panels/_learner_recommendations.html",
-            title="Recommended next items",
+            title=_("Recommended next items"),
         ),
     )
 }

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from django.utils.translation import gettext as _
 
 from analytics.models import Course, EventSource
 from analytics.pages.common import DAY, anchor_day
@@ -133,22 +134,24 @@ def _source_rows(
 def _quality_chart(quality: list[dict[str, Any]]) -> dict[str, Any]:
     return chart_card(
         "quality-features",
-        "Missing and outlier share per feature",
-        "Percentage of learners with a missing value, and of present values outside the "
-        "1.5 IQR fences, per learner feature.",
+        _("Missing and outlier share per feature"),
+        _(
+            "Percentage of learners with a missing value, and of present values outside the "
+            "1.5 IQR fences, per learner feature."
+        ),
         kind="bar",
         labels=[q["label"] for q in quality],
         datasets=[
-            {"label": "Missing %", "data": [q["missing_pct"] for q in quality]},
-            {"label": "Outliers %", "data": [q["outlier_pct"] for q in quality]},
+            {"label": _("Missing %"), "data": [q["missing_pct"] for q in quality]},
+            {"label": _("Outliers %"), "data": [q["outlier_pct"] for q in quality]},
         ],
         table=data_table(
-            "Missing values and outliers per feature",
-            ("Feature", "Missing %", "Outliers %"),
+            _("Missing values and outliers per feature"),
+            (_("Feature"), _("Missing %"), _("Outliers %")),
             ([q["label"], q["missing_pct"], q["outlier_pct"]] for q in quality),
         ),
         empty=not quality,
-        empty_text="No learners yet.",
+        empty_text=_("No learners yet."),
         indexAxis="y",
         xPercent=True,
     )
@@ -164,17 +167,17 @@ def _volume_chart(volume: list[dict[str, Any]], first: dt.date, last: dt.date) -
     ]
     return chart_card(
         "quality-volume",
-        "Event volume per source per day",
-        f"Events per day and source over the last {QUALITY_WINDOW_DAYS} days.",
+        _("Event volume per source per day"),
+        _("Events per day and source over the last %(days)d days.") % {"days": QUALITY_WINDOW_DAYS},
         kind="line",
         labels=[d.isoformat() for d in days],
         datasets=datasets,
         table=data_table(
-            f"Events per source per day, last {QUALITY_WINDOW_DAYS} days",
-            ("Date", *(labels.get(s, s) for s in sources)),
+            _("Events per source per day, last %(days)d days") % {"days": QUALITY_WINDOW_DAYS},
+            (_("Date"), *(labels.get(s, s) for s in sources)),
             ([d.isoformat(), *(cells.get((s, d), 0) for s in sources)] for d in days),
         ),
         empty=not volume,
-        empty_text=f"No events in the last {QUALITY_WINDOW_DAYS} days.",
-        yTitle="Events",
+        empty_text=_("No events in the last %(days)d days.") % {"days": QUALITY_WINDOW_DAYS},
+        yTitle=_("Events"),
     )

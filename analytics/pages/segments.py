@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 from django.core.cache import cache
+from django.utils.translation import gettext as _
 
 from analytics.models import Course
 from analytics.pages.common import anchor_day
@@ -59,8 +60,8 @@ def segments_page(user: Any, course: Course, today: dt.date, k: int | None) -> d
         (
             {
                 "segment": p.segment,
-                "name": f"Segment {p.segment + 1}",
-                "description": p.description,
+                "name": _("Segment %(number)d") % {"number": p.segment + 1},
+                "description": _describe(p.z_means, p.segment, result.k),
                 "learners": p.size,
                 "share": round(100 * p.share, 1),
                 "withdrawn": w,
@@ -84,6 +85,32 @@ def segments_page(user: Any, course: Course, today: dt.date, k: int | None) -> d
         k_scores={kk: round(v, 2) for kk, v in sorted(result.k_scores.items())},
     )
     return context
+
+
+def _describe(z_means: dict[str, float], segment: int, k: int, threshold: float = 0.5) -> str:
+    """eduplatform.ml.segments.describe in the request's language (the kit is Django-free).
+
+    E.g. "Most active; high active days, low days since last activity".
+    """
+    if k <= 1:
+        head = _("All learners")
+    elif segment == 0:
+        head = _("Most active")
+    elif segment == k - 1:
+        head = _("Least active")
+    else:
+        head = _("Segment %(number)d of %(k)d") % {"number": segment + 1, "k": k}
+    notable = sorted(
+        ((name, v) for name, v in z_means.items() if abs(v) >= threshold),
+        key=lambda item: -abs(item[1]),
+    )[:2]
+    if not notable:
+        return head if k <= 1 else _("%(head)s; close to average") % {"head": head}
+    traits = _(", ").join(
+        (_("high %(feature)s") if v > 0 else _("low %(feature)s")) % {"feature": feature_label(n)}
+        for n, v in notable
+    )
+    return _("%(head)s; %(traits)s") % {"head": head, "traits": traits}
 
 
 def _round_feature(name: str, value: float | None) -> float | None:
@@ -145,7 +172,8 @@ def _scatter_chart(result: Segmentation, profiles: list[dict[str, Any]]) -> dict
         members = index[result.labels[index] == p["segment"]]
         datasets.append(
             {
-                "label": f"{p['name']} ({p['learners']} learners)",
+                "label": _("%(segment)s (%(learners)s learners)")
+                % {"segment": p["name"], "learners": p["learners"]},
                 "colorIndex": p["segment"],
                 "data": [
                     {
@@ -159,20 +187,23 @@ def _scatter_chart(result: Segmentation, profiles: list[dict[str, Any]]) -> dict
     explained = result.explained_variance
     return chart_card(
         "segments-pca",
-        "Segments in two dimensions (PCA)",
-        "Each point is a learner, placed by the two principal components of the standardized "
-        f"activity features and coloured by segment; {len(index)} of {n} learners shown. "
-        "The profile table below gives the same segments in numbers.",
+        _("Segments in two dimensions (PCA)"),
+        _(
+            "Each point is a learner, placed by the two principal components of the standardized "
+            "activity features and coloured by segment; %(shown)d of %(total)d learners shown. "
+            "The profile table below gives the same segments in numbers."
+        )
+        % {"shown": len(index), "total": n},
         kind="scatter",
         labels=[],
         datasets=datasets,
         table=data_table(
-            "Learners per segment",
-            ("Segment", "Learners", "Description"),
+            _("Learners per segment"),
+            (_("Segment"), _("Learners"), _("Description")),
             ([p["name"], p["learners"], p["description"]] for p in profiles),
         ),
         empty=n == 0,
-        empty_text="No learners to segment yet.",
-        xTitle=f"PC1 ({100 * explained[0]:.0f}% of variance)",
-        yTitle=f"PC2 ({100 * explained[1]:.0f}% of variance)",
+        empty_text=_("No learners to segment yet."),
+        xTitle=_("PC1 (%(share).0f%% of variance)") % {"share": 100 * explained[0]},
+        yTitle=_("PC2 (%(share).0f%% of variance)") % {"share": 100 * explained[1]},
     )

@@ -10,6 +10,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
+from django.utils.translation import gettext_lazy as _
 
 from analytics.models import (
     ContentItem,
@@ -24,16 +25,16 @@ from analytics.models import (
 from analytics.selectors.activity import DAY, withdrawn_q
 
 LEARNER_STATUSES = {
-    "current": "Not withdrawn",
-    "withdrawn": "Withdrawn",
-    "all": "All",
+    "current": _("Not withdrawn"),
+    "withdrawn": _("Withdrawn"),
+    "all": _("All"),
 }
 LEARNER_SORTS = {
     # key -> column label. "Last active" ascending puts never-active learners
     # (NULL) first: they are the most at risk.
-    "pseudonym": "Learner",
-    "last_active": "Last active",
-    "activity_14d": "Activity, last 14 days",
+    "pseudonym": _("Learner"),
+    "last_active": _("Last active"),
+    "activity_14d": _("Activity, last 14 days"),
 }
 INACTIVITY_CHOICES = (7, 14, 28)
 

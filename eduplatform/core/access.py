@@ -23,6 +23,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import Http404
+from django.utils.translation import gettext_noop
 
 from analytics.models import Course, Enrollment, Learner
 from eduplatform.core.inputs import is_pseudonym
@@ -35,11 +36,12 @@ ANALYST = "analyst"
 INSTRUCTOR = "instructor"
 NO_ROLE = "none"
 
+# English names (templates compare them); pages show them through {% translate %}.
 ROLE_LABELS = {
-    ADMIN: "Platform admin",
-    ANALYST: "Analyst",
-    INSTRUCTOR: "Instructor",
-    NO_ROLE: "No role",
+    ADMIN: gettext_noop("Platform admin"),
+    ANALYST: gettext_noop("Analyst"),
+    INSTRUCTOR: gettext_noop("Instructor"),
+    NO_ROLE: gettext_noop("No role"),
 }
 
 # Cached on the user object: request.user lives for one request, so a role

@@ -12,9 +12,15 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from django.utils import dateformat
+from django.utils.translation import gettext
+
 from eduplatform.core import access
 
-SUPPRESSED = f"suppressed (fewer than {access.MIN_GROUP_SIZE} learners)"
+
+def suppressed_text() -> str:
+    """What a suppressed cell reads, in the request's language."""
+    return gettext("suppressed (fewer than %(count)d learners)") % {"count": access.MIN_GROUP_SIZE}
 
 
 def pct(part: float | None, whole: float | None) -> float | None:
@@ -25,17 +31,19 @@ def pct(part: float | None, whole: float | None) -> float | None:
 
 
 def day_label(day: dt.date) -> str:
-    return f"{day.day} {day:%b %Y}"  # "1 Nov 2026", like the templates' "j M Y"
+    # "1 Nov 2026" in English, like the templates' date format "j M Y" (translated).
+    return dateformat.format(day, gettext("j M Y"))
 
 
 def data_table(
     caption: str, headers: Sequence[str], rows: Iterable[Sequence[Any]]
 ) -> dict[str, Any]:
     """A chart's data table; a suppressed cell (None) reads as such, not as empty."""
+    suppressed = suppressed_text()
     return {
         "caption": caption,
         "headers": list(headers),
-        "rows": [[SUPPRESSED if cell is None else cell for cell in row] for row in rows],
+        "rows": [[suppressed if cell is None else cell for cell in row] for row in rows],
     }
 
 

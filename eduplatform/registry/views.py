@@ -19,6 +19,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -83,7 +85,7 @@ def _points(xs: Sequence[Any], ys: Sequence[Any]) -> list[dict[str, float]]:
 
 
 DIAGONAL = {
-    "label": "Reference (diagonal)",
+    "label": gettext_lazy("Reference (diagonal)"),
     "data": [{"x": 0, "y": 0}, {"x": 1, "y": 1}],
     "showLine": True,
     "borderDash": [4, 4],
@@ -108,14 +110,14 @@ def _headline_metrics(version: ModelVersion, primary: str) -> list[dict[str, Any
         seen.add(key)
         out.append({"key": key, "label": label, "value": _fmt(value)})
 
-    add("score", f"score ({primary}, primary)", metrics.get("score"))
-    add("champion_score", "champion score", metrics.get("champion_score"))
+    add("score", _("score (%(metric)s, primary)") % {"metric": primary}, metrics.get("score"))
+    add("champion_score", _("champion score"), metrics.get("champion_score"))
     for key, value in metrics.items():
         add(key, _label(key), value)
     report = metrics.get("report")
     if isinstance(report, Mapping):
         for key, value in report.items():
-            add(f"report.{key}", f"validation {_label(key)}", value)
+            add(f"report.{key}", _("validation %(metric)s") % {"metric": _label(key)}, value)
     return out
 
 
@@ -148,29 +150,38 @@ def _history_chart(group: KindVersions) -> dict[str, Any]:
         for v in chronological
     ]
     datasets: list[dict[str, Any]] = [
-        {"label": f"{group.primary_metric} (primary)", "data": scores, "pointRadius": 4}
+        {
+            "label": _("%(metric)s (primary)") % {"metric": group.primary_metric},
+            "data": scores,
+            "pointRadius": 4,
+        }
     ]
     if any(c is not None for c in champions):
-        datasets.append({"label": "champion on the same data", "data": champions, "pointRadius": 4})
+        datasets.append(
+            {"label": _("champion on the same data"), "data": champions, "pointRadius": 4}
+        )
     rows = [
         [label, s, c, v.status, v.created_at.strftime("%Y-%m-%d %H:%M")]
         for label, s, c, v in zip(labels, scores, champions, chronological, strict=True)
     ]
     return chart_card(
         f"{group.kind}-history",
-        "Metrics over time",
-        f"{group.primary_metric} of each trained version, oldest first, "
-        "with the champion's score on the same validation data.",
+        _("Metrics over time"),
+        _(
+            "%(metric)s of each trained version, oldest first, "
+            "with the champion's score on the same validation data."
+        )
+        % {"metric": group.primary_metric},
         kind="line",
         labels=labels,
         datasets=datasets,
         table=_table(
-            f"{group.primary_metric} per version",
-            ["Version", "Score", "Champion score", "Status", "Created"],
+            _("%(metric)s per version") % {"metric": group.primary_metric},
+            [_("Version"), _("Score"), _("Champion score"), _("Status"), _("Created")],
             rows,
         ),
         empty=not chronological,
-        empty_text="No finished version with a score yet.",
+        empty_text=_("No finished version with a score yet."),
         yTitle=group.primary_metric,
     )
 
@@ -195,57 +206,83 @@ def _curve_charts(kind: str, version: ModelVersion) -> list[dict[str, Any]]:
     return [
         chart_card(
             f"{kind}-roc",
-            "ROC curve",
-            f"True against false positive rate of the active version ({label}) on its "
-            f"validation rows; area {_fmt(roc_auc, 3)}. The diagonal is chance.",
+            _("ROC curve"),
+            _(
+                "True against false positive rate of the active version (%(version)s) on its "
+                "validation rows; area %(area)s. The diagonal is chance."
+            )
+            % {"version": label, "area": _fmt(roc_auc, 3)},
             kind="scatter",
             datasets=[
-                {"label": f"{label} ROC", "data": roc_points, "showLine": True},
+                {
+                    "label": _("%(version)s ROC") % {"version": label},
+                    "data": roc_points,
+                    "showLine": True,
+                },
                 DIAGONAL,
             ],
             table=_table(
-                f"ROC curve of {label}",
-                ["False positive rate", "True positive rate"],
+                _("ROC curve of %(version)s") % {"version": label},
+                [_("False positive rate"), _("True positive rate")],
                 [[p["x"], p["y"]] for p in roc_points],
             ),
             empty=not roc_points,
-            empty_text="This version recorded no ROC curve.",
-            xTitle="False positive rate",
-            yTitle="True positive rate",
+            empty_text=_("This version recorded no ROC curve."),
+            xTitle=_("False positive rate"),
+            yTitle=_("True positive rate"),
         ),
         chart_card(
             f"{kind}-pr",
-            "Precision-recall curve",
-            f"Precision against recall of {label} on its validation rows; "
-            f"average precision {_fmt(pr_auc, 3)}.",
+            _("Precision-recall curve"),
+            _(
+                "Precision against recall of %(version)s on its validation rows; "
+                "average precision %(ap)s."
+            )
+            % {"version": label, "ap": _fmt(pr_auc, 3)},
             kind="scatter",
-            datasets=[{"label": f"{label} precision-recall", "data": pr_points, "showLine": True}],
+            datasets=[
+                {
+                    "label": _("%(version)s precision-recall") % {"version": label},
+                    "data": pr_points,
+                    "showLine": True,
+                }
+            ],
             table=_table(
-                f"Precision-recall curve of {label}",
-                ["Recall", "Precision"],
+                _("Precision-recall curve of %(version)s") % {"version": label},
+                [_("Recall"), _("Precision")],
                 [[p["x"], p["y"]] for p in pr_points],
             ),
             empty=not pr_points,
-            empty_text="This version recorded no precision-recall curve.",
-            xTitle="Recall",
-            yTitle="Precision",
+            empty_text=_("This version recorded no precision-recall curve."),
+            xTitle=_("Recall"),
+            yTitle=_("Precision"),
         ),
         chart_card(
             f"{kind}-calibration",
-            "Calibration",
-            f"Observed dropout rate against the mean predicted risk per bin ({label}); "
-            "a calibrated model follows the diagonal.",
+            _("Calibration"),
+            _(
+                "Observed dropout rate against the mean predicted risk per bin (%(version)s); "
+                "a calibrated model follows the diagonal."
+            )
+            % {"version": label},
             kind="scatter",
-            datasets=[{"label": f"{label} bins", "data": cal_points, "showLine": True}, DIAGONAL],
+            datasets=[
+                {
+                    "label": _("%(version)s bins") % {"version": label},
+                    "data": cal_points,
+                    "showLine": True,
+                },
+                DIAGONAL,
+            ],
             table=_table(
-                f"Calibration bins of {label}",
-                ["Mean predicted", "Observed", "Learners"],
+                _("Calibration bins of %(version)s") % {"version": label},
+                [_("Mean predicted"), _("Observed"), _("Learners")],
                 [[b.get("predicted"), b.get("observed"), b.get("count")] for b in calibration],
             ),
             empty=not cal_points,
-            empty_text="This version recorded no calibration bins.",
-            xTitle="Predicted probability",
-            yTitle="Observed fraction",
+            empty_text=_("This version recorded no calibration bins."),
+            xTitle=_("Predicted probability"),
+            yTitle=_("Observed fraction"),
         ),
     ]
 
@@ -311,28 +348,38 @@ def compression_section(kind: str, version: ModelVersion | None) -> dict[str, An
             for i, row in enumerate(rows)
         ]
         points = [(n, s, q) for n, s, q in candidates if _is_number(s) and _is_number(q)]
-        x_title = "Size (KiB)" if in_bytes else _label(size_key)
+        x_title = _("Size (KiB)") if in_bytes else _label(size_key)
         chart = chart_card(
             f"{kind}-compression",
-            "Size against quality",
-            f"Each compression variant of v{version.version}: {_label(size_key)} against "
-            f"{_label(quality_key)}; up and to the left is better.",
+            _("Size against quality"),
+            _(
+                "Each compression variant of v%(version)s: %(size)s against %(quality)s; "
+                "up and to the left is better."
+            )
+            % {
+                "version": version.version,
+                "size": _label(size_key),
+                "quality": _label(quality_key),
+            },
             kind="scatter",
             datasets=[
                 {
-                    "label": f"{name}{' (served)' if name == version.served_variant else ''}",
+                    "label": _("%(variant)s (served)") % {"variant": name}
+                    if name == version.served_variant
+                    else name,
                     "data": [{"x": float(s) / 1024 if in_bytes else float(s), "y": float(q)}],
                     "pointRadius": 6,
                 }
                 for name, s, q in points
             ],
             table=_table(
-                f"{_label(size_key)} and {_label(quality_key)} per variant",
-                ["Variant", x_title, _label(quality_key)],
+                _("%(size)s and %(quality)s per variant")
+                % {"size": _label(size_key), "quality": _label(quality_key)},
+                [_("Variant"), x_title, _label(quality_key)],
                 [[n, float(s) / 1024 if in_bytes else s, q] for n, s, q in points],
             ),
             empty=not points,
-            empty_text="No variant has both a size and a quality.",
+            empty_text=_("No variant has both a size and a quality."),
             xTitle=x_title,
             yTitle=_label(quality_key),
         )

@@ -88,7 +88,9 @@
     var points = spec.datasets[0].data;
     var max = points.reduce(function (m, p) { return Math.max(m, p.v); }, 1);
     var nWeeks = o.weekMax - o.weekMin + 1;
-    function weekLabel(w) { return w >= 0 ? "W" + (w + 1) : "W" + w; }
+    // Words come translated in the spec's options (the page's language); English otherwise.
+    var weekFormat = o.weekFormat || "W%(week)d";
+    function weekLabel(w) { return weekFormat.replace("%(week)d", String(w >= 0 ? w + 1 : w)); }
     function cellRadius(ctx) {
       var area = ctx.chart.chartArea;
       if (!area) { return 4; }
@@ -121,7 +123,7 @@
             callbacks: {
               label: function (ctx) {
                 var p = ctx.raw;
-                return weekLabel(p.x) + ", " + o.weekdays[p.y] + ": " + p.v + " clicks";
+                return weekLabel(p.x) + ", " + o.weekdays[p.y] + ": " + p.v + " " + (o.clicksUnit || "clicks");
               }
             }
           }
@@ -129,7 +131,7 @@
         scales: {
           x: {
             min: o.weekMin - 0.5, max: o.weekMax + 0.5,
-            title: axisTitle("Week of the run"),
+            title: axisTitle(o.weekAxisTitle || "Week of the run"),
             grid: { display: false },
             // Bounds sit half a cell outside the grid, so ticks are placed on
             // the whole weeks explicitly instead of stepping from the bound.
