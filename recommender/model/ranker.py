@@ -264,6 +264,7 @@ class MLPRanker:
         self.net: RankerNet | None = None
         self.chosen: dict[str, Any] = {}
         self.stats: dict[str, Any] = {}
+        self._item_cache: tuple[Snapshot, torch.Tensor] | None = None
 
     def training_cases(
         self, history: Sequence[Run], train_part: Sequence[Run], split: int
@@ -314,10 +315,10 @@ class MLPRanker:
                 loss.backward()  # type: ignore[no-untyped-call]
                 opt.step()
                 sched.step()
-            self.net = net
+            self.net, self._item_cache = net, None
             if val is not None:
                 curve.append(self.inner_ndcg(val))
-        self.net = net
+        self.net, self._item_cache = net, None
         return curve
 
     def inner_ndcg(self, cases: Sequence[Case]) -> float:
@@ -360,11 +361,21 @@ class MLPRanker:
         return self
 
     @torch.no_grad()
+    def item_part(self, snap: Snapshot) -> torch.Tensor:
+        """The first layer's item block at the snapshot's day (kept for the last snapshot:
+        one per run-day when serving)."""
+        assert self.net is not None, "fit first"
+        if self._item_cache is None or self._item_cache[0] is not snap:
+            item_x = torch.from_numpy(item_features(snap, self.p))
+            self._item_cache = (snap, self.net.item_part(item_x))
+        return self._item_cache[1]
+
+    @torch.no_grad()
     def scores(self, snap: Snapshot, rows: np.ndarray, chunk: int = 256) -> np.ndarray:
         """(n, I) scores of the learners `rows` at the snapshot's day."""
         assert self.net is not None, "fit first"
         self.net.eval()
-        item_h = self.net.item_part(torch.from_numpy(item_features(snap, self.p)))
+        item_h = self.item_part(snap)
         out = np.zeros((len(rows), snap.I), np.float32)
         for s in range(0, len(rows), chunk):
             lf, px = pair_parts(snap, rows[s : s + chunk], self.p)

@@ -1,0 +1,125 @@
+"""Full-OULAD retrain of the recommender without the database (#23 item 5 target <= 120 s).
+
+    OMP_NUM_THREADS=1 python -m bench.recommender_retrain [--data DIR] [--json FILE]
+
+The stages of `recommender/services.py: train` on the shared OULAD copy seen after every
+run ended (as of = each run's last click day + 1, all runs known in full):
+
+1. validate: fit on the clicks before (min as-of - 14), NDCG@10 on the first visits after;
+2. compress: every variant of that validation network, the policy's choice
+   (`CompressionSettings.recommender()`, timing budget COMPRESSION_TIMING_SECONDS = 4 s, the default);
+3. train: the refit on all clicks (from scratch: no champion to warm-start from);
+4. apply: the chosen recipe built on the refit's network; artifact bytes (fp32 and served).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from bench.common import SHARED_OULAD
+from eduplatform.ml.compress import (
+    FP32,
+    CompressionSettings,
+    SelectionPolicy,
+    artifact_size,
+    build_variant,
+)
+from eduplatform.ml.datasets.oulad import load_oulad
+from recommender.model.compression import (
+    compress_recommender,
+    distill_finetune,
+    ndcg_evaluator,
+    recommender_serving_state,
+    scoring_groups,
+)
+from recommender.model.evaluate import evaluate_scorer, product_scorer, split_runs
+from recommender.model.predictor import Recommender
+from recommender.model.train import TrainConfig
+
+VALIDATION_DAYS = 14
+
+
+def _timed(stages: dict, name: str, fn, *args, **kwargs):
+    t, c = time.perf_counter(), time.process_time()
+    out = fn(*args, **kwargs)
+    stages[name] = {
+        "wall": round(time.perf_counter() - t, 1),
+        "cpu": round(time.process_time() - c, 1),
+    }
+    return out
+
+
+def retrain(data_dir: Path) -> dict:
+    torch.set_num_threads(1)
+    stages: dict = {}
+    data = _timed(stages, "load", load_oulad, data_dir)
+    last = data.item_activity.groupby("course_id")["day"].max()
+    days = {cid: int(d) + 1 for cid, d in last.items()}
+    split_day = max(VALIDATION_DAYS, min(days.values()) - VALIDATION_DAYS)
+    config = TrainConfig()
+    started = time.perf_counter()
+    splits = split_runs(data, split_day)
+    scorer, val_model = _timed(stages, "validate", product_scorer, data, split_day, config)
+    validation = evaluate_scorer(splits, scorer, 10)
+    settings = CompressionSettings.recommender()
+    settings.bench_seconds = 4.0
+    result = _timed(
+        stages,
+        "compress",
+        compress_recommender,
+        val_model,
+        evaluate=ndcg_evaluator(val_model, splits, split_day),
+        finetune=distill_finetune(val_model, epochs=2, max_learners=256),
+        policy=SelectionPolicy.recommender(tolerance=0.02),
+        settings=settings,
+        with_serving_bytes=False,
+    )
+    model = _timed(stages, "train", Recommender.fit, data, days, config)
+    tensors, state_config = model.to_state()
+    fp32_bytes = artifact_size(tensors, state_config)
+    served_bytes = fp32_bytes
+    if result.chosen != FP32:
+
+        def apply() -> int:
+            module = build_variant(
+                result.chosen,
+                model.net,
+                settings=result.settings,
+                groups=scoring_groups(model.net),
+                finetune=distill_finetune(model, epochs=2, max_learners=256),
+            )
+            return artifact_size(*recommender_serving_state(model, module, result.chosen))
+
+        served_bytes = _timed(stages, "apply", apply)
+    out = {
+        "retrain_wall_seconds": round(time.perf_counter() - started, 1),
+        "stages": stages,
+        "split_day": split_day,
+        "validation_ndcg": round(validation["ndcg"], 4),
+        "served_variant": result.chosen,
+        "fp32_artifact_bytes": fp32_bytes,
+        "served_artifact_bytes": served_bytes,
+        "runs": len(days),
+    }
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=str(SHARED_OULAD))
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    out = retrain(Path(args.data))
+    text = json.dumps(out, indent=2, default=str)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
