@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import re
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -77,6 +78,7 @@ def segments_page(user: Any, course: Course, today: dt.date, k: int | None) -> d
     chart = _scatter_chart(result, profiles)
     context.update(
         segmentation=result,
+        note=_note(result.note),
         profiles=profiles,
         charts=[chart],
         chart_data=chart_specs([chart]),
@@ -85,6 +87,23 @@ def segments_page(user: Any, course: Course, today: dt.date, k: int | None) -> d
         k_scores={kk: round(v, 2) for kk, v in sorted(result.k_scores.items())},
     )
     return context
+
+
+def _note(note: str) -> str:
+    """eduplatform.ml.segments' reason for a degenerate result, in the request's language."""
+    few = re.fullmatch(r"too few learners to segment \((\d+) < (\d+)\)", note)
+    if few:
+        return _("too few learners to segment (%(count)s < %(minimum)s)") % {
+            "count": few[1],
+            "minimum": few[2],
+        }
+    known = {
+        "every learner has the same activity profile": _(
+            "every learner has the same activity profile"
+        ),
+        "no k separated": _("no number of segments separated the learners"),
+    }
+    return known.get(note, note)
 
 
 def _describe(z_means: dict[str, float], segment: int, k: int, threshold: float = 0.5) -> str:

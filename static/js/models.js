@@ -14,6 +14,41 @@
   var RELOAD_MS = 1200;
   var MAX_POLL_FAILURES = 15;
   var FLASH_KEY = "eduplatform.models.flash.";
+  // English texts; the page gives them in its language on #models-messages (data-msg-*).
+  var MESSAGES = {
+    queued: "queued",
+    conflict: "A training run is already in progress{why}; following it.",
+    unavailable: "The task queue is unavailable; try again in a minute.{why}",
+    forbidden: "Not allowed: {why}",
+    forbiddenDefault: "only platform admins may operate models.",
+    refused: "Refused: {why}",
+    refusedDefault: "invalid request.",
+    failed: "The request failed (HTTP {status}).",
+    failedWhy: "The request failed (HTTP {status}): {why}",
+    finished: "{kind} v{version} finished: {status}.",
+    finishedReason: "{kind} v{version} finished: {status} ({reason}).",
+    done: "Done: {text}",
+    reloading: "{text} Reloading…",
+    progress: "{kind} v{version}: {stage}, {percent}%",
+    queuedProgress: "{kind}: queued, 0%",
+    lost: "Lost contact with the server while following the run; reload the page to see its state.",
+    starting: "Starting a training run…",
+    training: "{kind} v{version} is training.",
+    notSent: "The request could not be sent; check the connection and try again.",
+    nowActive: "{kind} v{version} is now active.",
+    choose: "Choose a version to promote.",
+    promoting: "Promoting v{version}…",
+    rollingBack: "Rolling back…"
+  };
+
+  function t(key, params) {
+    var el = document.getElementById("models-messages");
+    var attr = "msg" + key.charAt(0).toUpperCase() + key.slice(1);
+    var text = (el && el.dataset[attr]) || MESSAGES[key];
+    return text.replace(/\{(\w+)\}/g, function (whole, name) {
+      return params && Object.prototype.hasOwnProperty.call(params, name) ? String(params[name]) : whole;
+    });
+  }
 
   function csrfToken() {
     var el = document.getElementById("models-csrf");
@@ -51,7 +86,7 @@
     box.hidden = false;
     box.dataset.state = state || "running";
     bar.setAttribute("aria-valuenow", String(pct));
-    bar.setAttribute("aria-valuetext", (stage || "queued") + ", " + pct + "%");
+    bar.setAttribute("aria-valuetext", (stage || t("queued")) + ", " + pct + "%");
     // CSSOM, not a style attribute: allowed by the strict style-src CSP.
     box.querySelector("[data-progress-bar]").style.width = pct + "%";
     box.querySelector("[data-progress-text]").textContent = text;
@@ -85,11 +120,13 @@
 
   function errorText(result) {
     var why = detail(result.data);
-    if (result.status === 409) { return "A training run is already in progress" + (why ? " (" + why + ")" : "") + "; following it."; }
-    if (result.status === 503) { return "The task queue is unavailable; try again in a minute." + (why ? " (" + why + ")" : ""); }
-    if (result.status === 403) { return "Not allowed: " + (why || "only platform admins may operate models."); }
-    if (result.status === 400) { return "Refused: " + (why || "invalid request."); }
-    return "The request failed (HTTP " + result.status + ")" + (why ? ": " + why : ".");
+    var inParens = why ? " (" + why + ")" : "";
+    if (result.status === 409) { return t("conflict", { why: inParens }); }
+    if (result.status === 503) { return t("unavailable", { why: inParens }); }
+    if (result.status === 403) { return t("forbidden", { why: why || t("forbiddenDefault") }); }
+    if (result.status === 400) { return t("refused", { why: why || t("refusedDefault") }); }
+    if (why) { return t("failedWhy", { status: result.status, why: why }); }
+    return t("failed", { status: result.status });
   }
 
   function reloadSoon(section, message) {
@@ -98,9 +135,8 @@
   }
 
   function outcomeText(kind, row) {
-    var text = kind + " v" + row.version + " finished: " + row.status;
-    if (row.status_reason) { text += " (" + row.status_reason + ")"; }
-    return text + ".";
+    var params = { kind: kind, version: row.version, status: row.status, reason: row.status_reason };
+    return row.status_reason ? t("finishedReason", params) : t("finished", params);
   }
 
   /* Follow a training run until its version leaves "training". */
@@ -115,8 +151,8 @@
       run.active = false;
       var failed = row.status === "failed";
       var text = outcomeText(kind, row);
-      setProgress(section, failed ? "failed" : "done", 100, "Done: " + text, failed ? "failed" : "done");
-      say(section, text + " Reloading…", failed);
+      setProgress(section, failed ? "failed" : "done", 100, t("done", { text: text }), failed ? "failed" : "done");
+      say(section, t("reloading", { text: text }), failed);
       reloadSoon(section, text);
     }
     run.finish = finish;
@@ -136,8 +172,9 @@
           });
           if (row && row.status === "training") {
             run.version = row.version;
-            setProgress(section, row.stage, row.percent,
-              kind + " v" + row.version + ": " + (row.stage || "queued") + ", " + row.percent + "%");
+            setProgress(section, row.stage, row.percent, t("progress", {
+              kind: kind, version: row.version, stage: row.stage || t("queued"), percent: row.percent
+            }));
           } else if (row && run.version) {
             finish(row);
           }
@@ -146,7 +183,7 @@
           failures += 1;
           if (failures >= MAX_POLL_FAILURES) {
             run.active = false;
-            say(section, "Lost contact with the server while following the run; reload the page to see its state.", true);
+            say(section, t("lost"), true);
             setBusy(section, false);
           }
         })
@@ -159,13 +196,13 @@
 
   function retrain(section, button) {
     var run = { version: null, active: false };
-    say(section, "Starting a training run…", false);
-    setProgress(section, "queued", 0, section.dataset.kind + ": queued, 0%");
+    say(section, t("starting"), false);
+    setProgress(section, t("queued"), 0, t("queuedProgress", { kind: section.dataset.kind }));
     follow(section, run);
     postJSON(button.dataset.url, {}).then(function (result) {
       if (result.ok) {
         run.version = result.data.version;
-        say(section, section.dataset.kind + " v" + result.data.version + " is training.", false);
+        say(section, t("training", { kind: section.dataset.kind, version: result.data.version }), false);
         // With in-process tasks the run is already over when the POST returns.
         if (result.data.status && result.data.status !== "training") { run.finish(result.data); }
       } else if (result.status === 409 && result.data.version) {
@@ -180,25 +217,25 @@
     }).catch(function () {
       run.active = false;
       part(section, "[data-progress]").hidden = true;
-      say(section, "The request could not be sent; check the connection and try again.", true);
+      say(section, t("notSent"), true);
       setBusy(section, false);
     });
   }
 
   function operate(section, button, body, verb) {
     setBusy(section, true);
-    say(section, verb + "…", false);
+    say(section, verb, false);
     postJSON(button.dataset.url, body).then(function (result) {
       if (result.ok) {
-        var text = section.dataset.kind + " v" + result.data.version + " is now active.";
-        say(section, text + " Reloading…", false);
+        var text = t("nowActive", { kind: section.dataset.kind, version: result.data.version });
+        say(section, t("reloading", { text: text }), false);
         reloadSoon(section, text);
       } else {
         say(section, errorText(result), true);
         setBusy(section, false);
       }
     }).catch(function () {
-      say(section, "The request could not be sent; check the connection and try again.", true);
+      say(section, t("notSent"), true);
       setBusy(section, false);
     });
   }
@@ -220,10 +257,10 @@
       } else if (action === "promote") {
         var select = part(section, "[data-promote-select]");
         var version = select ? parseInt(select.value, 10) : NaN;
-        if (!version) { say(section, "Choose a version to promote.", true); return; }
-        operate(section, button, { version: version }, "Promoting v" + version);
+        if (!version) { say(section, t("choose"), true); return; }
+        operate(section, button, { version: version }, t("promoting", { version: version }));
       } else if (action === "rollback") {
-        operate(section, button, {}, "Rolling back");
+        operate(section, button, {}, t("rollingBack"));
       }
     });
 

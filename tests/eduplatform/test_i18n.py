@@ -158,5 +158,6 @@ def test_template_is_marked_and_its_strings_translated(template: str) -> None:
         f"{template} does not load i18n"
     )
     known = {e.msgid for e in messages()}
-    missing = sorted(_template_literals(text) - known)
+    # makemessages doubles a template literal's percent signs (the tag does the same at run time).
+    missing = sorted(lit for lit in _template_literals(text) if lit.replace("%", "%%") not in known)
     assert not missing, f"{template}: not in django.po (makemessages): {missing}"

@@ -106,3 +106,15 @@ def test_csv_export_stays_english(world: World) -> None:
     text = body(response)
     assert text.startswith("learner,status,registered_on,last_active,activity_14d")
     assert not HAN.search(text)
+
+
+def test_models_page_gives_its_script_the_messages(world: World) -> None:
+    """models.js reads its texts from #models-messages (data-msg-*): no inline script."""
+    zh = body(chinese_client(world.admin).get("/models/"))
+    en = body(client_for(world.admin).get("/models/"))
+    assert 'data-msg-training="{kind} v{version}正在训练。"' in zh
+    # Full-width colon and comma, as Chinese text writes them.
+    assert 'data-msg-progress="{kind} v{version}\uff1a{stage}\uff0c{percent}%"' in zh
+    assert 'data-msg-training="{kind} v{version} is training."' in en
+    assert 'data-msg-progress="{kind} v{version}: {stage}, {percent}%"' in en
+    assert "<script>" not in zh and "<script>" not in en
