@@ -19,7 +19,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from analytics.models import Enrollment
+from analytics.models import ContentItem, Enrollment
 from churn.features import serving_frames
 from eduplatform.celery import app as celery_app
 from eduplatform.core.throttles import PredictionBudgetThrottle
@@ -110,7 +110,7 @@ def _admin_values() -> list[dict[str, str]]:
 
 
 def test_every_page_and_api_route_answers_with_redis_down(platform):
-    enrollment = Enrollment.objects.select_related("learner").first()
+    enrollment = Enrollment.objects.select_related("learner", "course").first()
     root = UserFactory._meta.model.objects.get(username="root")
     base = {
         "course_id": str(enrollment.course_id),
@@ -144,6 +144,31 @@ def test_every_page_and_api_route_answers_with_redis_down(platform):
             response = client.get(url + (query if url.startswith("/api/v1/learners/") else ""))
             if response.status_code >= 500 and name != "readyz":
                 failures.append((url, response.status_code))
+    # The API's writes: an event ingested (activity stamps cannot be bumped), a promotion
+    # announced (the announcement cannot be shared), a rollback with nothing to go back to.
+    item = ContentItem.objects.filter(course_id=enrollment.course_id).first()
+    writes = [
+        (
+            "/api/v1/events",
+            [
+                {
+                    "client_event_id": "redis-down-1",
+                    "learner_id": "redis-down-learner",
+                    "course": enrollment.course.code,
+                    "item": item.external_id,
+                    "verb": "viewed",
+                    "occurred_at": "2026-10-05T10:00:00+00:00",
+                }
+            ],
+            201,
+        ),
+        ("/api/v1/models/recommender/promote", {"version": 1}, 200),
+        ("/api/v1/models/churn/rollback", {}, 400),
+    ]
+    for url, body, expected in writes:
+        response = api.post(url, body, format="json")
+        if response.status_code != expected:
+            failures.append((url, response.status_code))
     assert len(checked) > 60
     assert failures == []
     # The prediction APIs really answer from the served models.
