@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
+from django.utils.translation import gettext_lazy as _
 
 from eduplatform.core.privacy import EncryptedTextField
 
@@ -140,10 +141,10 @@ class Submission(models.Model):
 
 
 class EventSource(models.TextChoices):
-    API = "api", "Events API"
-    XAPI = "xapi", "xAPI"
-    OULAD = "oulad", "OULAD import"
-    DEMO = "demo", "Demo seed"
+    API = "api", _("Events API")
+    XAPI = "xapi", _("xAPI")
+    OULAD = "oulad", _("OULAD import")
+    DEMO = "demo", _("Demo seed")
 
 
 class LearningEvent(models.Model):
