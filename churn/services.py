@@ -15,6 +15,7 @@ from django.utils import timezone
 from analytics.models import Course
 from churn.features import serving_frames, training_sets
 from churn.model.compression import churn_serving_state, compress_churn, load_churn_predictor
+from churn.model.importance import permutation_ranking
 from churn.model.predictor import ChurnPredictor
 from churn.model.training import ChurnSettings, train_churn_model
 from churn.models import RiskHistory, RiskScore
@@ -106,6 +107,8 @@ def train(context: TrainContext) -> TrainOutcome:
     labels = sets.val.labels
     val_probs = served.predict_proba(sets.val.frame)
     score = float(roc_auc(labels, val_probs))
+    # the served variant's permutation ranking on the validation runs (#22 item 5)
+    ranking = permutation_ranking(served, sets.val)
     champion_score = None
     if isinstance(context.champion, ChurnPredictor):
         try:
@@ -129,6 +132,7 @@ def train(context: TrainContext) -> TrainOutcome:
             "warm_start": warm_started,
             "report": binary_report(labels, val_probs).to_dict(),
             "curves": validation_curves(labels, val_probs),
+            "feature_ranking": ranking,
         },
         score=score,
         champion_score=champion_score,
