@@ -11,6 +11,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from analytics.models import (
     Assessment,
@@ -61,7 +63,7 @@ class LearnerAdmin(admin.ModelAdmin):
     show_full_result_count = False
     actions = ["export", "erase"]
 
-    @admin.action(description="Export the selected learners' data (JSON)")
+    @admin.action(description=_("Export the selected learners' data (JSON)"))
     def export(self, request: HttpRequest, queryset: QuerySet[Learner]) -> HttpResponse:
         data = {
             learner.pseudonym: learner_export(pseudonym=learner.pseudonym)
@@ -76,7 +78,7 @@ class LearnerAdmin(admin.ModelAdmin):
         return response
 
     @admin.action(
-        description="Erase the selected learners (all their data)", permissions=["delete"]
+        description=_("Erase the selected learners (all their data)"), permissions=["delete"]
     )
     def erase(self, request: HttpRequest, queryset: QuerySet[Learner]) -> TemplateResponse | None:
         if request.POST.get("post") != "yes":
@@ -85,7 +87,7 @@ class LearnerAdmin(admin.ModelAdmin):
                 "admin/analytics/learner/erase_confirmation.html",
                 {
                     **self.admin_site.each_context(request),
-                    "title": "Erase learners?",
+                    "title": gettext("Erase learners?"),
                     "opts": self.model._meta,
                     "learners": list(queryset.order_by("pseudonym")),
                     "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
@@ -100,9 +102,18 @@ class LearnerAdmin(admin.ModelAdmin):
             if result.found:
                 self.message_user(
                     request,
-                    f"erased {pseudonym}: {result.events} events, {result.rollup_rows} "
-                    f"rollup rows, {result.submissions} submissions, {result.enrollments} "
-                    "enrolments; active models marked for retraining",
+                    gettext(
+                        "erased %(pseudonym)s: %(events)s events, %(rollup)s rollup rows, "
+                        "%(submissions)s submissions, %(enrolments)s enrolments; active models "
+                        "marked for retraining"
+                    )
+                    % {
+                        "pseudonym": pseudonym,
+                        "events": result.events,
+                        "rollup": result.rollup_rows,
+                        "submissions": result.submissions,
+                        "enrolments": result.enrollments,
+                    },
                     messages.SUCCESS,
                 )
 
@@ -128,8 +139,11 @@ class LearnerAdmin(admin.ModelAdmin):
         """
         learners = list(objs)
         summary = [
-            f"{learner.pseudonym}: personal data, enrolments, submissions, events, daily "
-            "activity and predictions"
+            gettext(
+                "%(pseudonym)s: personal data, enrolments, submissions, events, daily activity "
+                "and predictions"
+            )
+            % {"pseudonym": learner.pseudonym}
             for learner in learners
         ]
         return summary, {str(Learner._meta.verbose_name_plural): len(learners)}, set(), []

@@ -5,6 +5,8 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from eduplatform.registry import services
 from eduplatform.registry.models import ModelVersion
@@ -30,7 +32,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in ModelVersion._meta.fields]
     actions = ["promote", "rollback_to", "retrain_kind"]
 
-    @admin.display(description="score")
+    @admin.display(description=_("score"))
     def primary_score(self, obj: ModelVersion) -> str:
         score = obj.metrics.get("score")
         return f"{score:.4f}" if isinstance(score, (int, float)) else "-"
@@ -43,20 +45,24 @@ class ModelVersionAdmin(admin.ModelAdmin):
         # it is retired, never deleted.
         return False
 
-    @admin.action(description="Promote the selected version")
+    @admin.action(description=_("Promote the selected version"))
     def promote(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
         for row in queryset:
             try:
                 services.model_version_promote(kind=row.kind, version=row.version)
-                self.message_user(request, f"{row.kind} v{row.version} is now active")
+                self.message_user(
+                    request,
+                    gettext("%(kind)s v%(version)s is now active")
+                    % {"kind": row.kind, "version": row.version},
+                )
             except services.PromotionError as exc:
                 self.message_user(request, str(exc), level=messages.ERROR)
 
-    @admin.action(description="Roll back to the selected version")
+    @admin.action(description=_("Roll back to the selected version"))
     def rollback_to(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
         self.promote(request, queryset)
 
-    @admin.action(description="Retrain the selected versions' kinds")
+    @admin.action(description=_("Retrain the selected versions' kinds"))
     def retrain_kind(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
         for kind in sorted({row.kind for row in queryset}):
             try:

@@ -196,3 +196,10 @@ def test_no_english_left_in_the_chinese_labels(world: World) -> None:
     for url in pages(world)[:-1]:  # the models page names kinds and metrics by their ids
         left = english_labels(body(client.get(url)), allowed)
         assert not left, f"{url}: {left}"
+
+
+def test_admin_actions_in_chinese(world: World) -> None:
+    zh = body(chinese_client(world.admin).get("/admin/analytics/learner/"))
+    assert "删除所选学习者" in zh and "导出所选学习者的数据" in zh
+    en = body(client_for(world.admin).get("/admin/analytics/learner/"))
+    assert "Erase the selected learners (all their data)" in en
