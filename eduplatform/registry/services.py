@@ -11,7 +11,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connections, transaction
-from django.db.models import Max
+from django.db.models import DateTimeField, ExpressionWrapper, Max, Value
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from eduplatform.celery import task_by_name
@@ -70,7 +71,11 @@ def runs_reclaim_lost(*, kind: str | None = None) -> int:
     message of a reclaimed run finds it finished and does nothing. Runs still
     queued (no heartbeat yet) are left to _abandon_stale_runs. Returns how many.
     """
-    cutoff = timezone.now() - dt.timedelta(seconds=settings.TRAINING_HEARTBEAT_TIMEOUT)
+    # The database's clock stamps and judges every heartbeat: workers' clocks may differ.
+    cutoff = ExpressionWrapper(
+        Now() - Value(dt.timedelta(seconds=settings.TRAINING_HEARTBEAT_TIMEOUT)),
+        output_field=DateTimeField(),
+    )
     lost = ModelVersion.objects.filter(status=Status.TRAINING, heartbeat_at__lt=cutoff)
     if kind is not None:
         lost = lost.filter(kind=kind)
@@ -105,7 +110,7 @@ class Heartbeat:
 
     def beat(self) -> None:
         stamped = ModelVersion.objects.filter(id=self.version_id, status=Status.TRAINING).update(
-            heartbeat_at=timezone.now()
+            heartbeat_at=Now()
         )
         if not stamped:
             # A row this connection cannot see (not committed yet) is no verdict.
@@ -169,7 +174,7 @@ def model_version_progress(*, version_id: int, stage: str, percent: int) -> bool
     """Record progress (a heartbeat too); False if the run is no longer training."""
     return bool(
         ModelVersion.objects.filter(id=version_id, status=Status.TRAINING).update(
-            stage=stage[:32], percent=max(0, min(100, percent)), heartbeat_at=timezone.now()
+            stage=stage[:32], percent=max(0, min(100, percent)), heartbeat_at=Now()
         )
     )
 
@@ -210,9 +215,8 @@ def model_version_train(*, version_id: int) -> ModelVersion:
     version = ModelVersion.objects.get(id=version_id)
     if version.status != Status.TRAINING:
         return version
-    now = timezone.now()
     if not ModelVersion.objects.filter(id=version_id, status=Status.TRAINING).update(
-        started_at=now, heartbeat_at=now
+        started_at=Now(), heartbeat_at=Now()
     ):
         return ModelVersion.objects.get(id=version_id)  # reclaimed in between
     with Heartbeat(version_id) as heartbeat:
