@@ -51,9 +51,23 @@ class Command(BaseCommand):
     help = "Train the churn model and its peers on OULAD folders and score them per cut-off."
 
     def add_arguments(self, parser):
-        parser.add_argument("--train", action="append", default=[], metavar="DIR")
-        parser.add_argument("--test", metavar="DIR")
-        parser.add_argument("--cutoffs", default="30,60,90,150")
+        parser.add_argument(
+            "--train",
+            action="append",
+            default=[],
+            metavar="DIR",
+            help="OULAD-format folder to train on (repeat for several)",
+        )
+        parser.add_argument(
+            "--test",
+            metavar="DIR",
+            help="OULAD-format folder to test on (runs also in --train are left out)",
+        )
+        parser.add_argument(
+            "--cutoffs",
+            default="30,60,90,150",
+            help="comma-separated course days to predict at (default 30,60,90,150)",
+        )
         parser.add_argument(
             "--split-presentation",
             metavar="PRES",
