@@ -47,6 +47,18 @@ _LOCAL_COUNTS = BoundedCache("throttles.local_counts", maxsize=50_000, ttl=86_40
 _LOCAL_LOCK = threading.Lock()
 
 
+# One warning a minute per process while Redis is down, not one per request.
+_WARN_EVERY = 60.0
+_last_warning = [-_WARN_EVERY]
+
+
+def _warn_counted_locally() -> None:
+    now = time.monotonic()
+    if now - _last_warning[0] >= _WARN_EVERY:
+        _last_warning[0] = now
+        logger.warning("throttle: cache unavailable, requests counted in this process")
+
+
 def local_hit(key: str, duration: int) -> tuple[int, float]:
     """Count one request in this process's window of `key`: (requests so far, seconds left)."""
     now = time.monotonic()
@@ -187,7 +199,7 @@ class _CountedThrottle(SimpleRateThrottle):
             else:
                 count, self._left = _generic_hit(backend, key, self.duration)
         except Exception:
-            logger.warning("throttle: cache unavailable, request counted in this process")
+            _warn_counted_locally()
             count, self._left = local_hit(key, self.duration)
         return count <= self.num_requests
 
@@ -273,7 +285,7 @@ def check_all(
         try:
             counts, values = _redis_hits(backend, [(key, t.duration) for t, key in batched], reads)
         except Exception:
-            logger.warning("throttle: cache unavailable, request counted in this process")
+            _warn_counted_locally()
             counts, values = [local_hit(key, t.duration) for t, key in batched], {}
         for (throttle, _), (count, left) in zip(batched, counts, strict=True):
             throttle._left = left

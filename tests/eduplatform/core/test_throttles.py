@@ -60,3 +60,15 @@ def test_prediction_api_has_an_hourly_budget_per_token(monkeypatch):
     limited = client.get(url.replace("/risk?", "/recommendations?"))
     assert limited.status_code == 429  # one budget across the prediction endpoints
     assert int(limited["Retry-After"]) > 60  # an hourly window, not a per-minute one
+
+
+def test_local_counter_opens_a_new_window_when_one_ends():
+    """The per-process fallback (Redis down): a fixed window per key, then a fresh one."""
+    import time
+
+    from eduplatform.core.throttles import local_hit
+
+    assert [local_hit("t:window", 1)[0] for _ in range(3)] == [1, 2, 3]
+    assert 0 < local_hit("t:other", 1)[1] <= 1
+    time.sleep(1.05)
+    assert local_hit("t:window", 1)[0] == 1
