@@ -33,6 +33,7 @@ from rest_framework.views import APIView
 
 from analytics.models import Course, Enrollment, Learner
 from eduplatform.core import access, authcache, throttles
+from eduplatform.core.caches import BoundedCache
 from eduplatform.core.inputs import AsciiIntegerField, is_pseudonym
 from eduplatform.core.throttles import PredictionBudgetThrottle, TokenRateThrottle
 
@@ -58,12 +59,16 @@ class _Compiled:
 
     def __init__(self, build: Callable[..., QuerySet]) -> None:
         self._build = build
-        self._shapes: dict[tuple[Any, ...], Any] = {}
+        # A handful of shapes (one per role and model); compiled SQL never goes stale.
+        self._shapes = BoundedCache(
+            f"prediction_api.compiled.{build.__name__}", maxsize=64, ttl=float("inf")
+        )
 
     def rows(self, shape: tuple[Any, ...], values: dict[str, Any]) -> list[tuple[Any, ...]]:
         entry = self._shapes.get(shape)
         if entry is None:
-            entry = self._shapes[shape] = self._compile(shape, list(values))
+            entry = self._compile(shape, list(values))
+            self._shapes.put(shape, entry)
         if entry is self._ORM:
             return list(self._build(values, *shape))
         if entry is self._EMPTY:
