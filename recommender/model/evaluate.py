@@ -365,7 +365,7 @@ def evaluate(
     seed: int = 0,
     log: Callable[[str], None] | None = None,
     history: LearningData | None = None,
-    candidates: tuple[str, ...] = CANDIDATES,
+    candidates: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Run the protocol; returns {"models": {name: {...}}, ...} (the --json payload).
 

@@ -32,7 +32,7 @@ def run(*args: str) -> str:
 def test_history_trains_every_timeline_model_and_keeps_the_keys(folders, tmp_path):
     target = tmp_path / "h.json"
     args = ["--data", str(folders / "late"), "--split-day", str(SPLIT), "--json", str(target)]
-    text = run(*args, "--history", str(folders / "early"))
+    text = run(*args, "--history", str(folders / "early"), "--candidates", "mlp_ranker")
     result = json.loads(target.read_text())
     assert result["history_runs"] == 1
     assert result["history"] == [str(folders / "early")]
@@ -51,7 +51,16 @@ def test_history_trains_every_timeline_model_and_keeps_the_keys(folders, tmp_pat
 
 def test_forward_folds_table_and_json(folders, tmp_path):
     target = tmp_path / "f.json"
-    text = run("--data", str(folders / "all"), "--folds", "forward", "--json", str(target))
+    text = run(
+        "--data",
+        str(folders / "all"),
+        "--folds",
+        "forward",
+        "--json",
+        str(target),
+        "--candidates",
+        "mlp_ranker",
+    )
     result = json.loads(target.read_text())
     order = ["split_60", "split_100", "split_150", "later_2026B_split_100"]
     assert result["fold_order"] == order and set(result["folds"]) == set(order)
@@ -89,3 +98,15 @@ def test_subset_refuses_to_write_into_the_source(folders):
     with pytest.raises(SystemExit):
         subset(folders / "all", folders / "all" / "inner", ["2026A"])
     assert not Path(folders / "all" / "inner").exists()
+
+
+def test_research_candidates_are_opt_in(folders, tmp_path):
+    """The product is compared with its peers only; a research candidate (not served, not a
+    peer) is scored only when asked for, and an unknown one is a one-line error."""
+    target = tmp_path / "plain.json"
+    run("--data", str(folders / "late"), "--split-day", str(SPLIT), "--json", str(target))
+    result = json.loads(target.read_text())
+    assert "mlp_ranker" not in result["models"]
+    assert "recommender" in result["models"] and "decayed_popularity" in result["models"]
+    with pytest.raises(CommandError, match="unknown candidate 'nope'"):
+        run("--data", str(folders / "late"), "--candidates", "nope")

@@ -32,7 +32,7 @@ class Command(BaseCommand):
         "Offline evaluation of the content recommender on an OULAD-format folder: "
         "train on clicks before the split day (and on --history runs in full), test on the "
         "items each learner first opens on or after it; prints Recall@k, NDCG@k and coverage "
-        "for the product model, the mlp_ranker candidate and the peers."
+        "for the product model and the peers (research candidates with --candidates)."
     )
 
     def add_arguments(self, parser) -> None:
@@ -71,15 +71,36 @@ class Command(BaseCommand):
         parser.add_argument(
             "--presentations", nargs="*", help="only these presentations (e.g. 2013J 2014B)"
         )
+        from recommender.model.evaluate import CANDIDATES
+
+        parser.add_argument(
+            "--candidates",
+            default="",
+            help=(
+                "comma-separated research candidates to score beside the product and the "
+                f"peers ({', '.join(CANDIDATES)}); none by default: a candidate is not the "
+                "served model and not a peer"
+            ),
+        )
 
     def handle(self, *args, **options) -> None:
-        from recommender.model.evaluate import combine, evaluate, format_table, history_overlap
+        from recommender.model.evaluate import (
+            CANDIDATES,
+            combine,
+            evaluate,
+            format_table,
+            history_overlap,
+        )
         from recommender.model.folds import evaluate_folds, format_folds, forward_folds
         from recommender.model.train import TrainConfig
 
         folder = Path(options["data"])
         if options["k"] <= 0:
             raise CommandError("--k must be positive")
+        candidates = tuple(c.strip() for c in options["candidates"].split(",") if c.strip())
+        unknown = sorted(set(candidates) - set(CANDIDATES))
+        if unknown:
+            raise CommandError(f"unknown candidate {unknown[0]!r}; known: {', '.join(CANDIDATES)}")
         json_path = Path(options["json_path"]) if options["json_path"] else None
         if json_path is not None and json_path.is_dir():
             raise CommandError(f"{json_path}: is a directory")
@@ -117,6 +138,7 @@ class Command(BaseCommand):
                 seed=options["seed"],
                 log=verbose,
                 config=config,
+                candidates=candidates,
             )
             table = format_folds(result)
         else:
@@ -128,6 +150,7 @@ class Command(BaseCommand):
                 seed=options["seed"],
                 log=verbose,
                 history=history,
+                candidates=candidates,
             )
             if result["test_learners"] == 0:
                 raise CommandError(

@@ -123,6 +123,7 @@ def test_evaluate_reports_every_model_on_synthetic_data(synthetic_data):
         42,
         peers=("popularity", "recent_popularity", "item_knn"),
         config=small_config(epochs=1),
+        candidates=("mlp_ranker",),
     )
     assert set(result["models"]) == {
         PRODUCT,
