@@ -19,8 +19,8 @@ class Queue(StrEnum):
 app = Celery("eduplatform")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_default_queue = Queue.DEFAULT.value
-# Every task's queue, in one table (each task also declares its queue), so that
-# a task sent by name from a process that never imported it is routed alike.
+# Every task's queue, in one table (Celery 5.7 deprecates the per-task attribute); a task
+# sent by name from a process that never imported it is routed alike.
 app.conf.task_routes = {
     "registry.retrain_model": {"queue": Queue.TRAINING.value},
     "registry.scheduled_retrain": {"queue": Queue.TRAINING.value},

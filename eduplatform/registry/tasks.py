@@ -1,4 +1,8 @@
-"""Celery tasks of the registry. Each takes ids, calls one service, and is safe to rerun."""
+"""Celery tasks of the registry. Each takes ids, calls one service, and is safe to rerun.
+
+Each task's queue is declared in the one routing table, `eduplatform/celery.py`
+(`task_routes`, by task name): Celery 5.7 deprecates the per-task `queue` attribute.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import OperationalError
 
-from eduplatform.celery import Queue
 from eduplatform.registry import services
 
 logger = logging.getLogger(__name__)
@@ -17,7 +20,6 @@ logger = logging.getLogger(__name__)
 
 @shared_task(
     name=services.RETRAIN_TASK,
-    queue=Queue.TRAINING.value,
     acks_late=True,
     reject_on_worker_lost=True,
     soft_time_limit=settings.TRAINING_SOFT_TIME_LIMIT,
@@ -43,7 +45,6 @@ def retrain_model(version_id: int) -> str:
 
 @shared_task(
     name="registry.scheduled_retrain",
-    queue=Queue.TRAINING.value,
     acks_late=True,
     reject_on_worker_lost=True,
     time_limit=60,
@@ -54,7 +55,7 @@ def scheduled_retrain(kind: str) -> str:
     return "skipped" if version is None else f"v{version.version}"
 
 
-@shared_task(name="registry.reclaim_lost_trainings", queue=Queue.DEFAULT.value, time_limit=60)
+@shared_task(name="registry.reclaim_lost_trainings", time_limit=60)
 def reclaim_lost_trainings() -> int:
     """Beat entry point (every minute): fail the runs whose worker stopped beating."""
     return services.runs_reclaim_lost()
@@ -62,7 +63,6 @@ def reclaim_lost_trainings() -> int:
 
 @shared_task(
     name="registry.score_batch",
-    queue=Queue.SCORING.value,
     acks_late=True,
     reject_on_worker_lost=True,
     time_limit=settings.SCORING_HARD_TIME_LIMIT,
@@ -77,7 +77,6 @@ def score_batch(kind: str, course_ids: list[int]) -> int:
 
 @shared_task(
     name="registry.score_all",
-    queue=Queue.SCORING.value,
     time_limit=120,
     autoretry_for=(OperationalError,),
     retry_backoff=True,

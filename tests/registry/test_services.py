@@ -138,3 +138,16 @@ def test_processes_recheck_the_cache_at_most_once_per_window(dummy_kind, setting
     # ... and one made in this process at once.
     services.model_version_rollback(kind="dummy")
     assert serving.get_served("dummy").version == 1
+
+
+def test_every_task_has_a_queue_in_the_routing_table() -> None:
+    """Tasks declare their queue in eduplatform/celery.py's one table, by name."""
+    from eduplatform.celery import Queue, app
+
+    app.loader.import_default_modules()
+    ours = sorted(n for n in app.tasks if n.startswith(("registry.", "analytics.")))
+    assert ours, "no project task registered"
+    routes = app.conf.task_routes
+    missing = [n for n in ours if n not in routes]
+    assert missing == []
+    assert {routes[n]["queue"] for n in ours} <= {q.value for q in Queue}
