@@ -3,7 +3,8 @@ network, serving API and offline evaluation. See docs/recommender-model.md.
 """
 
 from recommender.model.interactions import interaction_weights
-from recommender.model.predictor import Recommendation, Recommender
+from recommender.model.parts import Recommendation
+from recommender.model.predictor import Recommender
 from recommender.model.train import TrainConfig
 
 __all__ = ["Recommendation", "Recommender", "TrainConfig", "interaction_weights"]

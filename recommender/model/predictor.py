@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -30,6 +29,7 @@ from recommender.model.features import (
 )
 from recommender.model.interactions import PairTable, pair_table
 from recommender.model.model import ScoringNet
+from recommender.model.parts import ItemPart, Recommendation
 from recommender.model.runs import (
     CourseId,
     CourseRun,
@@ -48,30 +48,6 @@ _CACHE_SIZE = 64
 History: TypeAlias = pd.DataFrame | Iterable[tuple[int, int, float]]
 
 
-@dataclass(frozen=True)
-class Recommendation:
-    item_id: int
-    score: float
-    reason: str
-    related_item: int | None = None  # the item named in the reason, if any
-
-
-@dataclass
-class _ItemPart:
-    """Per-run, per-day inputs shared by every learner (cached)."""
-
-    item_x: torch.Tensor
-    item_h: torch.Tensor
-    item_type: torch.Tensor
-    center: torch.Tensor
-    center_known: torch.Tensor
-    graph: ItemGraph
-    rows: torch.Tensor
-    used_7d: np.ndarray
-    used_7d_rank: np.ndarray
-    first_active: np.ndarray
-
-
 class Recommender:
     """Ranks the items of a course run for a learner at a day of the run."""
 
@@ -88,7 +64,7 @@ class Recommender:
         self.type_vocab = list(type_vocab)
         self.config = config
         self.stats = stats or {}
-        self._cache: OrderedDict[tuple[CourseId, int], _ItemPart] = OrderedDict()
+        self._cache: OrderedDict[tuple[CourseId, int], ItemPart] = OrderedDict()
         self._graphs: dict[CourseId, ItemGraph] = {}
         self._item_run: dict[int, CourseId] | None = None
 
@@ -208,7 +184,7 @@ class Recommender:
             graph = self._graphs[run.course_id] = ItemGraph.build(run.covisit, run.follows)
         return graph
 
-    def _item_part(self, run: CourseRun, now_day: int) -> _ItemPart:
+    def _item_part(self, run: CourseRun, now_day: int) -> ItemPart:
         key = (run.course_id, int(now_day))
         part = self._cache.get(key)
         if part is not None:
@@ -221,7 +197,7 @@ class Recommender:
         used_7d = run.timeline.window(run.timeline.cum_rows, now_day, 7)
         with torch.inference_mode():
             item_h = self.net.item_hidden(x)
-        part = _ItemPart(
+        part = ItemPart(
             item_x=x,
             item_h=item_h,
             item_type=torch.from_numpy(run.item_type),
@@ -241,7 +217,7 @@ class Recommender:
     def _score(
         self,
         run: CourseRun,
-        part: _ItemPart,
+        part: ItemPart,
         pairs: PairTable,
         learners: np.ndarray,
         now_day: int,
@@ -254,7 +230,7 @@ class Recommender:
 
     def _learner_inputs(
         self,
-        part: _ItemPart,
+        part: ItemPart,
         pairs: PairTable,
         learners: np.ndarray,
         run: CourseRun,
@@ -401,7 +377,7 @@ class Recommender:
     def _explain(
         self,
         run: CourseRun,
-        part: _ItemPart,
+        part: ItemPart,
         pairs: PairTable,
         lb: LearnerBatch,
         top: np.ndarray,

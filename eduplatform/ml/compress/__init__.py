@@ -39,7 +39,6 @@ from eduplatform.ml.compress.pipeline import (
     build_variant,
     compress_model,
     format_table,
-    measure_latency,
     select_variant,
 )
 from eduplatform.ml.compress.serialize import (
@@ -49,6 +48,7 @@ from eduplatform.ml.compress.serialize import (
     save_variant,
     variant_state,
 )
+from eduplatform.ml.compress.timing import measure_latency
 
 __all__ = [
     "AUTO_LINEAR_BACKEND",

@@ -17,10 +17,7 @@ are JSON-serializable (`CompressionResult.to_dict`).
 
 from __future__ import annotations
 
-import datetime as dt
 import math
-import os
-import platform
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -44,6 +41,13 @@ from eduplatform.ml.compress.methods import (
     structured_prune,
 )
 from eduplatform.ml.compress.serialize import parameter_counts, variant_state
+from eduplatform.ml.compress.timing import (
+    Forward,
+    Inputs,
+    environment,
+    measure_latency,
+    percentile_ms,
+)
 
 FP32 = "fp32"
 VARIANTS = (
@@ -56,8 +60,6 @@ VARIANTS = (
     "structured+quantized",
     "low-rank+quantized",
 )
-Inputs = tuple[Any, ...]  # positional inputs of a module (tensors, cached parts, ...)
-Forward = Callable[[nn.Module, Inputs], Any]
 Prepare = Callable[[nn.Module, Inputs], Inputs]
 
 
@@ -328,83 +330,6 @@ def artifact_size(tensors: dict[str, torch.Tensor], config: dict[str, Any]) -> i
         return path.stat().st_size
 
 
-def _default_forward(module: nn.Module, inputs: Inputs) -> Any:
-    return module(*inputs)
-
-
-def measure_latency(
-    modules: dict[str, nn.Module],
-    inputs: dict[str, Inputs],
-    *,
-    forward: Forward | None = None,
-    repeats: int = 100,
-    min_repeats: int = 5,
-    warmup: int = 2,
-    max_seconds: float | None = None,
-    threads: int | None = None,
-) -> dict[str, list[float]]:
-    """Seconds per call of every module, calls interleaved round-robin.
-
-    ``inputs[name]`` are the inputs of ``modules[name]``. The number of rounds is
-    `repeats`, cut so that the whole measurement takes about `max_seconds` (never
-    fewer than `min_repeats` rounds).
-    """
-    fwd = forward or _default_forward
-    names = list(modules)
-    previous = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    samples: dict[str, list[float]] = {n: [] for n in names}
-    try:
-        with torch.inference_mode():
-            per_round = 0.0
-            for n in names:
-                for _ in range(max(1, warmup)):
-                    t0 = time.perf_counter()
-                    fwd(modules[n], inputs[n])
-                    elapsed = time.perf_counter() - t0
-                per_round += elapsed
-            rounds = repeats
-            if max_seconds is not None and per_round > 0:
-                rounds = min(repeats, max(min_repeats, int(max_seconds / per_round)))
-            for r in range(rounds):
-                shift = r % len(names)
-                for n in names[shift:] + names[:shift]:
-                    t0 = time.perf_counter()
-                    fwd(modules[n], inputs[n])
-                    samples[n].append(time.perf_counter() - t0)
-    finally:
-        torch.set_num_threads(previous)
-    return samples
-
-
-def _pct(samples: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(samples) * 1e3, q)) if samples else math.nan
-
-
-def environment(threads: int) -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "threads": threads,
-        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-    }
-
-
-# -------------------------------------------------------------------------- selection
-
-
 def select_variant(rows: Sequence[VariantRow], policy: SelectionPolicy) -> tuple[str, str]:
     """(name, reason) of the variant to serve under `policy`."""
     allowed = [
@@ -535,8 +460,8 @@ def compress_model(
     base = FP32
     rows = []
     for name in built:
-        p50_1, p50_256 = _pct(lat["b1"][name], 50), _pct(lat["b256"][name], 50)
-        b1_ref, b256_ref = _pct(lat["b1"][base], 50), _pct(lat["b256"][base], 50)
+        p50_1, p50_256 = percentile_ms(lat["b1"][name], 50), percentile_ms(lat["b256"][name], 50)
+        b1_ref, b256_ref = percentile_ms(lat["b1"][base], 50), percentile_ms(lat["b256"][base], 50)
         loss = 0.0 if name == base else policy.quality_loss(quality[base], quality[name])
         rows.append(
             VariantRow(
@@ -546,9 +471,9 @@ def compress_model(
                 params=counts[name][0],
                 nonzero_params=counts[name][1],
                 p50_b1_ms=p50_1,
-                p99_b1_ms=_pct(lat["b1"][name], 99),
+                p99_b1_ms=percentile_ms(lat["b1"][name], 99),
                 p50_b256_ms=p50_256,
-                p99_b256_ms=_pct(lat["b256"][name], 99),
+                p99_b256_ms=percentile_ms(lat["b256"][name], 99),
                 speedup_b1=b1_ref / p50_1 if p50_1 else math.nan,
                 speedup_b256=b256_ref / p50_256 if p50_256 else math.nan,
                 quality=quality[name],
