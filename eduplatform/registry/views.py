@@ -187,7 +187,11 @@ def _history_chart(group: KindVersions) -> dict[str, Any]:
 
 
 def _curve_charts(kind: str, version: ModelVersion) -> list[dict[str, Any]]:
-    """ROC, precision-recall and calibration of a version, when it recorded curves."""
+    """ROC, precision-recall and calibration of a version, when it recorded curves.
+
+    Long because each chart of the models page is a short spec built from the same version
+    metrics; one function keeps their order and shared axes together.
+    """
     curves = (version.metrics or {}).get("curves")
     if not isinstance(curves, Mapping):
         return []

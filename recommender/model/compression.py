@@ -487,6 +487,9 @@ def compression_report(
     `catalog_items` items), build every variant, and return the report and its title.
 
     Raises ValueError on a catalogue under 20 items or data with nothing to learn.
+
+    Long because its two data sources (a synthetic catalogue or an OULAD folder) each train,
+    compress and report in a few steps that share their settings.
     """
     import time
 

@@ -46,6 +46,10 @@ def synthetic_learning_data(
     first_item_id: int = 1_000_000,
     first_learner_id: int = 1,
 ) -> LearningData:
+    """Long because the generator draws the catalogue, the learners and their clicks from one
+    random stream in order; splitting it would thread that stream and its arrays through
+    helpers.
+    """
     rng = np.random.default_rng(seed)
     courses, enrol, items, clicks = [], [], [], []
     item_base, learner_base = first_item_id, first_learner_id

@@ -328,6 +328,9 @@ def _train_net(
     warm_start: WarmStart | None = None,
     type_vocab: list[str] | None = None,
 ) -> tuple[ScoringNet, dict[str, Any]]:
+    """Long because the training loop (batches, loss, early stopping, warm start) shares its state
+    across epochs and reads best in order.
+    """
     started = time.perf_counter()
     cpu_started = time.process_time()
     torch.set_flush_denormal(True)  # tiny Adam moments of rare embeddings are slow as denormals

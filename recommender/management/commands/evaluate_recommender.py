@@ -84,6 +84,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
+        """Long because it validates every argument and folder before the minutes of training, then
+        runs one of two modes and writes the one report.
+        """
         from recommender.model.evaluate import (
             CANDIDATES,
             combine,
