@@ -7,6 +7,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from analytics.models import DailyActivity, Enrollment, Learner, LearningEvent
+from tests.analytics.ingest.conftest import ingest_client
 from tests.factories import ContentItemFactory, CourseFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -15,11 +16,7 @@ URL = "/api/v1/events"
 
 @pytest.fixture
 def client_with_token() -> APIClient:
-    user = UserFactory(username="ingest")
-    user.user_permissions.add(Permission.objects.get(codename="add_learningevent"))
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-    return client
+    return ingest_client("ingest")
 
 
 @pytest.fixture

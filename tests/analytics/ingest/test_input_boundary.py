@@ -13,14 +13,14 @@ import uuid
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.test import Client, override_settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from analytics.models import ContentItem, DailyActivity, Enrollment, Learner, LearningEvent
+from tests.analytics.ingest.conftest import ingest_client
 from tests.browser.world import World, build_world
-from tests.factories import ContentItemFactory, CourseFactory, UserFactory
+from tests.factories import ContentItemFactory, CourseFactory
 
 pytestmark = pytest.mark.django_db
 EVENTS = "/api/v1/events"
@@ -31,11 +31,7 @@ ACTIVITY = "http://example.org/activity/known"
 
 @pytest.fixture
 def ingest() -> APIClient:
-    user = UserFactory(username="ingest")
-    user.user_permissions.add(Permission.objects.get(codename="add_learningevent"))
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-    return client
+    return ingest_client("ingest")
 
 
 @pytest.fixture

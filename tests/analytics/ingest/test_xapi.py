@@ -3,13 +3,12 @@
 import uuid
 
 import pytest
-from django.contrib.auth.models import Permission
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from analytics.ingest.xapi import parse_duration
 from analytics.models import ContentItem, Learner, LearningEvent
-from tests.factories import ContentItemFactory, CourseFactory, UserFactory
+from tests.analytics.ingest.conftest import ingest_client
+from tests.factories import ContentItemFactory, CourseFactory
 
 pytestmark = pytest.mark.django_db
 URL = "/xapi/statements"
@@ -18,11 +17,7 @@ COURSE_IRI = "http://example.adlnet.gov/xapi/example/course"
 
 @pytest.fixture
 def client() -> APIClient:
-    user = UserFactory(username="lrs")
-    user.user_permissions.add(Permission.objects.get(codename="add_learningevent"))
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-    return client
+    return ingest_client("lrs")
 
 
 @pytest.fixture
