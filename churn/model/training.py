@@ -26,6 +26,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from churn.model.features import RUN_LEVEL, ChurnFeatures
+from churn.model.importance import teacher_selection
 from churn.model.net import ChurnEnsemble, ChurnRouter, ensemble_of
 from churn.model.predictor import ChurnPredictor
 from churn.model.prior import fit_prior, own_run_logit
@@ -76,6 +77,10 @@ class ChurnSettings:
     # loss = BCE(y) + distill_lambda x BCE(teacher's within-run soft target); 0: no teacher
     distill_lambda: float = 1.0
     teacher: HGBSettings = field(default_factory=HGBSettings)
+    # Selection step (#22 item 5): None keeps every feature; a number drops the network
+    # inputs whose permutation costs the teacher (fitted on `train`) less than this much
+    # mean per-cut-off AUC on `val` (`importance.teacher_selection`).
+    select_min_drop: float | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.teacher, dict):  # from a retrain's JSON parameters
@@ -334,6 +339,16 @@ def _train(
     calibration, bands, refit, report.
     """
     excluded = set(s.exclude) - {"cutoff_day"}  # the router reads the cut-off day
+    teacher_seconds = 0.0
+    selection: dict[str, Any] | None = None
+    if s.select_min_drop is not None and len(np.unique(train.labels)) == 2:
+        t_teacher = time.perf_counter()
+        teacher = teacher if teacher is not None else TunedHGB(s.teacher).fit(train, val)
+        names = [k for k in train.kinds if k not in excluded and k != "cutoff_day"]
+        chosen = teacher_selection(teacher.stage_proba, val, names, min_drop=s.select_min_drop)
+        excluded |= set(names) - set(chosen.selected)
+        selection = {"reason": chosen.reason, "kept": chosen.selected, "drops": chosen.scores}
+        teacher_seconds += time.perf_counter() - t_teacher
     pre = Preprocessor.fit(train.frame, {k: v for k, v in train.kinds.items() if k not in excluded})
     raw_seq = np.log1p(np.maximum(train.sequence(), 0))
     seq_scale = raw_seq.reshape(-1, raw_seq.shape[2]).std(axis=0) + 1e-6
@@ -380,13 +395,12 @@ def _train(
     has_val = len(val) > 0 and len(np.unique(val.labels)) == 2
     distill = float(s.distill_lambda) if len(np.unique(train.labels)) == 2 else 0.0
     soft_tr = soft_all = None
-    teacher_seconds = 0.0
     if distill > 0:
         t_teacher = time.perf_counter()
         if teacher is None:
             teacher = TunedHGB(s.teacher).fit(train, val)
         soft_tr, soft_all = _soft_targets(teacher, train, val, prior is not None)
-        teacher_seconds = time.perf_counter() - t_teacher
+        teacher_seconds += time.perf_counter() - t_teacher
     tr_route = train.frame["cutoff"].to_numpy()
     va_route = _nearest(val_groups, cutoffs) if len(val) else val_groups
     groups: list[int | None] = list(cutoffs) if per_cutoff else [None]
@@ -498,6 +512,7 @@ def _train(
         "warm_start": warm is not None,
         "teacher": None if teacher is None or distill == 0 else teacher.chosen,
         "teacher_seconds": teacher_seconds,
+        "selection": selection,
     }
     return predictor, report
 
