@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,6 +47,12 @@ def artifact_bytes(tensors: dict[str, torch.Tensor], config: dict[str, Any]) -> 
     return st_save(contiguous, metadata={"config": text})
 
 
+# Called with (temporary file, destination) after the temporary file is written and
+# fsynced, before the rename; None in production. The crash tests set it to SIGKILL a
+# process at exactly that point (tests/ml/test_artifacts.py, tests/registry/).
+before_rename: Callable[[Path, Path], None] | None = None
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -67,6 +74,8 @@ def save_artifact(path: Path, tensors: dict[str, torch.Tensor], config: dict[str
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        if before_rename is not None:
+            before_rename(Path(tmp), path)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

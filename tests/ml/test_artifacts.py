@@ -56,3 +56,57 @@ def test_malicious_pickle_is_refused_and_never_runs(tmp_path):
     with pytest.raises(pickle.UnpicklingError):
         torch.load(pt, weights_only=True)
     assert not marker.exists()
+
+
+# A child that overwrites an artifact and reports when its temporary file is complete,
+# then waits to be killed: the parent SIGKILLs it between the write and the rename.
+_WRITER = """
+import sys, time
+from pathlib import Path
+import torch
+from eduplatform.ml import artifacts
+
+def stop(tmp, dest):
+    print(tmp, flush=True)
+    time.sleep(120)
+
+artifacts.before_rename = stop
+artifacts.save_artifact(Path(sys.argv[1]), {"w": torch.full((4096,), 2.0)}, {"v": 2})
+print("renamed", flush=True)
+"""
+
+
+def test_kill_between_write_and_rename_leaves_the_old_artifact(tmp_path):
+    """#30: SIGKILL after the new bytes are written, before the rename: the destination
+    still holds the old, verifiable artifact and no other visible file is there. Killed
+    mutant: writing straight to the destination (no temporary file) leaves the new bytes
+    there, so the old checksum no longer matches."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    path = tmp_path / "m.safetensors"
+    old_digest = save_artifact(path, {"w": torch.ones(4096)}, {"v": 1})
+    old_bytes = path.read_bytes()
+    child = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(path)],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        tmp = Path(child.stdout.readline().strip())  # blocks until the hook is reached
+        assert tmp.parent == tmp_path and tmp.stat().st_size > 4096 * 4  # fully written
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+    assert path.read_bytes() == old_bytes
+    loaded = load_artifact(path, old_digest)
+    assert loaded.config == {"v": 1} and torch.equal(loaded.tensors["w"], torch.ones(4096))
+    # The only non-hidden file is the old artifact; the orphan is a dot-file no row names.
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == [path.name]
