@@ -49,6 +49,7 @@ def _table_query(request: HttpRequest) -> LearnerTableQuery:
     return LearnerTableQuery.from_params(request.GET)
 
 
+@access.declare(access.SIGNED_IN)
 @require_GET
 @never_cache
 @login_required
@@ -58,6 +59,7 @@ def overview(request: HttpRequest) -> HttpResponse:
     return _render(request, "analytics/overview.html", context)
 
 
+@access.declare(access.COURSE_READERS)
 @require_GET
 @never_cache
 @login_required
@@ -91,6 +93,7 @@ def _csv_lines(rows: Iterable[Iterable[Any]]) -> Iterator[str]:
         yield writer.writerow([_csv_safe(cell) for cell in row])
 
 
+@access.declare(access.COURSE_READERS)
 @require_GET
 @never_cache
 @login_required
@@ -104,6 +107,7 @@ def course_export(request: HttpRequest, course_id: int) -> StreamingHttpResponse
     return response
 
 
+@access.declare(access.COURSE_READERS)
 @require_GET
 @never_cache
 @login_required
@@ -116,6 +120,7 @@ def course_segments(request: HttpRequest, course_id: int) -> HttpResponse:
     return _render(request, "analytics/segments.html", context)
 
 
+@access.declare(access.COURSE_READERS)
 @require_GET
 @never_cache
 @login_required
@@ -127,6 +132,7 @@ def learner_detail(request: HttpRequest, pseudonym: str) -> HttpResponse:
     return _render(request, "analytics/learner.html", context)
 
 
+@access.declare(access.SIGNED_IN)
 @require_GET
 @never_cache
 @login_required

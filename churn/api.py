@@ -6,9 +6,11 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 
 from analytics.models import Course, Learner
 from churn.selectors import live_risk
+from eduplatform.core.access import COURSE_READERS, declare
 from eduplatform.core.prediction_api import PredictionView
 
 
+@declare(COURSE_READERS)
 class RiskView(PredictionView):
     @extend_schema(
         parameters=[OpenApiParameter("course", int, required=True)],

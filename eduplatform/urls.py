@@ -4,10 +4,14 @@ from drf_spectacular.views import SpectacularAPIView
 from rest_framework.permissions import AllowAny
 
 from analytics.ingest.api import XapiStatementsView
+from eduplatform.core.access import PUBLIC, declare
 from eduplatform.core.accounts import HardenedLoginView
 from eduplatform.core.api_docs import RedocView, SwaggerUIView
 from eduplatform.core.health import healthz, readyz
 
+# Every route declares who may use it (eduplatform/core/access.py: declare on our views,
+# INCLUDED_ROUTES for Django's and third-party apps'); tests/eduplatform/core/
+# test_route_matrix.py requests each route as each role and holds it to its declaration.
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
@@ -20,7 +24,9 @@ urlpatterns = [
     # The schema is public: it documents the API, it grants nothing.
     path(
         "api/v1/schema/",
-        SpectacularAPIView.as_view(permission_classes=[AllowAny], authentication_classes=[]),
+        declare(PUBLIC)(
+            SpectacularAPIView.as_view(permission_classes=[AllowAny], authentication_classes=[])
+        ),
         name="api-schema",
     ),
     path("api/v1/docs/", SwaggerUIView.as_view(), name="api-docs"),

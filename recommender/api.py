@@ -7,6 +7,7 @@ from rest_framework.request import Request
 
 from analytics.activity_stamps import stamps_read
 from analytics.models import Course, Learner
+from eduplatform.core.access import COURSE_READERS, declare
 from eduplatform.core.inputs import AsciiIntegerField
 from eduplatform.core.prediction_api import PredictionQuery, PredictionView
 from eduplatform.core.throttles import Read
@@ -17,6 +18,7 @@ class RecommendationQuery(PredictionQuery):
     k = AsciiIntegerField(min_value=1, max_value=50, default=10)
 
 
+@declare(COURSE_READERS)
 class RecommendationsView(PredictionView):
     query_serializer = RecommendationQuery
 

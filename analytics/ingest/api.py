@@ -16,6 +16,7 @@ from analytics.ingest.services import events_ingest
 from analytics.ingest.validation import ValidationFailure, validate_api_events
 from analytics.ingest.xapi import object_ids, parse_statements
 from analytics.models import Course, EventSource
+from eduplatform.core.access import EVENT_WRITERS, declare
 from eduplatform.core.throttles import IngestRateThrottle
 
 XAPI_VERSION = "1.0.3"
@@ -49,6 +50,7 @@ class CanIngestEvents(permissions.BasePermission):
         return user.has_perm("analytics.add_learningevent")
 
 
+@declare(EVENT_WRITERS)
 class EventsView(APIView):
     permission_classes = [CanIngestEvents]
     throttle_classes = [IngestRateThrottle]
@@ -81,6 +83,7 @@ class EventsView(APIView):
         )
 
 
+@declare(EVENT_WRITERS)
 class XapiStatementsView(APIView):
     permission_classes = [CanIngestEvents]
     throttle_classes = [IngestRateThrottle]

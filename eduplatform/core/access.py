@@ -12,12 +12,17 @@ Roles
 There is one helper per object type (course, learner) so a view cannot forget
 the check: it never loads a Course or Learner by id itself. Foreign and
 missing objects both raise Http404, so ids of other runs leak nothing.
+
+Every route declares who may use it (`declare` on our views, `INCLUDED_ROUTES` for
+Django's and third-party apps'); tests/eduplatform/core/test_route_matrix.py requests
+each route of the URL conf as each role and fails on an undeclared route or a wrong answer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -166,3 +171,104 @@ def suppress_small_groups(
         new["suppressed"] = hide
         out.append(new)
     return out
+
+
+# ---------------------------------------------------------------------------
+# Who may use each route
+# ---------------------------------------------------------------------------
+
+# Not a role of `role_of` (that needs a user): the visitor without a session or token.
+ANONYMOUS = "anonymous"
+SIGNED_IN_ROLES = frozenset({NO_ROLE, INSTRUCTOR, ANALYST, ADMIN})
+
+
+@dataclass(frozen=True)
+class RouteAccess:
+    """Who may use a route; tests/eduplatform/core/test_route_matrix.py holds every route to it.
+
+    ``roles``: the roles let in (ANONYMOUS included for public routes). ``own_runs_only``:
+    instructors only for objects of runs they teach (everyone else outside ``roles``, and
+    instructors of other runs, get 404, so ids leak nothing). ``permission``: users holding
+    it are let in whatever their role (the ingestion token of an LMS is a no-role user).
+    """
+
+    name: str
+    roles: frozenset[str]
+    own_runs_only: bool = False
+    permission: str | None = None
+
+
+PUBLIC = RouteAccess("anyone", SIGNED_IN_ROLES | {ANONYMOUS})
+SIGNED_IN = RouteAccess("signed-in users, each seeing only their runs", SIGNED_IN_ROLES)
+COURSE_READERS = RouteAccess(
+    "readers of the object's run (admins, analysts, its instructors)",
+    frozenset({ADMIN, ANALYST, INSTRUCTOR}),
+    own_runs_only=True,
+)
+PLATFORM_READERS = RouteAccess("platform admins and analysts", frozenset({ADMIN, ANALYST}))
+ADMINS = RouteAccess("platform admins", frozenset({ADMIN}))
+EVENT_WRITERS = RouteAccess(
+    "platform admins and tokens granted analytics.add_learningevent",
+    frozenset({ADMIN}),
+    permission="analytics.add_learningevent",
+)
+# The admin's catch-all: a 404 (or a trailing-slash redirect) for every unknown admin path.
+NOBODY = RouteAccess("nobody (a 404 for every role)", frozenset())
+
+ROUTE_ACCESS_ATTR = "route_access"
+V = TypeVar("V")
+
+
+def declare(policy: RouteAccess) -> Callable[[V], V]:
+    """Declare who may use a view (a function or a class): the outermost decorator.
+
+    The declaration is what the role x route matrix test checks the view's answers
+    against, so a route that lets the wrong role in, or has no declaration, fails it.
+    """
+
+    def mark(view: V) -> V:
+        setattr(view, ROUTE_ACCESS_ATTR, policy)
+        return view
+
+    return mark
+
+
+# Routes of Django and third-party apps, declared here by URL name because their views
+# are not ours to decorate. "<namespace>:*" covers a whole namespace: the admin site
+# checks is_staff on every view it wraps, so a newly registered model is covered by it.
+INCLUDED_ROUTES: dict[str, RouteAccess] = {
+    "admin:login": PUBLIC,
+    "admin:(?P<url>.*)$": NOBODY,  # the unnamed catch-all, by its pattern
+    # No model has get_absolute_url and no admin has autocomplete fields: these answer
+    # 404 / 403 to every role, admins included. Giving a model a page or an admin an
+    # autocomplete field makes them answer admins, and the matrix test asks for this line.
+    "admin:view_on_site": NOBODY,
+    "admin:autocomplete": NOBODY,
+    "admin:*": ADMINS,
+    "login": PUBLIC,
+    "logout": PUBLIC,
+    "password_change": SIGNED_IN,
+    "password_change_done": SIGNED_IN,
+    "password_reset": PUBLIC,
+    "password_reset_done": PUBLIC,
+    "password_reset_confirm": PUBLIC,
+    "password_reset_complete": PUBLIC,
+    "captcha-image": PUBLIC,
+    "captcha-image-2x": PUBLIC,
+    "captcha-audio": PUBLIC,
+    "captcha-refresh": PUBLIC,
+    "set_language": PUBLIC,
+}
+
+
+def route_access(callback: Any, name: str) -> RouteAccess | None:
+    """A route's declaration: on its view (function, Django or DRF class), else by name."""
+    for owner in (callback, getattr(callback, "view_class", None), getattr(callback, "cls", None)):
+        policy = getattr(owner, ROUTE_ACCESS_ATTR, None) if owner is not None else None
+        if isinstance(policy, RouteAccess):
+            return policy
+    if name in INCLUDED_ROUTES:
+        return INCLUDED_ROUTES[name]
+    # The top namespace (an unnamed route's pattern may hold a colon: <path:object_id>).
+    namespace, colon, _ = name.partition(":")
+    return INCLUDED_ROUTES.get(f"{namespace}:*") if colon else None

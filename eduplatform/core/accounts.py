@@ -11,6 +11,8 @@ from django.contrib.auth.views import LoginView
 from django.db.models import Q, Sum
 from django.utils.translation import gettext_lazy as _
 
+from eduplatform.core.access import PUBLIC, declare
+
 
 class CaptchaAuthenticationForm(AuthenticationForm):
     captcha = CaptchaField(label=_("Type the letters in the picture"))
@@ -35,6 +37,7 @@ def recent_failures(*, username: str, ip_address: str) -> int:
     return int(total or 0)
 
 
+@declare(PUBLIC)
 class HardenedLoginView(LoginView):
     def get_form_class(self) -> type[AuthenticationForm]:
         if not settings.AXES_ENABLED:

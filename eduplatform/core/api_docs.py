@@ -17,6 +17,8 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from eduplatform.core.access import PUBLIC, declare
+
 # The <style> elements Redoc's bundle creates while it loads (style-loader, styled-components),
 # by their content's sha256, as Chromium names them when it blocks them: an empty element
 # (styled-components then adds its rules through the CSSOM, which CSP does not govern) and
@@ -28,6 +30,7 @@ REDOC_STYLE_HASHES = [
 ]
 
 
+@declare(PUBLIC)
 class SwaggerUIView(SpectacularSwaggerSplitView):
     permission_classes = [AllowAny]
     authentication_classes = []
@@ -35,6 +38,7 @@ class SwaggerUIView(SpectacularSwaggerSplitView):
     template_name = "api_docs/swagger_ui.html"
 
 
+@declare(PUBLIC)
 class RedocView(SpectacularRedocView):
     permission_classes = [AllowAny]
     authentication_classes = []

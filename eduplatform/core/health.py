@@ -20,6 +20,8 @@ from django.db import connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 
+from eduplatform.core.access import PUBLIC, declare
+
 OK = "ok"
 # Errors are cut to this length: enough to name the fault, not a traceback.
 MAX_ERROR_CHARS = 200
@@ -27,6 +29,7 @@ MAX_ERROR_CHARS = 200
 BROKER_TIMEOUT = 2.0
 
 
+@declare(PUBLIC)
 def healthz(request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok", content_type="text/plain")
 
@@ -85,6 +88,7 @@ def readiness() -> dict[str, str]:
     return results
 
 
+@declare(PUBLIC)
 @never_cache
 def readyz(request: HttpRequest) -> HttpResponse:
     results = readiness()

@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from eduplatform.core.access import ADMINS, declare
 from eduplatform.core.inputs import AsciiIntegerField
 from eduplatform.registry import services
 from eduplatform.registry.kinds import kind_names
@@ -67,6 +68,7 @@ def _unknown_kind(kind: str) -> Response | None:
     return None
 
 
+@declare(ADMINS)
 class VersionsView(APIView):
     # Versions name validation runs, their churn rates and who triggered them: admins only
     # (the README's promise; any authenticated token could read them before).
@@ -80,6 +82,7 @@ class VersionsView(APIView):
         return Response(ModelVersionSerializer(rows, many=True).data)
 
 
+@declare(ADMINS)
 class RetrainView(APIView):
     permission_classes = [IsPlatformAdmin]
 
@@ -115,6 +118,7 @@ class RetrainView(APIView):
         return Response(ModelVersionSerializer(version).data, status=status.HTTP_202_ACCEPTED)
 
 
+@declare(ADMINS)
 class PromoteView(APIView):
     permission_classes = [IsPlatformAdmin]
     rollback = False
@@ -140,5 +144,6 @@ class PromoteView(APIView):
         return Response(ModelVersionSerializer(row).data)
 
 
+@declare(ADMINS)
 class RollbackView(PromoteView):
     rollback = True

@@ -451,6 +451,7 @@ def models_page(groups: Sequence[KindVersions], *, admin: bool) -> dict[str, Any
 # ---------------------------------------------------------------------------
 
 
+@access.declare(access.PLATFORM_READERS)
 @require_GET
 @never_cache
 @login_required
