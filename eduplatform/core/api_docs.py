@@ -53,3 +53,37 @@ class RedocView(SpectacularRedocView):
         # What django-csp's csp_update decorator sets.
         response._csp_update = {"style-src": REDOC_STYLE_HASHES, "worker-src": ["'self'", "blob:"]}
         return response
+
+
+# What any operation may answer besides its own successes, so a client (and the fuzz
+# suite's status-code and content-type checks, tests/fuzz/test_api_schema.py) finds every
+# answer in the schema. All are JSON from DRF's exception handler (inputs.api_exception_handler).
+_ERROR = {"application/json": {"schema": {"type": "object", "additionalProperties": True}}}
+ERRORS_OF_EVERY_OPERATION = {
+    "400": "Invalid input: field errors (an item's index for a batch), nothing written",
+    "429": "Too many requests: the token's rate or hourly prediction budget is spent",
+}
+ERRORS_WITH_A_TOKEN = {
+    "401": "No token, or an unknown one",
+    "403": "This user may not use this endpoint",
+}
+ERROR_WITH_PATH_PARAMETERS = ("404", "No such object, or one this user may not see")
+ERROR_WITH_A_BODY = ("413", "Request body over the size limit (DATA_UPLOAD_MAX_MEMORY_SIZE)")
+
+
+def document_errors(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: every operation lists the errors it can answer."""
+    for item in result.get("paths", {}).values():
+        for operation in item.values():
+            errors = dict(ERRORS_OF_EVERY_OPERATION)
+            if operation.get("security") != [{}] and operation.get("security"):
+                errors.update(ERRORS_WITH_A_TOKEN)
+            if any(p.get("in") == "path" for p in operation.get("parameters", [])):
+                errors[ERROR_WITH_PATH_PARAMETERS[0]] = ERROR_WITH_PATH_PARAMETERS[1]
+            if "requestBody" in operation:
+                errors[ERROR_WITH_A_BODY[0]] = ERROR_WITH_A_BODY[1]
+            responses = operation.setdefault("responses", {})
+            for code, description in errors.items():
+                # An error the view documents itself keeps its own description.
+                responses.setdefault(code, {"description": description, "content": _ERROR})
+    return result

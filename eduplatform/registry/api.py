@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -59,6 +59,12 @@ class RetrainInput(serializers.Serializer):
     from_scratch = serializers.BooleanField(default=False)
 
 
+# The kinds by name in the schema (an enum), so clients and the fuzz suite know them; an
+# unknown one is still a 404. The kinds register in AppConfig.ready, before the URL conf
+# (the only importer of this module) loads.
+KIND = OpenApiParameter("kind", str, OpenApiParameter.PATH, enum=kind_names())
+
+
 def _unknown_kind(kind: str) -> Response | None:
     if kind not in kind_names():
         return Response(
@@ -74,7 +80,11 @@ class VersionsView(APIView):
     # (the README's promise; any authenticated token could read them before).
     permission_classes = [IsPlatformAdmin]
 
-    @extend_schema(responses=ModelVersionSerializer(many=True), summary="List model versions")
+    @extend_schema(
+        parameters=[KIND],
+        responses=ModelVersionSerializer(many=True),
+        summary="List model versions",
+    )
     def get(self, request: Request, kind: str) -> Response:
         if (error := _unknown_kind(kind)) is not None:
             return error
@@ -87,6 +97,7 @@ class RetrainView(APIView):
     permission_classes = [IsPlatformAdmin]
 
     @extend_schema(
+        parameters=[KIND],
         request=RetrainInput,
         responses={
             202: ModelVersionSerializer,
@@ -123,7 +134,9 @@ class PromoteView(APIView):
     permission_classes = [IsPlatformAdmin]
     rollback = False
 
-    @extend_schema(request=VersionInput, responses={200: ModelVersionSerializer, 400: None})
+    @extend_schema(
+        parameters=[KIND], request=VersionInput, responses={200: ModelVersionSerializer, 400: None}
+    )
     def post(self, request: Request, kind: str) -> Response:
         if (error := _unknown_kind(kind)) is not None:
             return error

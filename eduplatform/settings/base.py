@@ -179,6 +179,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Every operation lists the errors it can answer (400, 401/403, 404, 413, 429).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "eduplatform.core.api_docs.document_errors",
+    ],
 }
 
 # Personal data. FIELD_ENCRYPTION_KEYS: comma-separated Fernet keys, newest
