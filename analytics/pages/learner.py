@@ -75,28 +75,46 @@ def learner_page(
     }
 
 
+# Weeks drawn around a run: activity this long before its start (registration) or after
+# its last week still shows; rows dated further out (year 1 or 1800 were once accepted,
+# and made a 105,691-week heatmap of 1.16 MB, #24) are summed into an "earlier" and a
+# "later" table row instead of widening the grid.
+HEATMAP_MARGIN_WEEKS = 8
+
+
 def _heatmap(enrollment: Enrollment, daily: list[dict[str, Any]], today: dt.date) -> dict[str, Any]:
     """Week-of-run x weekday clicks of one learner in one run, as scatter points on a grid.
 
     Columns run from the first week (or earlier activity) to the current week
-    of the run, capped at its last week: future weeks would only be blank.
+    of the run, capped at its last week: future weeks would only be blank. Activity
+    more than HEATMAP_MARGIN_WEEKS outside the run is summed into two table rows.
     """
     course = enrollment.course
+    run_last_week = (course.length_days - 1) // 7
+    low, high = -HEATMAP_MARGIN_WEEKS, run_last_week + HEATMAP_MARGIN_WEEKS
     cells: dict[tuple[int, int], int] = {}
+    outside = {"earlier": [0] * 7, "later": [0] * 7}
     for r in daily:
-        key = (week_of_run(r["date"], course.start_date), r["date"].weekday())
-        cells[key] = cells.get(key, 0) + r["clicks"]
-    last_week = min((course.length_days - 1) // 7, max(0, week_of_run(today, course.start_date)))
+        week, day = week_of_run(r["date"], course.start_date), r["date"].weekday()
+        if low <= week <= high:
+            cells[(week, day)] = cells.get((week, day), 0) + r["clicks"]
+        else:
+            outside["earlier" if week < low else "later"][day] += r["clicks"]
+    last_week = min(run_last_week, max(0, week_of_run(today, course.start_date)))
     weeks = [w for w, _ in cells]
     first = min([0, *weeks])
     last = max([last_week, *weeks])
     week_range = list(range(first, last + 1))
     points = [{"x": w, "y": d, "v": cells[(w, d)]} for (w, d) in sorted(cells)]
     table_rows = []
+    if any(outside["earlier"]):
+        table_rows.append([_("before %(week)s") % {"week": week_label(low)}, *outside["earlier"]])
     for w in week_range:
         row = [cells.get((w, d), 0) for d in range(7)]
         if any(row):
             table_rows.append([week_label(w), *row])
+    if any(outside["later"]):
+        table_rows.append([_("after %(week)s") % {"week": week_label(high)}, *outside["later"]])
     return chart_card(
         f"heatmap-{course.pk}",
         _("Activity heatmap, %(code)s") % {"code": course.code},
@@ -114,7 +132,7 @@ def _heatmap(enrollment: Enrollment, daily: list[dict[str, Any]], today: dt.date
             (_("Week"), *(str(d) for d in WEEKDAYS)),
             table_rows,
         ),
-        empty=not points,
+        empty=not points and not table_rows,
         empty_text=_("No activity in this course run yet."),
         weekMin=first,
         weekMax=last,
