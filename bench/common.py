@@ -231,6 +231,7 @@ def render_markdown() -> str:
         "serving",
         "scale",
         "parallel",
+        "fuzz",
     ]
     sections.sort(key=lambda s: order.index(s["name"]) if s["name"] in order else 99)
     for s in sections:

@@ -24,6 +24,7 @@ SECTIONS = [
     "serving",
     "scale",
     "parallel",
+    "fuzz",
 ]
 
 
