@@ -184,10 +184,14 @@ def test_run_scores_are_shared_and_refreshed_in_the_background(settings, monkeyp
     assert runs.get(newer, course, as_of)[2][2] == ("call 3",)
 
 
-def test_serving_frames_stay_within_their_bound(platform, settings):
-    """A web process reading many runs keeps at most `maxsize` frames, one day per run."""
+def test_serving_frames_stay_within_their_bound(platform, settings, monkeypatch):
+    """A web process reading many runs keeps at most `maxsize` frames, one day per run;
+    a repeat reads nothing (#30: shown by a spy on the reader, which on PostgreSQL reads
+    over its own connection, out of Django's query count; killed mutant: BoundedCache.get
+    always missing)."""
     import datetime as dt
 
+    from churn import features
     from churn.features import ServingFrames
 
     settings.SERVING_FEATURES_TTL = 3600
@@ -198,6 +202,17 @@ def test_serving_frames_stay_within_their_bound(platform, settings):
     for course in courses:
         frames.get(course, course.start_date + day)
     assert len(frames) == 2
+    real_read, reads = features.learning_data, []
+
+    def spy(**kwargs):
+        reads.append(kwargs["course_ids"])
+        return real_read(**kwargs)
+
+    monkeypatch.setattr(features, "learning_data", spy)
+    frame = frames.get(courses[-1], courses[-1].start_date + day)
+    again = frames.get(courses[-1], courses[-1].start_date + day)
+    assert reads == []  # both answered from the frame read in the loop above
+    assert again is frame
     # A later day of the same run replaces that run's older frame.
     frames.get(courses[-1], courses[-1].start_date + day + dt.timedelta(days=1))
     assert len(frames) == 2

@@ -232,6 +232,20 @@ def test_course_bundles_are_bounded_and_reset_with_every_cache(world: World) -> 
     assert len(course_bundles) == 0
 
 
+def test_course_bundle_hit_costs_only_the_version_check(
+    world: World, django_assert_num_queries
+) -> None:
+    """#30: a hit is shown by its queries and identity, not by an equal answer (a
+    rebuild is equal too). A hit reads only data_version's one query and returns this
+    process's object. Killed mutant: BoundedCache.get always missing (the shared cache's
+    copy comes back: one query too, but another object)."""
+    today = timezone.localdate()
+    bundle = cached_course_bundle(world.course_a, today)
+    with django_assert_num_queries(1):
+        again = cached_course_bundle(world.course_a, today)
+    assert again is bundle
+
+
 def test_course_bundle_expires_after_its_ttl(world: World, monkeypatch) -> None:
     """The TTL is read at lookup: an entry older than COURSE_CACHE_SECONDS is rebuilt."""
     body(client_for(world.admin).get(f"/courses/{world.course_a.pk}/"))
