@@ -123,6 +123,20 @@ def test_time_ordered_split_puts_latest_rows_in_validation():
     assert sorted(times[val]) == [8, 9]
 
 
+def test_time_ordered_split_default_fraction_ties_and_bounds():
+    """The default is the latest fifth; a boundary time shared by several rows sends them
+    all to validation; fractions outside (0, 1) are refused by name. Killed mutants
+    (make mutate): default 1.2, `0 <=` / `<= 1` / `< 2` bounds, the message garbled."""
+    train, val = time_ordered_split(np.arange(10))
+    assert list(train) == list(range(8)) and list(val) == [8, 9]
+    times = np.array([1, 2, 3, 4, 4, 4, 5, 6])
+    train, val = time_ordered_split(times, 0.5)  # boundary at sorted index 4: time 4
+    assert sorted(times[val]) == [4, 4, 4, 5, 6] and sorted(times[train]) == [1, 2, 3]
+    for fraction in (0.0, 1.0, 1.5):
+        with pytest.raises(ValueError, match=r"^val_fraction must be in \(0, 1\)$"):
+            time_ordered_split(times, fraction)
+
+
 def test_unknown_names_rejected():
     x, y = _data(20)
     with pytest.raises(ValueError):
