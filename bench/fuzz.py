@@ -62,6 +62,8 @@ course = Course.objects.order_by("id").first()
 course.instructors.add(teacher)
 enrollment = Enrollment.objects.filter(course=course).select_related("learner").first()
 print(json.dumps({
+    "course_code": course.code,
+    "item": course.items.order_by("id").values_list("external_id", flat=True).first(),
     "admin": Token.objects.get_or_create(user=admin)[0].key,
     "teacher": Token.objects.get_or_create(user=teacher)[0].key,
     "pseudonym": enrollment.learner.pseudonym,
@@ -70,8 +72,11 @@ print(json.dumps({
 """
 
 
-def _generate(operation: Any, mode: Any, n: int, seed: int, **fixed: Any) -> list[Any]:
-    """Up to n distinct cases of one operation (fewer when its input space is small)."""
+def _generate(
+    operation: Any, mode: Any, n: int, seed: int, adapt: Any = None, **fixed: Any
+) -> list[Any]:
+    """Up to n distinct cases of one operation (fewer when its input space is small);
+    `adapt` edits each case (real ids in a generated body)."""
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import seed as hypothesis_seed
 
@@ -87,10 +92,25 @@ def _generate(operation: Any, mode: Any, n: int, seed: int, **fixed: Any) -> lis
     )
     @given(operation.as_strategy(generation_mode=mode, **fixed))
     def collect(case: Any) -> None:
-        cases.append(case)
+        cases.append(adapt(case) if adapt is not None else case)
 
     collect()
     return cases
+
+
+def _real_events(info: dict[str, Any]) -> Any:
+    """Generated events moved into a real run, item and a plausible time, so some are stored
+    and the ingestion and rollup paths run, not only validation."""
+
+    def adapt(case: Any) -> Any:
+        if isinstance(case.body, list):
+            for n, event in enumerate(case.body):
+                if isinstance(event, dict):
+                    event.update(course=info["course_code"], item=info["item"])
+                    event["occurred_at"] = f"2026-11-{1 + n % 28:02d}T10:00:00+00:00"
+        return case
+
+    return adapt
 
 
 def _plan(schema: Any, target: int, info: dict[str, Any]) -> list[tuple[Any, Any]]:
@@ -116,6 +136,9 @@ def _plan(schema: Any, target: int, info: dict[str, Any]) -> list[tuple[Any, Any
                 mine += _generate(operation, mode, share // 3, seed=round_)
             if real:
                 mine += _generate(operation, GenerationMode.POSITIVE, share // 3, round_, **real)
+            if operation.path == "/api/v1/events":
+                adapt = _real_events(info)
+                mine += _generate(operation, GenerationMode.POSITIVE, share // 3, round_, adapt)
             round_ += 1
         plan += [(operation, case) for case in mine[:share]]
     return plan
@@ -220,10 +243,11 @@ def run(full: bool) -> Section:
         [
             f"schemathesis {schemathesis.__version__} generated {total:,} requests over the "
             f"{len(labels)} operations of `/api/v1/schema/` (positive and negative data, "
-            "plus real learners), sent by 4 threads to gunicorn (2 sync workers) on "
+            "plus cases with a real learner and run, and events moved into a real run), "
+            "sent by 4 threads to gunicorn (2 sync workers) on "
             f"127.0.0.1: {generated:.0f} s to generate, {sent:.0f} s to send "
-            f"({total / sent:,.0f} requests/s). Command: `python -m bench.run --only fuzz"
-            f"{' --full' if full else ''}`.",
+            f"({total / sent:,.0f} requests/s). Command: `python -m bench.run "
+            f"{'--full' if full else '--quick'} --only fuzz`.",
             "",
             f"**Server errors: {server_errors}** (target 0: "
             f"{'met' if server_errors == 0 else 'NOT met'}).",

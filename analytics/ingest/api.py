@@ -13,7 +13,13 @@ from rest_framework.views import APIView
 
 from analytics.ingest.lookups import item_courses_by_iri
 from analytics.ingest.services import events_ingest
-from analytics.ingest.validation import ValidationFailure, validate_api_events
+from analytics.ingest.validation import (
+    MAX_COUNT,
+    MAX_DURATION_SECONDS,
+    MAX_SCORE,
+    ValidationFailure,
+    validate_api_events,
+)
 from analytics.ingest.xapi import object_ids, parse_statements
 from analytics.models import Course, EventSource
 from eduplatform.core.access import EVENT_WRITERS, declare
@@ -50,13 +56,38 @@ class CanIngestEvents(permissions.BasePermission):
         return user.has_perm("analytics.add_learningevent")
 
 
+# One event as the schema documents it (the bounds validation.py enforces), so clients and
+# the fuzz suite send well-typed events too, not only arbitrary objects.
+EVENT_SCHEMA = {
+    "type": "object",
+    "required": ["client_event_id", "learner_id", "course", "verb", "occurred_at"],
+    "properties": {
+        "client_event_id": {"type": "string", "minLength": 1, "maxLength": 64},
+        "learner_id": {"type": "string", "minLength": 1, "maxLength": 200},
+        "course": {"type": "string", "minLength": 1, "maxLength": 64},
+        "item": {"type": "string", "maxLength": 500},
+        "verb": {"type": "string", "minLength": 1, "maxLength": 40},
+        "occurred_at": {"type": "string", "format": "date-time"},
+        "count": {"type": "integer", "minimum": 1, "maximum": MAX_COUNT},
+        "duration_seconds": {"type": "number", "minimum": 0, "maximum": MAX_DURATION_SECONDS},
+        "score": {"type": "number", "minimum": -MAX_SCORE, "maximum": MAX_SCORE},
+    },
+}
+
+
 @declare(EVENT_WRITERS)
 class EventsView(APIView):
     permission_classes = [CanIngestEvents]
     throttle_classes = [IngestRateThrottle]
 
     @extend_schema(
-        request={"application/json": {"type": "array", "items": {"type": "object"}}},
+        request={
+            "application/json": {
+                "type": "array",
+                "maxItems": settings.EVENTS_MAX_BATCH,
+                "items": EVENT_SCHEMA,
+            }
+        },
         responses={
             201: OpenApiResponse(description="Stored (duplicates skipped)"),
             400: OpenApiResponse(description="Per-item field errors; nothing stored"),
