@@ -1,6 +1,9 @@
 """Full-OULAD retrain of the recommender without the database (#23 item 5 target <= 120 s).
 
-    OMP_NUM_THREADS=1 python -m bench.recommender_retrain [--data DIR] [--json FILE]
+    OMP_NUM_THREADS=1 python -m bench.recommender_retrain [--data DIR] [--json FILE] [--section]
+
+`--section` also saves the figures as a docs/benchmarks.md section
+(docs/bench/recommender_serving.json) and re-renders docs/benchmarks.md.
 
 The stages of `recommender/services.py: train` on the shared OULAD copy seen after every
 run ended (as of = each run's last click day + 1, all runs known in full):
@@ -8,8 +11,10 @@ run ended (as of = each run's last click day + 1, all runs known in full):
 1. validate: fit on the clicks before (min as-of - 14), NDCG@10 on the first visits after;
 2. compress: every variant of that validation network, the policy's choice
    (`CompressionSettings.recommender()`, timing budget COMPRESSION_TIMING_SECONDS = 4 s, the default);
-3. train: the refit on all clicks (from scratch: no champion to warm-start from);
-4. apply: the chosen recipe built on the refit's network; artifact bytes (fp32 and served).
+3. train: the refit on all clicks, every run known in full, with the epoch count the
+   validation fit chose (from scratch: no champion to warm-start from);
+4. apply: the chosen recipe built on the refit's network; artifact bytes (fp32 and served,
+   and the served file's run state and network parts).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from bench.common import SHARED_OULAD
+from bench.common import RESULTS, SHARED_OULAD, machine, render_markdown, table
 from eduplatform.ml.compress import (
     FP32,
     CompressionSettings,
@@ -29,6 +34,7 @@ from eduplatform.ml.compress import (
     artifact_size,
     build_variant,
 )
+from eduplatform.ml.compress.serialize import variant_state
 from eduplatform.ml.datasets.oulad import load_oulad
 from recommender.model.compression import (
     compress_recommender,
@@ -39,7 +45,7 @@ from recommender.model.compression import (
 )
 from recommender.model.evaluate import evaluate_scorer, product_scorer, split_runs
 from recommender.model.predictor import Recommender
-from recommender.model.train import TrainConfig
+from recommender.model.timeline import Params
 
 VALIDATION_DAYS = 14
 
@@ -61,7 +67,7 @@ def retrain(data_dir: Path) -> dict:
     last = data.item_activity.groupby("course_id")["day"].max()
     days = {cid: int(d) + 1 for cid, d in last.items()}
     split_day = max(VALIDATION_DAYS, min(days.values()) - VALIDATION_DAYS)
-    config = TrainConfig()
+    config = Params()
     started = time.perf_counter()
     splits = split_runs(data, split_day)
     scorer, val_model = _timed(stages, "validate", product_scorer, data, split_day, config)
@@ -79,13 +85,23 @@ def retrain(data_dir: Path) -> dict:
         settings=settings,
         with_serving_bytes=False,
     )
-    model = _timed(stages, "train", Recommender.fit, data, days, config)
+    model = _timed(
+        stages,
+        "train",
+        Recommender.fit,
+        data,
+        days,
+        config,
+        finished=list(days),
+        epochs=int(val_model.stats["epochs"]),
+    )
     tensors, state_config = model.to_state()
     fp32_bytes = artifact_size(tensors, state_config)
     served_bytes = fp32_bytes
+    network_bytes = artifact_size(*variant_state(model.net))
     if result.chosen != FP32:
 
-        def apply() -> int:
+        def apply() -> tuple[int, int]:
             module = build_variant(
                 result.chosen,
                 model.net,
@@ -93,9 +109,10 @@ def retrain(data_dir: Path) -> dict:
                 groups=scoring_groups(model.net),
                 finetune=distill_finetune(model, epochs=2, max_learners=256),
             )
-            return artifact_size(*recommender_serving_state(model, module, result.chosen))
+            state = recommender_serving_state(model, module, result.chosen)
+            return artifact_size(*state), artifact_size(*variant_state(module))
 
-        served_bytes = _timed(stages, "apply", apply)
+        served_bytes, network_bytes = _timed(stages, "apply", apply)
     out = {
         "retrain_wall_seconds": round(time.perf_counter() - started, 1),
         "stages": stages,
@@ -104,21 +121,70 @@ def retrain(data_dir: Path) -> dict:
         "served_variant": result.chosen,
         "fp32_artifact_bytes": fp32_bytes,
         "served_artifact_bytes": served_bytes,
+        "served_network_bytes": network_bytes,
+        "run_state_bytes": served_bytes - network_bytes,
+        "epochs": val_model.stats.get("chosen"),
         "runs": len(days),
     }
     return out
+
+
+def section(out: dict) -> dict:
+    """The docs/benchmarks.md section of one run."""
+    mb = 1e6
+    stages = out["stages"]
+    rows = [[name, stages[name]["wall"], stages[name]["cpu"]] for name in stages]
+    body = "\n".join(
+        [
+            "`OMP_NUM_THREADS=1 python -m bench.recommender_retrain --section`: the stages of "
+            "`recommender/services.py: train` on full OULAD (15 runs, every run ended), "
+            "without the database.",
+            "",
+            table(["stage", "wall s", "CPU s"], rows),
+            "",
+            table(
+                ["serving file", "MB"],
+                [
+                    ["fp32 (network + run state)", round(out["fp32_artifact_bytes"] / mb, 2)],
+                    [
+                        f"served ({out['served_variant']})",
+                        round(out["served_artifact_bytes"] / mb, 2),
+                    ],
+                    ["of which run state", round(out["run_state_bytes"] / mb, 2)],
+                    ["of which network", round(out["served_network_bytes"] / mb, 3)],
+                ],
+            ),
+            "",
+            f"Retrain (validate + compress + refit + apply): {out['retrain_wall_seconds']} s wall "
+            "(target <= 120 s). Before the switch to the ranker (ScoringNet product, "
+            "2026-12-07, same bench): 31.1 s and a served file of 62.8 MB.",
+        ]
+    )
+    return {
+        "name": "recommender_serving",
+        "title": "Recommender retrain and serving file (full OULAD)",
+        "machine": machine(),
+        "mode": "full",
+        "body": body,
+        "result": out,
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(SHARED_OULAD))
     ap.add_argument("--json")
+    ap.add_argument("--section", action="store_true", help="save a docs/benchmarks.md section")
     args = ap.parse_args()
     out = retrain(Path(args.data))
     text = json.dumps(out, indent=2, default=str)
     print(text)
     if args.json:
         Path(args.json).write_text(text + "\n")
+    if args.section:
+        path = RESULTS / "recommender_serving.json"
+        path.write_text(json.dumps(section(out), indent=2, default=str) + "\n")
+        (RESULTS.parent / "benchmarks.md").write_text(render_markdown())
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ def measure() -> dict:
     from churn.features import training_sets
     from churn.model.training import ChurnSettings, train_churn_model
     from recommender.model.predictor import Recommender
-    from recommender.model.train import TrainConfig
+    from recommender.model.timeline import Params
 
     as_of = dt.date.today()  # after every OULAD run; the demo runs are in progress
     seconds: dict[str, float] = {}
@@ -85,7 +85,7 @@ def measure() -> dict:
     seconds["recommender_features"] = time.perf_counter() - started
     days = {c.id: min(c.day_of(as_of), c.length_days) for c in courses}
     started = time.perf_counter()
-    Recommender.fit(data, days, TrainConfig())
+    Recommender.fit(data, days, Params())
     seconds["recommender_fit"] = time.perf_counter() - started
     return {
         "seconds": seconds,
@@ -355,7 +355,7 @@ def render(points: list[dict], imports: list[dict], full: bool) -> Section:
         "time of those runs is reported (the time of a retraining, not a "
         "micro-benchmark), as of today (every OULAD run finished; the demo runs, if any, in "
         "progress). Churn training uses the default `ChurnSettings` and the recommender the "
-        "default `TrainConfig`, as a retraining without parameters does.\n\n"
+        "default `Params`, as a retraining without parameters does.\n\n"
         + table(
             [
                 "data",

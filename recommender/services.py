@@ -45,20 +45,20 @@ from recommender.model.compression import (
     scoring_groups,
 )
 from recommender.model.evaluate import evaluate_scorer, product_scorer, split_runs
-from recommender.model.predictor import Recommender
-from recommender.model.train import TrainConfig
+from recommender.model.predictor import Recommender, params_from_dict, params_to_dict
+from recommender.model.timeline import Params
 from recommender.models import NextItems
 
 logger = logging.getLogger(__name__)
 
 VALIDATION_DAYS = 14
+MATURE_DAYS = 42
 BATCH_ITEMS = 3
 
 
-def _config(parameters: dict[str, Any]) -> TrainConfig:
-    return TrainConfig.from_dict(
-        {k: v for k, v in parameters.items() if k in TrainConfig.__dataclass_fields__}
-    )
+def _config(parameters: dict[str, Any]) -> Params:
+    # A run's parameters may override any ranker setting (e.g. {"seed": 1, "epochs": 4}).
+    return params_from_dict({**params_to_dict(Params()), **parameters})
 
 
 def _as_of_days(courses: list[Course], as_of: dt.date) -> dict[int, int]:
@@ -72,8 +72,10 @@ def train(context: TrainContext) -> TrainOutcome:
     2. Fit on clicks before (today - 14 days), score first visits after: NDCG@10.
     3. Compress that validation model: every variant is scored on the same
        held-out visits and the policy picks the recipe to serve.
-    4. Refit on all clicks so the served model knows the latest cohort activity,
-       starting from the champion's weights when allowed (warm start).
+    4. Refit on all clicks so the served model knows the latest cohort activity, with
+       the epoch count the validation fit chose on its inner cut (no second choice),
+       runs that ended known in full, starting from the champion's network when
+       allowed (warm start: same cost, continuity of the weights).
     5. Apply the chosen recipe to the refitted network (distilled from it).
 
     Long because the retrain stages (features, validate, compress, refit, apply recipe, report)
@@ -93,12 +95,20 @@ def train(context: TrainContext) -> TrainOutcome:
     if data.item_activity.empty:
         raise TrainingRejected("no item clicks yet")
     days = _as_of_days(courses, as_of)
-    split_day = max(VALIDATION_DAYS, min(days.values()) - VALIDATION_DAYS)
+    # Runs younger than MATURE_DAYS do not set the validation split: the ranker learns from
+    # replayed days at least 14 days into a run, so a run that started last week would
+    # leave it nothing to validate on (they are still trained on and served).
+    mature = [d for d in days.values() if d >= MATURE_DAYS]
+    base = min(mature) if mature else max(days.values())
+    split_day = max(VALIDATION_DAYS, base - VALIDATION_DAYS)
     stages["features"] = time.perf_counter() - started
     context.progress("validate", 15)
     t = time.perf_counter()
     splits = split_runs(data, split_day)
-    scorer, validation_model = product_scorer(data, split_day, config)
+    try:
+        scorer, validation_model = product_scorer(data, split_day, config)
+    except ValueError as exc:  # no replayed cut day with labels yet (a young platform)
+        raise TrainingRejected(f"nothing to train the ranker on yet ({exc})") from exc
     validation = evaluate_scorer(splits, scorer, 10)
     stages["validate"] = time.perf_counter() - t
     compression: dict[str, Any] = {}
@@ -124,8 +134,20 @@ def train(context: TrainContext) -> TrainOutcome:
     context.progress("train", 65)
     t = time.perf_counter()
     champion = _warm_start_model(context)
-    model = Recommender.fit(data, days, config, warm_start=champion)
-    warm = model.stats.get("warm_start")
+    finished = [c.id for c in courses if days[c.id] >= c.length_days]
+    model = Recommender.fit(
+        data,
+        days,
+        config,
+        warm_start=champion,
+        finished=finished,
+        epochs=int(validation_model.stats.get("epochs") or config.default_epochs),
+    )
+    warm = (
+        {"weights": "champion fp32", "epochs": model.stats.get("epochs")}
+        if model.stats.get("warm_start")
+        else None
+    )
     stages["train"] = time.perf_counter() - t
     tensors, state_config = model.to_state()
     checkpoint = None
@@ -145,6 +167,7 @@ def train(context: TrainContext) -> TrainOutcome:
         compression["served_model"] = {
             "network_bytes": artifact_size(*variant_state(module)),
             "fp32_network_bytes": artifact_size(*variant_state(model.net)),
+            "run_state_bytes": served_bytes - artifact_size(*variant_state(module)),
             "artifact_bytes": served_bytes,
             "fp32_artifact_bytes": artifact_size(*checkpoint),
         }

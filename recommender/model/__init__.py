@@ -1,10 +1,10 @@
-"""Content recommender (Django-free): implicit feedback, a timeline-aware scoring
-network, serving API and offline evaluation. See docs/recommender-model.md.
+"""Content recommender (Django-free): the ranker (candidate features -> MLP, listwise
+loss on replayed cut days) over a compact run state, its serving API and offline
+evaluation. See docs/recommender-model.md.
 """
 
-from recommender.model.interactions import interaction_weights
 from recommender.model.parts import Recommendation
 from recommender.model.predictor import Recommender
-from recommender.model.train import TrainConfig
+from recommender.model.timeline import Params
 
-__all__ = ["Recommendation", "Recommender", "TrainConfig", "interaction_weights"]
+__all__ = ["Params", "Recommendation", "Recommender"]

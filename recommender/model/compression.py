@@ -1,36 +1,33 @@
-"""Compression of the recommender's scoring network (`Recommender.net`, a `ScoringNet`).
+"""Compression of the served ranker's network (`Recommender.net`, a `RankerScoringNet`:
+plain `nn.Linear` layers, the first split into item / learner / pair blocks).
 
     result = compress_recommender(rec, evaluate=ndcg_evaluator(rec, splits, split_day),
                                   finetune=distill_finetune(rec))
     tensors, config = recommender_serving_state(rec, result.module)
     rec = load_recommender(tensors, config)
 
-What is timed ("scoring"): ``net(item_h, learner_x, pair_x, item_rows, ctx_weight)``
-for 1 and for 256 learners of a course run over all its items, the serving call
-of `Recommender.recommend` / `score_learners`. The per-item part ``item_h =
-net.item_hidden(item_x)`` is cached per run and day in serving, so it is computed
-outside the timed region (for each variant by that variant: structured pruning
-changes its width). Feature building is the same for every variant and not timed.
+What is timed ("scoring"): ``net(item_h, learner_x, pair_x)`` for 1 and for 256 learners
+of a course run over all its items, the serving call of `Recommender.recommend` /
+`score_learners`. The item block ``item_h = net.item_hidden(item_x)`` is cached per run
+and day in serving, so it is computed outside the timed region (by each variant:
+structured pruning changes its width). Feature building is the same for every variant
+and not timed.
 
-Hidden-unit groups (`scoring_groups`): the first hidden layer is the sum of
-item_in, learner_in and pair_in, consumed by `hidden`; the second is `hidden` ->
-`out`; the embedding dimensions are shared by item_emb and ctx_emb (their dot
-product), so a dimension is removed from both tables.
+Hidden-unit groups (`scoring_groups`): the first hidden layer is the sum of item_in,
+learner_in and pair_in, consumed by `hidden`; the second is `hidden` -> `out`.
 
-Quality: `ndcg_evaluator` (NDCG@10 on the temporal split of
-recommender.model.evaluate, the same protocol as the product metric), or
-`fidelity_evaluator` (NDCG@10 of a variant's ranking against the fp32 model's
-top 10, when there is no held-out data, e.g. an untrained synthetic catalogue).
+Quality: `ndcg_evaluator` (NDCG@10 on the temporal split of recommender.model.evaluate,
+the product metric's protocol), or `fidelity_evaluator` (NDCG@10 of a variant's ranking
+against the fp32 network's top 10, when there is no held-out data).
 
-Fine-tuning: `distill_finetune` (match the fp32 network's softmax over each
-learner's unvisited items, KL divergence, at the runs' as-of day; needs no
-training rows, so it works on any fitted Recommender) or `ranking_finetune` (the
-training objective on past-day replays; needs runs built with ``keep_raw=True``).
+Fine-tuning: `distill_finetune` (match the fp32 network's softmax over each learner's
+unvisited items, KL divergence, at the runs' as-of day; needs no training rows).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -48,64 +45,44 @@ from eduplatform.ml.compress.pipeline import (
 from eduplatform.ml.compress.serialize import load_variant, variant_state
 from eduplatform.ml.data import LearningData
 from eduplatform.ml.ranking import dcg_discounts
-from recommender.model.model import ScoringNet
-from recommender.model.predictor import Recommender
-from recommender.model.runs import CourseId, CourseRun
+from recommender.model.predictor import CourseId, Recommender
+from recommender.model.ranker_net import RankerScoringNet
 
 if TYPE_CHECKING:
     from recommender.model.evaluate import RunSplit
-    from recommender.model.train import BatchInputs, TrainConfig
 
 T = TypeVar("T")
 StateFn = Callable[[nn.Module], tuple[dict[str, torch.Tensor], dict[str, Any]]]
 VARIANT_PREFIX = "variant."
 
 
-def scoring_groups(net: ScoringNet) -> list[UnitGroup]:
-    groups = [
+def scoring_groups(net: RankerScoringNet) -> list[UnitGroup]:
+    return [
         UnitGroup(
             "hidden",
             (("item_in", "out"), ("learner_in", "out"), ("pair_in", "out"), ("hidden", "in")),
         ),
         UnitGroup("hidden2", (("hidden", "out"), ("out", "in"))),
     ]
-    if net.emb_dim > 0:
-        groups.append(UnitGroup("emb_dim", (("item_emb", "dim"), ("ctx_emb", "dim"))))
-    return groups
 
 
 def net_shape(rec: Recommender) -> dict[str, Any]:
-    """ScoringNet(**shape) of the fp32 architecture (as in `Recommender.to_state`)."""
-    net = rec.net
-    return {
-        "n_item_features": net.item_in.in_features,
-        "n_learner_features": net.learner_in.in_features,
-        "n_pair_features": net.pair_in.in_features,
-        "n_items": net.n_items,
-        "hidden": net.item_in.out_features,
-        "hidden2": net.hidden.out_features,
-        "emb_dim": net.emb_dim,
-    }
+    """RankerScoringNet(**shape) of the fp32 architecture (as in `Recommender.to_state`)."""
+    return rec.net.shape()
 
 
-def _as_scoring(module: nn.Module) -> ScoringNet:
-    """A (compressed) scoring network typed as what it is: compression deep-copies the
-    ScoringNet and swaps its layers, so the class and its methods are kept."""
-    return cast(ScoringNet, module)
+def _as_scoring(module: nn.Module) -> RankerScoringNet:
+    """A (compressed) network typed as what it is: compression deep-copies the
+    RankerScoringNet and swaps its layers, so the class and its methods are kept."""
+    return cast(RankerScoringNet, module)
 
 
 def scoring_base_builder(shape: dict[str, Any]) -> Callable[[], nn.Module]:
-    return lambda: ScoringNet(**shape)
+    return lambda: RankerScoringNet(**shape)
 
 
-# ----------------------------------------------------------------------------- inputs
-
-
-def _run_inputs(
-    rec: Recommender, course: CourseId, learner_rows: np.ndarray, now_day: int | None = None
-) -> tuple[torch.Tensor, ...]:
-    """(item_x, learner_x, pair_x, item_rows, ctx_weight, visited) for learner rows of a run."""
-    return rec.model_inputs(course, learner_rows, now_day)
+def _largest_run(rec: Recommender) -> CourseId:
+    return max(rec.runs, key=lambda c: rec.runs[c].n_items)
 
 
 def scoring_inputs(
@@ -115,25 +92,18 @@ def scoring_inputs(
     seed: int = 0,
     now_day: int | None = None,
 ) -> tuple[torch.Tensor, ...]:
-    """Raw scoring inputs (item_x, learner_x, pair_x, item_rows, ctx_weight) of `batch`
-    learners of `course` (default: the run with most items), drawn with replacement
-    when the run has fewer learners."""
-    if course is None:
-        course = max(rec.runs, key=lambda c: rec.runs[c].n_items)
-    run = rec.runs[course]
-    rng = np.random.default_rng(seed)
-    n = run.n_learners
-    rows = np.sort(rng.choice(n, size=batch, replace=n < batch))
-    return _run_inputs(rec, course, rows, now_day)[:5]
+    """Raw scoring inputs (item_x, learner_x, pair_x) of `batch` learners of `course`
+    (default: the run with most items), drawn with replacement when it has fewer."""
+    course = _largest_run(rec) if course is None else course
+    n = rec.runs[course].n_learners
+    rows = np.sort(np.random.default_rng(seed).choice(n, size=batch, replace=n < batch))
+    return rec.model_inputs(course, rows, now_day)[:3]
 
 
 def prepare_scoring(module: nn.Module, raw: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-    """The serving call's inputs: the per-item part computed by this module."""
-    item_x, learner_x, pair_x, rows, weight = raw
-    return (_as_scoring(module).item_hidden(item_x), learner_x, pair_x, rows, weight)
-
-
-# ---------------------------------------------------------------------------- quality
+    """The serving call's inputs: the item block computed by this module."""
+    item_x, learner_x, pair_x = raw
+    return (_as_scoring(module).item_hidden(item_x), learner_x, pair_x)
 
 
 def _with_net(rec: Recommender, module: nn.Module, fn: Callable[[], T]) -> T:
@@ -176,15 +146,14 @@ def fidelity_evaluator(
     seed: int = 1,
 ) -> Callable[[nn.Module], float]:
     """NDCG@k of a network's top-k against the fp32 network's top-k (fp32 = 1.0)."""
-    if course is None:
-        course = max(rec.runs, key=lambda c: rec.runs[c].n_items)
+    course = _largest_run(rec) if course is None else course
     run = rec.runs[course]
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(run.n_learners, size=min(learners, run.n_learners), replace=False))
-    item_x, lx, px, item_rows, weight, visited = _run_inputs(rec, course, rows)
+    item_x, lx, px, visited = rec.model_inputs(course, rows)
     k = min(k, run.n_items)
     with torch.inference_mode():
-        ref = rec.net(rec.net.item_hidden(item_x), lx, px, item_rows, weight)
+        ref = rec.net(rec.net.item_hidden(item_x), lx, px)
     ref_top = _topk_unvisited(ref, visited, k)
     relevant = torch.zeros_like(visited)
     relevant.scatter_(1, ref_top, True)
@@ -193,15 +162,11 @@ def fidelity_evaluator(
 
     def evaluate(module: nn.Module) -> float:
         with torch.inference_mode():
-            s = module(_as_scoring(module).item_hidden(item_x), lx, px, item_rows, weight)
-        top = _topk_unvisited(s, visited, k)
-        hits = torch.gather(relevant, 1, top).float()
+            s = module(_as_scoring(module).item_hidden(item_x), lx, px)
+        hits = torch.gather(relevant, 1, _topk_unvisited(s, visited, k)).float()
         return float(((hits * discounts).sum(1) / ideal).mean())
 
     return evaluate
-
-
-# -------------------------------------------------------------------------- finetuning
 
 
 def distill_finetune(
@@ -216,13 +181,11 @@ def distill_finetune(
 ) -> Finetune:
     """finetune(module): match the fp32 network's softmax over each learner's unvisited
     items (KL divergence) on the runs' learners at their as-of day."""
-    from recommender.model.train import AdamW, one_cycle_lr
-
     teacher = copy.deepcopy(rec.net).eval()
 
     def finetune(module: nn.Module) -> nn.Module:
         previous = torch.get_num_threads()
-        torch.set_num_threads(threads or int(rec.config.num_threads or 1) or 1)
+        torch.set_num_threads(threads or 1)
         rng = np.random.default_rng(seed)
         try:
             batches: list[tuple[CourseId, np.ndarray]] = []
@@ -232,120 +195,33 @@ def distill_finetune(
                     rows = np.sort(rng.choice(rows, max_learners, replace=False))
                 for start in range(0, len(rows), batch_size):
                     batches.append((course, rows[start : start + batch_size]))
-            cache: dict[int, tuple[torch.Tensor, ...]] = {}
             params = [p for p in module.parameters() if p.requires_grad]
             if not params or not batches:
                 return module
-            opt = AdamW([{"params": params, "weight_decay": 0.0}])
-            total = epochs * len(batches)
-            step = 0
+            cache: dict[int, tuple[torch.Tensor, ...]] = {}
+            opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
             module.train()
             for _ in range(epochs):
                 for bi in rng.permutation(len(batches)):
                     if bi not in cache:
                         course, rows = batches[bi]
-                        item_x, lx, px, item_rows, weight, visited = _run_inputs(rec, course, rows)
+                        item_x, lx, px, visited = rec.model_inputs(course, rows)
                         with torch.no_grad():
-                            t = teacher(teacher.item_hidden(item_x), lx, px, item_rows, weight)
+                            t = teacher(teacher.item_hidden(item_x), lx, px)
                             target = torch.log_softmax(t.masked_fill(visited, -1e9), dim=1)
-                        cache[bi] = (item_x, lx, px, item_rows, weight, visited, target)
-                    item_x, lx, px, item_rows, weight, visited, target = cache[bi]
-                    s = module(_as_scoring(module).item_hidden(item_x), lx, px, item_rows, weight)
+                        cache[bi] = (item_x, lx, px, visited, target)
+                    item_x, lx, px, visited, target = cache[bi]
+                    s = module(_as_scoring(module).item_hidden(item_x), lx, px)
                     logp = torch.log_softmax(s.masked_fill(visited, -1e9), dim=1)
-                    p_t = target.exp()
-                    loss = (p_t * (target - logp)).sum(1).mean()
+                    loss = (target.exp() * (target - logp)).sum(1).mean()
                     opt.zero_grad()
                     loss.backward()  # type: ignore[no-untyped-call]  # unannotated in torch 2.13
-                    opt.step(one_cycle_lr(step, total, lr))
-                    step += 1
+                    opt.step()
         finally:
             torch.set_num_threads(previous)
         return module.eval()
 
     return finetune
-
-
-def ranking_finetune(
-    runs: list[CourseRun],
-    n_types: int,
-    config: TrainConfig,
-    *,
-    epochs: int = 2,
-    lr: float | None = None,
-    seed: int = 0,
-) -> Finetune:
-    """finetune(module): the training objective (sampled softmax over the items first
-    opened after past cut-off days) for a few more epochs. `runs` must be built
-    with ``keep_raw=True`` (as `Recommender.fit` does before it drops them)."""
-    from recommender.model.train import (
-        AdamW,
-        batch_inputs,
-        cutoffs,
-        one_cycle_lr,
-        replay_loss,
-        snapshot,
-    )
-
-    snaps = [
-        s for run in runs for t in cutoffs(run, config) if (s := snapshot(run, t, config, n_types))
-    ]
-    rng = np.random.default_rng(seed)
-    batches: list[tuple[int, np.ndarray]] = []
-    for si, s in enumerate(snaps):
-        learners = s.learners
-        if config.max_learners_per_cutoff and len(learners) > config.max_learners_per_cutoff:
-            learners = np.sort(rng.choice(learners, config.max_learners_per_cutoff, replace=False))
-        for start in range(0, len(learners), config.batch_size):
-            batches.append((si, learners[start : start + config.batch_size]))
-    cache: dict[int, BatchInputs] = {}
-
-    def finetune(module: nn.Module) -> nn.Module:
-        previous = torch.get_num_threads()
-        torch.set_num_threads(max(1, int(config.num_threads or 1)))
-        gen = torch.Generator().manual_seed(seed)
-        net = _as_scoring(module)
-        try:
-            emb = [p for n, p in module.named_parameters() if "emb" in n]
-            other = [p for n, p in module.named_parameters() if "emb" not in n]
-            groups = [{"params": other, "weight_decay": config.weight_decay}]
-            if emb:
-                groups.append({"params": emb, "weight_decay": config.emb_weight_decay})
-            opt = AdamW(groups)
-            peak = lr if lr is not None else config.lr / 3
-            total = max(epochs * len(batches), 1)
-            step = 0
-            module.train()
-            for _ in range(epochs):
-                for bi in rng.permutation(len(batches)):
-                    si, learners = batches[bi]
-                    s = snaps[si]
-                    if bi not in cache:
-                        cache[bi] = batch_inputs(s, learners, n_types)
-                    loss = replay_loss(net, s, cache[bi], config, gen)
-                    opt.zero_grad()
-                    loss.backward()  # type: ignore[no-untyped-call]  # unannotated in torch 2.13
-                    opt.step(one_cycle_lr(step, total, peak))
-                    step += 1
-        finally:
-            torch.set_num_threads(previous)
-        return module.eval()
-
-    return finetune
-
-
-# -------------------------------------------------------------------------- catalogues
-
-
-def large_catalogue_config(n_items: int, seed: int = 0) -> TrainConfig:
-    """Training settings that keep a large synthetic catalogue within minutes: fewer
-    replayed days and learners (the cached inputs are learners x items x features)."""
-    from recommender.model.train import TrainConfig
-
-    if n_items <= 5000:
-        return TrainConfig(seed=seed)
-    return TrainConfig(
-        seed=seed, cutoff_offsets=(7, 14, 21), max_learners_per_cutoff=256, batch_size=32
-    )
 
 
 def synthetic_catalogue(
@@ -355,19 +231,15 @@ def synthetic_catalogue(
     n_learners: int = 500,
     n_days: int = 70,
     holdout_days: int = 14,
-    config: TrainConfig | None = None,
     log: Callable[[str], None] | None = None,
 ) -> tuple[Recommender, list[RunSplit], int]:
     """A recommender trained on one synthetic course run of `n_items` items, and the
-    held-out split to score it: (rec, splits, split_day).
-
-    The run is generated as `recommender.model.synthetic.build_synthetic`
-    generates it (same density settings), but the network is trained on the clicks
-    before ``n_days - holdout_days`` and the first visits after are held out, so
-    quality is the product's NDCG@10 protocol.
-    """
+    held-out split to score it: (rec, splits, split_day): trained on the clicks before
+    ``n_days - holdout_days``, the first visits after are held out (the product's
+    NDCG@10 protocol)."""
     from recommender.model.evaluate import split_runs, train_view
     from recommender.model.synthetic import synthetic_learning_data
+    from recommender.model.timeline import Params
 
     data = synthetic_learning_data(
         n_items=n_items,
@@ -379,23 +251,15 @@ def synthetic_catalogue(
         p_visit=min(0.8, 80.0 / max(n_items, 1)),
     )
     split = n_days - holdout_days
-    config = config or large_catalogue_config(n_items, seed)
-    rec = Recommender.fit(train_view(data, split), split, config, log=log)
+    rec = Recommender.fit(train_view(data, split), split, Params(seed=seed), log=log)
     return rec, split_runs(data, split), split
-
-
-# ------------------------------------------------------------------------------ state
 
 
 def recommender_serving_state(
     rec: Recommender, module: nn.Module, variant: str | None = None
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The recommender's artifact with `module` (compressed) in place of its network."""
-    tensors, config = rec.to_state()
-    tensors = {k: v for k, v in tensors.items() if not k.startswith("net.")}
-    vt, vc = variant_state(module, {"variant": variant} if variant else None)
-    tensors.update({VARIANT_PREFIX + k: v for k, v in vt.items()})
-    return tensors, {**config, "compression": vc}
+    return serving_state_fn(rec, variant)(module)
 
 
 def load_recommender(tensors: dict[str, torch.Tensor], config: dict[str, Any]) -> Recommender:
@@ -414,14 +278,13 @@ def load_recommender(tensors: dict[str, torch.Tensor], config: dict[str, Any]) -
     return rec
 
 
-def serving_state_fn(rec: Recommender) -> StateFn:
-    # The serving artifact repeats the run data (timelines, pair tables, neighbours),
-    # the same for every variant: build it once and swap the network's tensors only.
+def serving_state_fn(rec: Recommender, variant: str | None = None) -> StateFn:
+    # The run state is the same for every variant: build it once, swap the network.
     base_tensors, base_config = rec.to_state()
     base_tensors = {k: v for k, v in base_tensors.items() if not k.startswith("net.")}
 
     def state(module: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        vt, vc = variant_state(module)
+        vt, vc = variant_state(module, {"variant": variant} if variant else None)
         return (
             {**base_tensors, **{VARIANT_PREFIX + k: v for k, v in vt.items()}},
             {**base_config, "compression": vc},
@@ -457,11 +320,11 @@ def compress_recommender(
         serving_state=serving_state_fn(rec) if with_serving_bytes else None,
         log=log,
     )
-    course = course if course is not None else max(rec.runs, key=lambda c: rec.runs[c].n_items)
+    course = _largest_run(rec) if course is None else course
     result.extra.update(
         {
             "kind": "recommender",
-            "items": int(shape["n_items"]),
+            "items": int(sum(r.n_items for r in rec.runs.values())),
             "timed_run": str(course),
             "timed_run_items": int(rec.runs[course].n_items),
         }
@@ -493,6 +356,10 @@ def compression_report(
     """
     import time
 
+    from recommender.model.evaluate import split_runs, train_view
+    from recommender.model.timeline import Params
+
+    epochs = 3 if finetune_epochs is None else finetune_epochs
     if catalog_items:
         if catalog_items < 20:
             raise ValueError("--catalog-items must be at least 20")
@@ -516,7 +383,7 @@ def compression_report(
         )
         finetune = distill_finetune(
             rec,
-            epochs=3 if finetune_epochs is None else finetune_epochs,
+            epochs=epochs,
             batch_size=8 if large else 64,
             max_learners=64 if large else 2048,
         )
@@ -526,34 +393,15 @@ def compression_report(
         result.extra.update({"quality": what})
         return result, f"recommender, synthetic catalogue of {catalog_items} items ({what})"
 
-    from recommender.model.evaluate import split_runs, train_view
-    from recommender.model.runs import build_runs, type_vocabulary
-    from recommender.model.train import TrainConfig, train_net
-
     data, label = load_data()
-    view = train_view(data, split_day)
-    config = TrainConfig(seed=seed)
+    params = Params(seed=seed)
     if max_epochs:
-        config.epochs = max(1, max_epochs)
-    vocab = type_vocabulary(view.items)
+        params = dataclasses.replace(params, epochs=max(1, max_epochs))
     t0 = time.perf_counter()
-    # Recommender.fit, keeping the raw rows for the fine-tuning replays
-    runs = build_runs(
-        view,
-        split_day,
-        vocab,
-        config.half_life_days,
-        config.follow_window,
-        config.neighbours,
-        keep_raw=True,
-    )
-    if not runs:
+    view = train_view(data, split_day)
+    if view.item_activity.empty:
         raise ValueError(f"no clicks before day {split_day}")
-    net, stats = train_net(runs, len(vocab), config)
-    finetune = ranking_finetune(
-        runs, len(vocab), config, epochs=2 if finetune_epochs is None else finetune_epochs
-    )
-    rec = Recommender(net, runs, vocab, config, stats)
+    rec = Recommender.fit(view, split_day, params)
     log(f"recommender: {label}; trained in {time.perf_counter() - t0:.1f}s")
     splits = split_runs(data, split_day)
     if not splits:
@@ -561,14 +409,11 @@ def compression_report(
     result = compress_recommender(
         rec,
         evaluate=ndcg_evaluator(rec, splits, split_day),
-        finetune=finetune,
+        finetune=distill_finetune(rec, epochs=epochs),
         policy=policy,
         settings=settings,
         log=log,
     )
-    for run in runs:
-        run.raw = None
-        run.follow_all = None
     result.extra.update(
         {
             "data": label,

@@ -23,9 +23,10 @@ as unavailable. Tuned peers (`tuned_peers.py`: time-decayed popularity,
 transitions, calendar) choose their settings on inner validation (cuts at
 split - 14 and split - 28, history runs at the split day), never the test days.
 
-History (`history=`): earlier course runs known in full. The product, the
-`mlp_ranker` candidate and the tuned peers train on them too; the id-based peers
-cannot use them (item ids are not shared between presentations).
+History (`history=`): earlier course runs known in full. The product (the ranker since
+#23) and the tuned peers train on them too; the id-based peers cannot use them (item ids
+are not shared between presentations). `timeline_scorer("mlp_ranker")` still scores the
+ranker directly on `timeline.Snapshot`s (the leakage tests compare it with the product).
 """
 
 from __future__ import annotations
@@ -43,13 +44,20 @@ import scipy.sparse as sp
 
 from eduplatform.ml.data import LearningData
 from eduplatform.ml.ranking import hit_matrix_metrics
-from recommender.model.runs import CourseId
-from recommender.model.timeline import Run, Snapshot, inner_cases, runs_from_data, top_k
-from recommender.model.train import TrainConfig
+from recommender.model.timeline import (
+    Params,
+    Run,
+    Snapshot,
+    inner_cases,
+    runs_from_data,
+    top_k,
+)
 from recommender.model.tuned_peers import TUNED_PEERS
 
 if TYPE_CHECKING:
     from recommender.model.predictor import Recommender
+
+CourseId = Any
 
 PRODUCT = "recommender"
 PEERS = (
@@ -62,8 +70,10 @@ PEERS = (
     "als",
     "bpr",
 )
-# Evaluated-only candidates: scored and reported, never the "best peer".
+# Evaluated-only candidates: scored and reported, never the "best peer". `mlp_ranker`
+# became the product (#23): the name is kept as an alias reporting the product's figures.
 CANDIDATES = ("mlp_ranker",)
+ALIASES = {"mlp_ranker": PRODUCT}
 RECENT_DAYS = 14
 ALS_FACTORS = 64
 
@@ -282,22 +292,24 @@ def history_overlap(data: LearningData, history: LearningData) -> list[CourseId]
 def product_scorer(
     data: LearningData,
     split_day: int,
-    config: TrainConfig | None = None,
+    config: Params | None = None,
     log: Callable[[str], None] | None = None,
     history: LearningData | None = None,
 ) -> tuple[Scorer, Recommender]:
     """Fit the product recommender on the clicks before the split (and the history runs in
-    full, each as of its last day); return its scorer."""
+    full, each as of its last day + 1); return its scorer."""
     from recommender.model.predictor import Recommender
 
     view = train_view(data, split_day)
     as_of: int | dict[Any, int] = split_day
+    finished: list[Any] = []
     if history is not None and not history.item_activity.empty:
         as_of = {cid: split_day for cid in data.courses["course_id"]}
         last = history.item_activity.groupby("course_id")["day"].max()
         as_of.update({cid: int(day) + 1 for cid, day in last.items()})
+        finished = list(last.index)
         view = combine([view, history])
-    rec = Recommender.fit(view, as_of, config, log=log)
+    rec = Recommender.fit(view, as_of, config, log=log, finished=finished)
 
     def score(s: RunSplit) -> np.ndarray:
         scores, _ = rec.score_learners(s.course_id, s.learner_ids, split_day)
@@ -361,7 +373,7 @@ def evaluate(
     k: int = 10,
     peers: tuple[str, ...] = PEERS,
     with_product: bool = True,
-    config: TrainConfig | None = None,
+    config: Params | None = None,
     seed: int = 0,
     log: Callable[[str], None] | None = None,
     history: LearningData | None = None,
@@ -389,15 +401,18 @@ def evaluate(
         t0, c0 = time.perf_counter(), time.process_time()
         extra: dict[str, Any]
         try:
-            if name == PRODUCT:
-                cfg = config or TrainConfig(seed=seed)
+            if name in ALIASES and ALIASES[name] in result["models"]:
+                result["models"][name] = {**result["models"][ALIASES[name]], "alias_of": PRODUCT}
+                continue
+            if name == PRODUCT or name in ALIASES:
+                cfg = config or Params(seed=seed)
                 scorer, rec = product_scorer(data, split_day, cfg, log=log, history=history)
                 extra = {
                     k: rec.stats.get(k)
-                    for k in ("fit_seconds", "fit_cpu_seconds", "train_seconds", "epochs")
+                    for k in ("fit_seconds", "fit_cpu_seconds", "epochs", "chosen")
                     if k in rec.stats
                 }
-            elif name in TUNED_PEERS or name in CANDIDATES:
+            elif name in TUNED_PEERS:
                 scorer, extra = timeline_scorer(name, data, split_day, history, seed)
             else:
                 scorer, extra = peer_scorer(name, seed), {}

@@ -1,5 +1,5 @@
-"""What the `Recommender` serving object answers and caches: a recommendation, and the
-per-run, per-day item inputs every learner of the run shares."""
+"""What the `Recommender` serving object answers (a recommendation) and caches (the
+per-run, per-day item inputs every learner of the run shares)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from recommender.model.features import ItemGraph
+from recommender.model.run_state import RunView
 
 
 @dataclass(frozen=True)
@@ -23,13 +23,8 @@ class Recommendation:
 class ItemPart:
     """Per-run, per-day inputs shared by every learner (cached)."""
 
-    item_x: torch.Tensor
+    view: RunView
+    item_x: torch.Tensor  # standardised item features
     item_h: torch.Tensor
-    item_type: torch.Tensor
-    center: torch.Tensor
-    center_known: torch.Tensor
-    graph: ItemGraph
-    rows: torch.Tensor
     used_7d: np.ndarray
     used_7d_rank: np.ndarray
-    first_active: np.ndarray

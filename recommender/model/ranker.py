@@ -10,7 +10,6 @@ count is chosen at an inner cut (split - 14), then the net is refitted on every 
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,10 +22,13 @@ from torch import nn
 from recommender.model.timeline import (
     TYPES,
     Case,
+    LearnerBlock,
     Params,
     Run,
     Snapshot,
     ndcg_of_scores,
+    source_weights,
+    trans_product,
     truncate,
 )
 
@@ -38,8 +40,11 @@ def _percentile(v: np.ndarray) -> np.ndarray:
     return out
 
 
-def item_features(snap: Snapshot, p: Params) -> np.ndarray:
-    """(I, 46) cohort-level features of each item at the cut day."""
+def item_features(snap: Any, p: Params) -> np.ndarray:
+    """(I, 46) cohort-level features of each item at the cut day.
+
+    `snap` is a `timeline.Snapshot` (evaluation, training) or a `run_state.RunView`
+    (serving): both answer the same reads."""
     t, run = snap.t, snap.run
     act = snap.active_learners(14)
     cols: list[np.ndarray] = []
@@ -47,22 +52,20 @@ def item_features(snap: Snapshot, p: Params) -> np.ndarray:
         pop = snap.decayed(h)
         cols += [np.log1p(100 * pop / (act * h)), _percentile(pop)]
     for days in p.window_days:
-        cols.append(np.log1p(100 * snap.window(snap.visits, days) / (act * days)))
+        cols.append(np.log1p(100 * snap.visits_window(days) / (act * days)))
     for days in (3, 7, 14):
-        fv = snap.window(snap.first_visits, days)
+        fv = snap.first_visits_window(days)
         cols += [np.log1p(100 * fv / act), _percentile(fv)]
-    ever = snap.seen.sum(axis=0)
+    ever = snap.opened_count()
     cols.append(ever / max(1, snap.L))
-    cpv = snap.window(snap.clicks, 7) / np.maximum(snap.window(snap.visits, 7), 1)
+    cpv = snap.clicks_window(7) / np.maximum(snap.visits_window(7), 1)
     cols.append(np.log1p(cpv))
     has = ever > 0
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns = never opened
-        first_any = np.nanmin(np.where(snap.seen, snap.first, np.nan), axis=0)
-        last_any = np.nanmax(np.where(snap.seen, snap.last, np.nan), axis=0)
-    cols.append(np.where(has, np.clip((t - first_any) / 60, 0, 3), 0))
-    cols.append(np.where(has, np.clip((snap.mean_first - t) / 60, -3, 1), 0))
-    cols.append(np.where(has, np.clip((t - last_any) / 30, 0, 3), 3))
+    first_any, last_any = snap.first_last_any()
+    with np.errstate(invalid="ignore"):
+        cols.append(np.where(has, np.clip((t - first_any) / 60, 0, 3), 0))
+        cols.append(np.where(has, np.clip((snap.mean_first - t) / 60, -3, 1), 0))
+        cols.append(np.where(has, np.clip((t - last_any) / 30, 0, 3), 3))
     cols.append((~has).astype(float))
     w = run.week_from
     known = np.isfinite(w)
@@ -81,23 +84,20 @@ def item_features(snap: Snapshot, p: Params) -> np.ndarray:
     return np.column_stack([*cols, onehot]).astype(np.float32)
 
 
-def learner_features(snap: Snapshot, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def learner_features(snap: Any, lb: LearnerBlock) -> tuple[np.ndarray, np.ndarray]:
     """(n, 8) learner features and each learner's pace (the cohort's mean first-visit day
     of the items they started in the last 14 days)."""
-    t, ns = snap.t, snap.n_slots
-    days = snap.l_day[rows]
+    t = snap.t
+    days = lb.days
     active = days > 0
-    any_active = active.any(axis=1)
-    last_active = np.where(any_active, ns - 1 - np.argmax(active[:, ::-1], axis=1), -1)
-    since = np.where(last_active >= 0, ns - 1 - last_active, 99)
-    seen = snap.seen[rows]
-    recent_new = seen & (snap.first[rows] >= t - 14)
+    seen = lb.seen
+    recent_new = seen & (lb.first >= t - 14)
     mean_first = np.nan_to_num(snap.mean_first, nan=t)
     pos = (recent_new * mean_first).sum(1) / np.maximum(recent_new.sum(1), 1)
     pos = np.where(recent_new.any(1), pos, t)
     feats = np.column_stack(
         [
-            np.log1p(since),
+            np.log1p(lb.since),
             np.log1p(seen.sum(1)),
             seen.mean(1),
             np.log1p(days[:, -7:].sum(1)),
@@ -112,14 +112,20 @@ def learner_features(snap: Snapshot, rows: np.ndarray) -> tuple[np.ndarray, np.n
 
 def pair_parts(snap: Snapshot, rows: np.ndarray, p: Params) -> tuple[np.ndarray, np.ndarray]:
     """(learner features (n, 8), pair features (n, I, 9)) of the learners `rows`."""
-    n = len(rows)
-    lf, pos = learner_features(snap, rows)
+    return block_parts(snap, snap.learners(rows), p)
+
+
+def block_parts(snap: Any, lb: LearnerBlock, p: Params) -> tuple[np.ndarray, np.ndarray]:
+    """`pair_parts` of a block of learners (stored rows or a request's own history)."""
+    n = len(lb.first)
+    lf, pos = learner_features(snap, lb)
     pair: list[np.ndarray] = []
+    trans = snap.transitions(p.trans_next, p.trans_window)
     for h in p.trans_src_half_lives:
-        tr = snap.trans_scores(rows, p.trans_next, p.trans_window, h, p.src_days)
+        tr = trans_product(source_weights(snap.t, lb.last, h, p.src_days), trans)
         mx = tr.max(axis=1, keepdims=True, initial=0.0)
         pair += [np.log1p(10 * tr), tr / np.maximum(mx, 1e-6)]
-    sw = snap.source_weights(rows, 14.0, 10_000)
+    sw = source_weights(snap.t, lb.last, 14.0, 10_000)
     types = snap.run.item_type
     tw = np.zeros((n, len(TYPES)), np.float32)
     for ty in np.unique(types):
@@ -266,11 +272,9 @@ class MLPRanker:
         self.stats: dict[str, Any] = {}
         self._item_cache: tuple[Snapshot, torch.Tensor] | None = None
 
-    def training_cases(
-        self, history: Sequence[Run], train_part: Sequence[Run], split: int
-    ) -> list[Case]:
+    def training_cases(self, history: Sequence[Run], train_part: Sequence[Run]) -> list[Case]:
         """History runs every `history_cut_step` days (labels to their end); runs under
-        test at split - inner_back (labels up to the split)."""
+        test at their end day (the split, or their as-of day) - inner_back (labels up to it)."""
         p = self.p
         cases = [
             Case(r, t)
@@ -278,30 +282,41 @@ class MLPRanker:
             for t in range(p.replay_min_day, r.end_day - 14, p.history_cut_step)
         ]
         cases += [
-            Case(r, split - b)
+            Case(r, r.end_day - b)
             for r in train_part
             for b in p.inner_back
-            if split - b >= p.replay_min_day
+            if r.end_day - b >= p.replay_min_day
         ]
         return cases
 
     def _train(
-        self, batches: list[Batch], epochs: int, val: Sequence[Case] | None = None
+        self,
+        batches: list[Batch],
+        epochs: int,
+        val: Sequence[Case] | None = None,
+        init: RankerNet | None = None,
     ) -> list[float]:
+        """Long because it is the one training loop (standardisation, optimiser, schedule,
+        epochs with an optional validation curve) and reads best in one piece."""
         p = self.p
         torch.manual_seed(p.seed)
         rng = np.random.default_rng(p.seed)
         n_feat = batches[0].x.shape[2]
         net = RankerNet(n_feat, p.hidden)
-        flat = torch.cat([b.x.reshape(-1, n_feat)[::7] for b in batches])
-        net.mean.copy_(flat.mean(0))
-        net.std.copy_(flat.std(0).clamp(min=1e-3))
+        if init is not None:  # warm start: the champion's weights and standardisation
+            net.load_state_dict(init.state_dict())
+        else:
+            flat = torch.cat([b.x.reshape(-1, n_feat)[::7] for b in batches])
+            net.mean.copy_(flat.mean(0))
+            net.std.copy_(flat.std(0).clamp(min=1e-3))
         opt = torch.optim.AdamW(net.parameters(), lr=p.lr, weight_decay=p.weight_decay)
         chunks = [
             (bi, s) for bi, b in enumerate(batches) for s in range(0, len(b.y), p.batch_learners)
         ]
+        # At least 20 steps in the schedule: a shorter cycle has a warm-up phase
+        # of zero steps, which OneCycleLR divides by (tiny runs in tests)
         sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=p.lr, total_steps=max(epochs * len(chunks), 1), pct_start=0.1
+            opt, max_lr=p.lr, total_steps=max(epochs * len(chunks), 20), pct_start=0.1
         )
         curve = []
         for _ in range(epochs):
@@ -318,7 +333,7 @@ class MLPRanker:
             self.net, self._item_cache = net, None
             if val is not None:
                 curve.append(self.inner_ndcg(val))
-        self.net, self._item_cache = net, None
+        self.net, self._item_cache = net.eval(), None
         return curve
 
     def inner_ndcg(self, cases: Sequence[Case]) -> float:
@@ -330,33 +345,50 @@ class MLPRanker:
                 vals.append(ndcg_of_scores(self.scores(snap, rows), snap.seen[rows], lab))
         return float(np.concatenate(vals).mean()) if vals else 0.0
 
-    def fit(self, history: Sequence[Run], train_part: Sequence[Run], split: int) -> MLPRanker:
-        """Choose the epoch count at the inner cut split - 14 with a model trained on cases
-        strictly before it (history in full), then refit on every case with that count."""
+    def fit(
+        self,
+        history: Sequence[Run],
+        train_part: Sequence[Run],
+        split: int | None = None,
+        *,
+        epochs: int | None = None,
+        init: RankerNet | None = None,
+    ) -> MLPRanker:
+        """Choose the epoch count at the inner cut (each run under test cut 14 days before
+        its end day, `split` in the evaluation) with a model trained on cases strictly
+        before it (history in full), then refit on every case with that count.
+
+        `epochs` given: no inner choice (a retrain reusing its validation fit's count).
+        `init`: start from that network (warm start) instead of a seeded initialisation.
+        `split` is kept for the evaluation's call; the runs' end days carry it.
+        """
         t0 = time.process_time()
         p = self.p
         rng = np.random.default_rng(p.seed)
-        val_cut = split - 14
-        val = [Case(r, val_cut) for r in train_part if val_cut >= 7]
-        inner = self.training_cases(history, [truncate(r, val_cut) for r in train_part], val_cut)
-        inner_batches = [b for c in inner if (b := case_examples(c, p, rng)) is not None]
-        epochs = 1
-        if inner_batches and val:
-            curve = self._train(inner_batches, p.epochs, val)
-            epochs = int(np.argmax(curve)) + 1
-            self.chosen = {"epochs": epochs, "inner_curve": [round(v, 4) for v in curve]}
+        if epochs is None:
+            val = [Case(r, r.end_day - 14) for r in train_part if r.end_day - 14 >= 7]
+            inner_part = [truncate(r, r.end_day - 14) for r in train_part]
+            inner = self.training_cases(history, inner_part)
+            inner_batches = [b for c in inner if (b := case_examples(c, p, rng)) is not None]
+            epochs = p.default_epochs
+            if inner_batches and val:
+                curve = self._train(inner_batches, p.epochs, val)
+                epochs = int(np.argmax(curve)) + 1
+                self.chosen = {"epochs": epochs, "inner_curve": [round(v, 4) for v in curve]}
         batches = [
             b
-            for c in self.training_cases(history, train_part, split)
+            for c in self.training_cases(history, train_part)
             if (b := case_examples(c, p, rng)) is not None
         ]
         if not batches:
             raise ValueError("mlp_ranker: no replayed cut day with labels to train on")
-        self._train(batches, epochs)
+        self._train(batches, epochs, init=init)
         self.chosen.setdefault("epochs", epochs)
         self.stats = {
             "fit_cpu_seconds": round(time.process_time() - t0, 1),
             "train_lists": int(sum(len(b.y) for b in batches)),
+            "epochs": epochs,
+            "warm_start": init is not None,
         }
         return self
 

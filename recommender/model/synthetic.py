@@ -28,7 +28,7 @@ from eduplatform.ml.data import (
 
 if TYPE_CHECKING:
     from recommender.model.predictor import Recommender
-    from recommender.model.train import TrainConfig
+    from recommender.model.timeline import Params
 
 TYPES = ("resource", "oucontent", "url", "quiz", "subpage")
 HUB_TYPES = ("homepage", "forumng")
@@ -154,25 +154,21 @@ def build_synthetic(
     n_learners: int = 2000,
     n_days: int = 70,
     train: bool = False,
-    config: TrainConfig | None = None,
+    config: Params | None = None,
 ) -> Recommender:
     """A `Recommender` over one synthetic course run of `n_items` items.
 
     For benchmarks of serving speed and size (e.g. the compression step at
     50,000 items): with `train=False` the network keeps its seeded random
-    initialisation, every other part (timeline, neighbours, learner histories,
-    embedding tables of n_items rows) is built from the synthetic clicks as in
-    production. The course run is "SYN_BENCH" and "now" is day `n_days`.
+    initialisation (inputs unscaled), the run state is built from the synthetic
+    clicks as in production. The course run is "SYN_BENCH" and "now" is day `n_days`.
     """
-    from recommender.model.features import (
-        N_LEARNER_FEATURES,
-        N_PAIR_FEATURES,
-        n_item_features,
-    )
-    from recommender.model.model import ScoringNet
+    import torch
+
     from recommender.model.predictor import Recommender
-    from recommender.model.runs import build_runs, type_vocabulary
-    from recommender.model.train import TrainConfig
+    from recommender.model.ranker_net import RankerScoringNet, Standardiser
+    from recommender.model.run_state import RunState
+    from recommender.model.timeline import Params, runs_from_data
 
     data = synthetic_learning_data(
         n_items=n_items,
@@ -183,33 +179,17 @@ def build_synthetic(
         n_hubs=min(4, max(n_items // 20, 1)),
         p_visit=min(0.8, 80.0 / max(n_items, 1)),  # ~80 items per learner, as in OULAD
     )
-    config = config or TrainConfig(seed=seed)
+    config = config or Params(seed=seed)
     if train:
         return Recommender.fit(data, n_days, config)
-    vocab = type_vocabulary(data.items)
-    runs = build_runs(
-        data,
-        n_days,
-        vocab,
-        config.half_life_days,
-        config.follow_window,
-        config.neighbours,
-        horizon_days=RECENT_HORIZON_DAYS,
-    )
+    runs = runs_from_data(data, before_day=n_days)
     torch_seed(seed)
-    net = ScoringNet(
-        n_item_features(len(vocab)),
-        N_LEARNER_FEATURES,
-        N_PAIR_FEATURES,
-        sum(r.n_items for r in runs),
-        hidden=config.hidden,
-        hidden2=config.hidden2,
-        emb_dim=config.emb_dim,
-    )
-    return Recommender(net, runs, vocab, config, {"synthetic": True, "trained": False})
-
-
-RECENT_HORIZON_DAYS = 35  # daily arrays kept by build_synthetic (longest window is 28 days)
+    net = RankerScoringNet()
+    shape = net.shape()
+    width = shape["n_item_features"] + shape["n_learner_features"] + shape["n_pair_features"]
+    scaler = Standardiser(torch.zeros(width), torch.ones(width))
+    states = [RunState.build(r, n_days, config.half_lives) for r in runs]
+    return Recommender(net, scaler, states, config, {"synthetic": True, "trained": False})
 
 
 def torch_seed(seed: int) -> None:

@@ -18,6 +18,7 @@ from eduplatform.ml.data import LearningData
 from eduplatform.ml.ranking import hit_matrix_metrics
 
 DAY0 = 30  # OULAD days start at about -25; array slot = day + DAY0
+RECENT_SLOTS = 28  # learner features look at the clicks of the last 28 days only
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,9 @@ class Params:
     train_list: int = 160
     hidden: tuple[int, ...] = (64, 32)
     epochs: int = 8  # upper bound; the count is chosen on inner validation
+    # Without a run to validate on (every run finished): the count inner validation chose
+    # on 3 of the 4 forward folds (docs/recommender-model.md).
+    default_epochs: int = 5
     batch_learners: int = 64
     lr: float = 2e-3
     weight_decay: float = 1e-4
@@ -142,6 +146,37 @@ def truncate(run: Run, day: int) -> Run:
     return replace(
         run, lrow=run.lrow[m], irow=run.irow[m], day=run.day[m], clicks=run.clicks[m], end_day=day
     )
+
+
+@dataclass
+class LearnerBlock:
+    """What the ranker's learner and pair features need of some learners at a cut day."""
+
+    first: np.ndarray  # (n, I) float32 first day each item was opened, inf = never
+    last: np.ndarray  # (n, I) float32 last day, -inf = never
+    days: np.ndarray  # (n, RECENT_SLOTS) clicks on days t - 28 .. t - 1
+    since: np.ndarray  # (n,) days since the last day with clicks (99 = none)
+
+    @property
+    def seen(self) -> np.ndarray:
+        out: np.ndarray = np.isfinite(self.first)
+        return out
+
+
+def source_weights(t: int, last: np.ndarray, half_life: float, days: int) -> np.ndarray:
+    """Recency weight of each item a learner opened: 0.5 ** (age of the last visit /
+    half_life), 0 when older than `days` or never opened."""
+    age = (t - 1) - last
+    w = np.where(age < days, np.power(0.5, np.minimum(age, 1e3) / half_life), 0.0)
+    return w.astype(np.float32)
+
+
+def trans_product(weights: np.ndarray, trans: Any) -> np.ndarray:
+    """weights (n, I) @ transitions (I, I), dense or scipy sparse."""
+    if isinstance(trans, np.ndarray):
+        out: np.ndarray = weights @ trans
+        return out
+    return np.asarray((trans.T @ weights.T).T, dtype=np.float32)
 
 
 @dataclass
@@ -260,9 +295,42 @@ class Snapshot:
         return self._trans[key]
 
     def source_weights(self, rows: np.ndarray, half_life: float, days: int) -> np.ndarray:
-        age = (self.t - 1) - self.last[rows]
-        w = np.where(age < days, np.power(0.5, np.minimum(age, 1e3) / half_life), 0.0)
-        return w.astype(np.float32)
+        return source_weights(self.t, self.last[rows], half_life, days)
+
+    # The cohort and learner reads of the ranker's features; `run_state.RunView` answers
+    # the same from the compact serving state.
+
+    def visits_window(self, days: int) -> np.ndarray:
+        return self.window(self.visits, days)
+
+    def first_visits_window(self, days: int) -> np.ndarray:
+        return self.window(self.first_visits, days)
+
+    def clicks_window(self, days: int) -> np.ndarray:
+        return self.window(self.clicks, days)
+
+    def opened_count(self) -> np.ndarray:
+        out: np.ndarray = self.seen.sum(axis=0)
+        return out
+
+    def first_last_any(self) -> tuple[np.ndarray, np.ndarray]:
+        """(I,) earliest first and latest last visit day by anyone (NaN = never opened)."""
+        opened = self.seen.any(axis=0)
+        first = np.where(opened, self.first.min(axis=0, initial=np.inf), np.nan)
+        last = np.where(opened, self.last.max(axis=0, initial=-np.inf), np.nan)
+        return first.astype(np.float32), last.astype(np.float32)
+
+    def learners(self, rows: np.ndarray) -> LearnerBlock:
+        ns = self.n_slots
+        days = self.l_day[rows]
+        active = days > 0
+        any_active = active.any(axis=1)
+        last_active = np.where(any_active, ns - 1 - np.argmax(active[:, ::-1], axis=1), -1)
+        since = np.where(last_active >= 0, ns - 1 - last_active, 99)
+        recent = days[:, -RECENT_SLOTS:]
+        if recent.shape[1] < RECENT_SLOTS:
+            recent = np.pad(recent, ((0, 0), (RECENT_SLOTS - recent.shape[1], 0)))
+        return LearnerBlock(self.first[rows], self.last[rows], recent, since)
 
     def trans_scores(
         self, rows: np.ndarray, next_n: int, window: int, half_life: float, days: int

@@ -515,8 +515,8 @@ def test_recommender_with_a_compressed_network_round_trips(tmp_path):
     rec = build_synthetic(80, seed=0, n_learners=60)
     net = rec.net
     small = C.structured_prune(net, scoring_groups(net), keep=0.5)
-    assert small.item_emb.weight.shape[1] == small.ctx_emb.weight.shape[1] == net.emb_dim // 2
     assert small.hidden.in_features == small.item_in.out_features == net.item_in.out_features // 2
+    assert small.pair_in.out_features == small.learner_in.out_features == small.hidden.in_features
     compressed = C.quantize(small)
     raw = scoring_inputs(rec, 4)
     with torch.no_grad():
@@ -526,7 +526,7 @@ def test_recommender_with_a_compressed_network_round_trips(tmp_path):
     sha = save_artifact(path, *recommender_serving_state(rec, compressed, "structured+quantized"))
     artifact = load_artifact(path, sha)
     loaded = load_recommender(artifact.tensors, artifact.config)
-    assert isinstance(loaded.net.item_emb, C.Int8Embedding)
+    assert type(loaded.net.hidden) is type(compressed.hidden) is not nn.Linear
     rec.net = compressed
     rec._cache.clear()
     learner = int(rec.runs["SYN_BENCH"].learner_ids[0])

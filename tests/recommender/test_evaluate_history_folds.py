@@ -41,6 +41,9 @@ def test_history_trains_every_timeline_model_and_keeps_the_keys(folders, tmp_pat
         m = result["models"][name]
         assert 0.0 <= m["ndcg"] <= 1.0 and "recall" in m and "coverage" in m
     assert result["models"]["decayed_popularity"]["chosen"]["half_life"] in (1, 2, 3, 5, 7, 14, 28)
+    # mlp_ranker became the product: an alias with the product's figures, no second fit
+    assert result["models"]["mlp_ranker"]["alias_of"] == "recommender"
+    assert result["models"]["mlp_ranker"]["ndcg"] == result["models"]["recommender"]["ndcg"]
     # the id-based peers do not use history: same figure with and without it
     run(*args[:-1], str(tmp_path / "n.json"))
     plain = json.loads((tmp_path / "n.json").read_text())
@@ -101,8 +104,8 @@ def test_subset_refuses_to_write_into_the_source(folders):
 
 
 def test_research_candidates_are_opt_in(folders, tmp_path):
-    """The product is compared with its peers only; a research candidate (not served, not a
-    peer) is scored only when asked for, and an unknown one is a one-line error."""
+    """The product is compared with its peers only; the former candidate's name is listed
+    only when asked for, and an unknown one is a one-line error."""
     target = tmp_path / "plain.json"
     run("--data", str(folders / "late"), "--split-day", str(SPLIT), "--json", str(target))
     result = json.loads(target.read_text())

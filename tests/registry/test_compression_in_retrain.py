@@ -118,7 +118,7 @@ def test_recommender_applies_the_recipe_and_warm_starts_from_the_checkpoint(plat
     second = _retrain("recommender", **REC_FAST)
     assert second.status in (ModelVersion.Status.ACTIVE, ModelVersion.Status.CANDIDATE)
     warm = second.metrics["warm_start"]
-    assert warm is not None and warm["items_known"] > 0
+    assert warm is not None and warm["weights"] == "champion fp32"
     assert second.warm_started_from_id == first.id
 
     scratch = services.retrain_request(

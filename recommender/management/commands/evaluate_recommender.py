@@ -32,7 +32,7 @@ class Command(BaseCommand):
         "Offline evaluation of the content recommender on an OULAD-format folder: "
         "train on clicks before the split day (and on --history runs in full), test on the "
         "items each learner first opens on or after it; prints Recall@k, NDCG@k and coverage "
-        "for the product model and the peers (research candidates with --candidates)."
+        "for the product model (the ranker) and the peers."
     )
 
     def add_arguments(self, parser) -> None:
@@ -77,9 +77,9 @@ class Command(BaseCommand):
             "--candidates",
             default="",
             help=(
-                "comma-separated research candidates to score beside the product and the "
-                f"peers ({', '.join(CANDIDATES)}); none by default: a candidate is not the "
-                "served model and not a peer"
+                f"comma-separated former research candidates ({', '.join(CANDIDATES)}); "
+                "mlp_ranker is now the served product and is reported as an alias of "
+                "'recommender' (same figures)"
             ),
         )
 
@@ -95,7 +95,7 @@ class Command(BaseCommand):
             history_overlap,
         )
         from recommender.model.folds import evaluate_folds, format_folds, forward_folds
-        from recommender.model.train import TrainConfig
+        from recommender.model.timeline import Params
 
         folder = Path(options["data"])
         if options["k"] <= 0:
@@ -133,7 +133,7 @@ class Command(BaseCommand):
             self.stderr.write(message)
 
         verbose = log if options["verbosity"] > 1 else None
-        config = TrainConfig(seed=options["seed"])
+        config = Params(seed=options["seed"])
         if options["folds"]:
             result = evaluate_folds(
                 forward_folds(data, history),

@@ -1,26 +1,15 @@
 import pytest
 
 from recommender.model.synthetic import synthetic_learning_data
-from recommender.model.train import TrainConfig
+from recommender.model.timeline import Params
 
 SPLIT = 42
 
 
-def small_config(**overrides) -> TrainConfig:
-    values = dict(
-        seed=7,
-        epochs=8,
-        cutoff_offsets=(7, 14, 21),
-        min_cutoff_day=7,
-        batch_size=64,
-        train_candidates=32,
-        hidden=16,
-        hidden2=8,
-        emb_dim=8,
-        lr=5e-3,
-    )
+def small_config(**overrides) -> Params:
+    values = dict(seed=7, epochs=8)
     values.update(overrides)
-    return TrainConfig(**values)
+    return Params(**values)
 
 
 @pytest.fixture(scope="session")

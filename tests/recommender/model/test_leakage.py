@@ -87,8 +87,8 @@ def test_timeline_models_are_bit_identical(both, name):
 def test_product_is_bit_identical(both):
     data, changed = both
     splits = split_runs(data, SPLIT)
-    before, _ = product_scorer(data, SPLIT, small_config(epochs=1))
-    after, _ = product_scorer(changed, SPLIT, small_config(epochs=1))
+    before, _ = product_scorer(data, SPLIT, small_config())
+    after, _ = product_scorer(changed, SPLIT, small_config())
     for x, y in zip(_scores(before, splits), _scores(after, splits), strict=True):
         assert np.array_equal(x, y)
 
@@ -116,7 +116,7 @@ def _permuted(splits, seed=0):
 
 def test_permuted_test_items_give_the_random_baseline(synthetic_data):
     splits = split_runs(synthetic_data, SPLIT)
-    scorer, _ = product_scorer(synthetic_data, SPLIT, small_config(epochs=1))
+    scorer, _ = product_scorer(synthetic_data, SPLIT, small_config())
     real = evaluate_scorer(splits, scorer, 10)["ndcg"]
     shuffled = _permuted(splits)
     product = evaluate_scorer(shuffled, scorer, 10)["ndcg"]
