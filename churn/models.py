@@ -20,7 +20,8 @@ class RiskScore(models.Model):
     scored_at = models.DateTimeField()
     probability = models.FloatField()
     band = models.CharField(max_length=8)
-    # Plain-words top factors: [{"feature": ..., "text": ..., "contribution": ...}]
+    # Plain-words top factors: [{"feature": ..., "text": ..., "contribution": ..., "phrase": ...}]
+    # ("text" in English; "phrase" the same before translation, churn/factor_texts.py)
     factors = models.JSONField(default=list)
 
     class Meta:

@@ -14,7 +14,9 @@ from django.core.cache import cache
 from django.db import connection
 
 from analytics.models import Course, Learner
+from churn.factor_texts import factor_text, stored_factor_text
 from churn.features import serving_frames
+from churn.model.explain import Phrase
 from churn.models import RiskHistory, RiskScore
 from eduplatform.core.caches import BoundedCache
 from eduplatform.core.clock import today
@@ -30,14 +32,17 @@ class LiveRisk:
     as_of: dt.date | None = None
     probability: float | None = None
     band: str | None = None
-    factors: tuple[str, ...] = ()
+    factors: tuple[str, ...] = ()  # in English: the API's `top_factors`
+    # The same before translation, for pages (a text when scored before phrases existed).
+    phrases: tuple[Phrase | str, ...] = ()
 
 
 # Course runs whose scores one web process keeps (one entry per run).
 RUN_PREDICTIONS_MAX_RUNS = 256
 
-# learner id -> (probability, band, top factor texts): all live_risk reads.
-RunScores = dict[int, tuple[float, str, tuple[str, ...]]]
+# learner id -> (probability, band, top factors): all live_risk reads. A factor is kept
+# as its phrase so that each page translates it into its reader's language.
+RunScores = dict[int, tuple[float, str, tuple[Phrase | str, ...]]]
 
 
 class RunPredictions:
@@ -99,7 +104,7 @@ class RunPredictions:
             int(p.learner_id): (
                 float(p.probability),
                 str(p.risk_band),
-                tuple(f.text for f in p.top_factors),
+                tuple(getattr(f, "phrase", None) or f.text for f in p.top_factors),
             )
             for p in predictions
         }
@@ -172,7 +177,8 @@ def live_risk(*, learner: Learner, course: Course) -> LiveRisk:
         as_of=as_of,
         probability=probability,
         band=band,
-        factors=factors,
+        factors=tuple(f.english() if isinstance(f, Phrase) else f for f in factors),
+        phrases=factors,
     )
 
 
@@ -181,7 +187,11 @@ def batch_risk(course: Course, learner_ids: list[int]) -> dict[int, dict[str, An
     rows = RiskScore.objects.filter(course=course, learner_id__in=learner_ids).values(
         "learner_id", "band", "factors", "scored_at"
     )
-    return {r["learner_id"]: dict(r) for r in rows}
+    # The course page shows the factors in the reader's language; CSV keeps `text`.
+    return {
+        r["learner_id"]: {**r, "factor_texts": [stored_factor_text(f) for f in r["factors"]]}
+        for r in rows
+    }
 
 
 def batch_risk_csv(value: dict[str, Any] | None) -> list[str]:
@@ -195,11 +205,16 @@ def learner_panel(learner: Learner, courses: list[Course]) -> list[dict[str, Any
     history: dict[int, list[RiskHistory]] = {}
     for point in RiskHistory.objects.filter(learner=learner, course__in=courses).order_by("as_of"):
         history.setdefault(point.course_id, []).append(point)
-    return [
-        {
-            "course": course,
-            "live": live_risk(learner=learner, course=course),
-            "history": history.get(course.id, [])[-12:],
-        }
-        for course in courses
-    ]
+    panel = []
+    for course in courses:
+        live = live_risk(learner=learner, course=course)
+        panel.append(
+            {
+                "course": course,
+                "live": live,
+                # In the reader's language (the API keeps live.factors in English).
+                "factors": [factor_text(f) for f in live.phrases],
+                "history": history.get(course.id, [])[-12:],
+            }
+        )
+    return panel

@@ -209,7 +209,13 @@ def score_batch(predictor: ChurnPredictor, course_ids: list[int], version: int =
                 probability=p.probability,
                 band=p.risk_band,
                 factors=[
-                    {"feature": f.feature, "text": f.text, "contribution": round(f.contribution, 4)}
+                    {
+                        "feature": f.feature,
+                        "text": f.text,
+                        "contribution": round(f.contribution, 4),
+                        # `text` before translation: the course page says it in its language.
+                        **({"phrase": f.phrase.to_json()} if f.phrase is not None else {}),
+                    }
                     for f in p.top_factors
                 ],
             )

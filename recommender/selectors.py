@@ -19,6 +19,7 @@ from eduplatform.core.caches import BoundedCache
 from eduplatform.core.clock import today
 from eduplatform.registry.serving import get_served
 from recommender.models import NextItems
+from recommender.reasons import translate_reason
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +169,11 @@ def batch_next_items_csv(value: dict[str, Any] | None) -> list[str]:
 
 
 def learner_panel(learner: Learner, courses: list[Course]) -> list[dict[str, Any]]:
-    return [
-        {"course": course, "live": live_recommendations(learner=learner, course=course, k=5)}
-        for course in courses
-    ]
+    """Per visible course run: the live top 5, reasons in the reader's language."""
+    panel = []
+    for course in courses:
+        live = live_recommendations(learner=learner, course=course, k=5)
+        # Copies: the cached answers are shared by every language and the API.
+        items = [{**item, "reason": translate_reason(item["reason"])} for item in live.items]
+        panel.append({"course": course, "live": live, "items": items})
+    return panel

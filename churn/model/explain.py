@@ -3,63 +3,153 @@
 `describe(feature, row)` turns a feature name and the learner's raw feature row
 (``ChurnFeatures.frame`` layout) into a short sentence such as
 "no activity in the last 12 days" or "2 assessments missed".
+
+churn.model is Django-free, so it cannot translate. `describe_phrase` returns the
+sentence before translation (a `Phrase`: the English message id(s) and the
+parameters); `describe` is its English text. The Django side (`churn/factor_texts.py`)
+looks the message ids up in the catalogue and fills in the parameters in the
+request's language. The ids are written with the markers `_` and `ngettext` below:
+they are xgettext's default Python keywords, so the documented `makemessages`
+command collects them with no extra option.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any, NamedTuple, Union
 
 import pandas as pd
 
-HUMAN_NAMES: dict[str, str] = {
-    "cutoff_day": "point in the course",
-    "course_length": "course length",
-    "elapsed_fraction": "share of the course elapsed",
-    "days_registered_before_start": "registration date",
-    "num_of_prev_attempts": "previous attempts",
-    "studied_credits": "study load (credits)",
-    "total_clicks": "total activity",
-    "clicks_before_start": "activity before the course start",
-    "never_active": "never active",
-    "first_active_day": "first activity",
-    "active_day_fraction": "share of days active",
-    "longest_gap_days": "longest break",
-    "mean_gap_days": "typical gap between active days",
-    "weekly_clicks_cv": "irregular weekly activity",
-    "active_weeks_fraction": "share of weeks active",
-    "trend_clicks_14d": "recent activity trend",
-    "trend_active_days_14d": "recent active-days trend",
-    "assessments_due": "assessments due so far",
-    "submitted_fraction": "share of assessments submitted",
-    "missed_weight": "weight of missed assessments",
-    "mean_score": "average assessment score",
-    "weighted_score": "weighted assessment score",
-    "last_score": "latest assessment score",
-    "min_score": "lowest assessment score",
-    "mean_days_early": "submission timing",
-    "days_since_last_submission": "last submission",
-    "days_since_last_due": "last deadline",
-    "run_median_clicks": "activity level of the class",
-    "run_size": "class size",
-    "course_base_rate": "expected churn rate of this course run",
-    "run_recent_withdrawal": "share of the class who left in the last 30 days",
-    "tma_submitted": "tutor-marked assignments submitted",
-    "cma_submitted": "computer-marked assessments submitted",
-    "tma_mean_score": "average tutor-marked assignment score",
-    "banked_submissions": "results carried over from an earlier attempt",
-    "submitted_latest_due": "latest assessment",
-    "latest_due_score": "score in the latest assessment",
-    "clicks_first_14d": "activity in the first 2 weeks",
-    "active_streak_weeks": "weeks active in a row",
-    "gender": "gender",
-    "region": "region",
-    "highest_education": "prior education",
-    "imd_band": "deprivation band",
-    "age_band": "age band",
-    "disability": "declared disability",
-    "weekly_activity_recent": "weekly activity in the last 4 weeks",
-    "weekly_activity_earlier": "weekly activity pattern before that",
+# A parameter of a phrase: a number, a data value (kept as is) or a nested phrase.
+Param = Union[int, float, str, "Phrase"]
+
+
+class Phrase(NamedTuple):
+    """A description before translation.
+
+    `msgid` % `params` is the English text, or `plural` % `params` when `plural`
+    is set and `n` is not 1 (English plural rule); translating looks up the
+    same `msgid` (and `plural`, with `n`) in the catalogue.
+    """
+
+    msgid: str
+    params: dict[str, Param]
+    plural: str | None = None
+    n: int = 0  # the count choosing the plural form (not `count`: a tuple method)
+
+    def english(self) -> str:
+        text = self.msgid if self.plural is None or self.n == 1 else self.plural
+        return text % {
+            k: v.english() if isinstance(v, Phrase) else v for k, v in self.params.items()
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-safe form (batch scores store it beside the English text)."""
+        return {
+            "msgid": self.msgid,
+            "plural": self.plural,
+            "n": self.n,
+            "params": {
+                k: v.to_json() if isinstance(v, Phrase) else v for k, v in self.params.items()
+            },
+        }
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> Phrase:
+        params = {
+            k: cls.from_json(v) if isinstance(v, dict) else v
+            for k, v in (value.get("params") or {}).items()
+        }
+        return cls(str(value["msgid"]), params, value.get("plural"), int(value.get("n") or 0))
+
+
+def _(msgid: str, **params: Param) -> Phrase:
+    """Marks `msgid` for the catalogue; the phrase is translated on the Django side."""
+    return Phrase(msgid, params)
+
+
+def ngettext(singular: str, plural: str, count: float, **params: Param) -> Phrase:
+    """Marks a message with a plural form; `count` (rounded) is also the `count` parameter."""
+    n = round(count)
+    return Phrase(singular, {"count": n, **params}, plural, n)
+
+
+HUMAN_NAMES: dict[str, Phrase] = {
+    "cutoff_day": _("point in the course"),
+    "course_length": _("course length"),
+    "elapsed_fraction": _("share of the course elapsed"),
+    "days_registered_before_start": _("registration date"),
+    "num_of_prev_attempts": _("previous attempts"),
+    "studied_credits": _("study load (credits)"),
+    "total_clicks": _("total activity"),
+    "clicks_before_start": _("activity before the course start"),
+    "never_active": _("never active"),
+    "first_active_day": _("first activity"),
+    "active_day_fraction": _("share of days active"),
+    "longest_gap_days": _("longest break"),
+    "mean_gap_days": _("typical gap between active days"),
+    "weekly_clicks_cv": _("irregular weekly activity"),
+    "active_weeks_fraction": _("share of weeks active"),
+    "trend_clicks_14d": _("recent activity trend"),
+    "trend_active_days_14d": _("recent active-days trend"),
+    "assessments_due": _("assessments due so far"),
+    "submitted_fraction": _("share of assessments submitted"),
+    "missed_weight": _("weight of missed assessments"),
+    "mean_score": _("average assessment score"),
+    "weighted_score": _("weighted assessment score"),
+    "last_score": _("latest assessment score"),
+    "min_score": _("lowest assessment score"),
+    "mean_days_early": _("submission timing"),
+    "days_since_last_submission": _("last submission"),
+    "days_since_last_due": _("last deadline"),
+    "run_median_clicks": _("activity level of the class"),
+    "run_size": _("class size"),
+    "course_base_rate": _("expected churn rate of this course run"),
+    "run_recent_withdrawal": _("share of the class who left in the last 30 days"),
+    "tma_submitted": _("tutor-marked assignments submitted"),
+    "cma_submitted": _("computer-marked assessments submitted"),
+    "tma_mean_score": _("average tutor-marked assignment score"),
+    "banked_submissions": _("results carried over from an earlier attempt"),
+    "submitted_latest_due": _("latest assessment"),
+    "latest_due_score": _("score in the latest assessment"),
+    "clicks_first_14d": _("activity in the first 2 weeks"),
+    "active_streak_weeks": _("weeks active in a row"),
+    "gender": _("gender"),
+    "region": _("region"),
+    "highest_education": _("prior education"),
+    "imd_band": _("deprivation band"),
+    "age_band": _("age band"),
+    "disability": _("declared disability"),
+    "weekly_activity_recent": _("weekly activity in the last 4 weeks"),
+    "weekly_activity_earlier": _("weekly activity pattern before that"),
 }
+
+
+# Ranked features ("rank_<name>") in words: the English is the name with spaces.
+RANK_NAMES: dict[str, Phrase] = {
+    "total_clicks": _("total clicks"),
+    "clicks_last_14d": _("clicks last 14d"),
+    "clicks_last_28d": _("clicks last 28d"),
+    "clicks_last_7d": _("clicks last 7d"),
+    "active_days": _("active days"),
+    "active_days_last_14d": _("active days last 14d"),
+    "assessments_submitted": _("assessments submitted"),
+    "mean_score": _("mean score"),
+    "weighted_score": _("weighted score"),
+    "longest_gap_days": _("longest gap days"),
+    "mean_days_early": _("mean days early"),
+}
+
+# Activity groups ("share_<group>"); activity types ("clicks_type_<type>") are data values.
+GROUP_NAMES: dict[str, Phrase] = {
+    "content": _("content"),
+    "forum": _("forum"),
+    "quiz": _("quiz"),
+    "homepage": _("homepage"),
+    "other": _("other"),
+}
+
+SCORE_FEATURES = ("mean_score", "weighted_score", "last_score", "min_score")
 
 
 def _num(row: pd.Series, name: str) -> float:
@@ -70,84 +160,136 @@ def _num(row: pd.Series, name: str) -> float:
     return value
 
 
-def _plural(n: float, word: str) -> str:
-    n_int = round(n)
-    return f"{n_int} {word}{'' if n_int == 1 else 's'}"
-
-
 def describe(feature: str, row: pd.Series) -> str:
+    """The description in English (what `Factor.text` and the API carry)."""
+    return describe_phrase(feature, row).english()
+
+
+def describe_phrase(feature: str, row: pd.Series) -> Phrase:
+    """The description before translation. Long because it is one table of cases, one per
+    feature family, each a sentence of its own (split, the order of the tests would hide)."""
     v = _num(row, feature)
     missing = math.isnan(v)
     if feature == "days_since_last_activity":
         if _num(row, "never_active") == 1:
-            return "no activity at all so far"
+            return _("no activity at all so far")
         if v <= 1:
-            return "active in the last day"
-        return f"no activity in the last {int(v)} days"
+            return _("active in the last day")
+        return _("no activity in the last %(days)d days", days=int(v))
     if feature == "never_active":
-        return "no activity at all so far" if v == 1 else "has been active"
+        return _("no activity at all so far") if v == 1 else _("has been active")
     if feature.startswith("clicks_last_"):
         days = feature.removeprefix("clicks_last_").removesuffix("d")
-        return f"{_plural(v, 'click')} in the last {days} days"
+        return ngettext(
+            "%(count)d click in the last %(days)s days",
+            "%(count)d clicks in the last %(days)s days",
+            v,
+            days=days,
+        )
     if feature.startswith("active_days_last_"):
         days = feature.removeprefix("active_days_last_").removesuffix("d")
-        return f"active on {_plural(v, 'day')} of the last {days}"
+        return ngettext(
+            "active on %(count)d day of the last %(days)s",
+            "active on %(count)d days of the last %(days)s",
+            v,
+            days=days,
+        )
     if feature == "active_days":
-        return f"active on {_plural(v, 'day')} so far"
+        return ngettext("active on %(count)d day so far", "active on %(count)d days so far", v)
     if feature == "total_clicks":
-        return f"{_plural(v, 'click')} so far"
+        return ngettext("%(count)d click so far", "%(count)d clicks so far", v)
     if feature == "assessments_missed":
-        return "no assessment missed" if v == 0 else f"{_plural(v, 'assessment')} missed"
+        if v == 0:
+            return _("no assessment missed")
+        return ngettext("%(count)d assessment missed", "%(count)d assessments missed", v)
     if feature == "course_base_rate" and not missing:
-        return (
-            f"in this course run about {v * 100:.0f}% of learners are expected to leave from now on"
+        return _(
+            "in this course run about %(percent).0f%% of learners are expected to leave "
+            "from now on",
+            percent=v * 100,
         )
     if feature == "submitted_latest_due" and not missing:
-        return "latest assessment submitted" if v >= 1 else "latest assessment not submitted"
+        if v >= 1:
+            return _("latest assessment submitted")
+        return _("latest assessment not submitted")
     if feature == "active_streak_weeks":
         if v == 0:
-            return "not active in the last week"
-        return f"active {_plural(v, 'week')} in a row"
+            return _("not active in the last week")
+        return ngettext("active %(count)d week in a row", "active %(count)d weeks in a row", v)
     if feature == "assessments_submitted":
-        return f"{_plural(v, 'assessment')} submitted"
+        return ngettext("%(count)d assessment submitted", "%(count)d assessments submitted", v)
     if feature == "assessments_late":
-        return "no late submission" if v == 0 else f"{_plural(v, 'assessment')} submitted late"
-    if feature in ("mean_score", "weighted_score", "last_score", "min_score") and not missing:
-        return f"{HUMAN_NAMES[feature]} {v:.0f}/100"
-    if feature in ("mean_score", "weighted_score", "last_score", "min_score"):
-        return "no assessment score yet"
+        if v == 0:
+            return _("no late submission")
+        return ngettext(
+            "%(count)d assessment submitted late", "%(count)d assessments submitted late", v
+        )
+    if feature in SCORE_FEATURES and not missing:
+        return _("%(name)s %(score).0f/100", name=HUMAN_NAMES[feature], score=v)
+    if feature in SCORE_FEATURES:
+        return _("no assessment score yet")
     if feature == "days_since_last_submission":
-        return "nothing submitted yet" if missing else f"last submission {int(v)} days ago"
+        if missing:
+            return _("nothing submitted yet")
+        return _("last submission %(days)d days ago", days=int(v))
     if feature == "longest_gap_days":
-        return f"longest break without activity: {_plural(v, 'day')}"
+        return ngettext(
+            "longest break without activity: %(count)d day",
+            "longest break without activity: %(count)d days",
+            v,
+        )
     if feature == "trend_clicks_14d" and not missing:
         change = math.expm1(v) * 100
         if abs(change) < 10:
-            return "activity in the last 2 weeks about as before"
-        word = "up" if change > 0 else "down"
-        return f"activity in the last 2 weeks {word} {abs(change):.0f}% on the earlier rate"
+            return _("activity in the last 2 weeks about as before")
+        if change > 0:
+            return _(
+                "activity in the last 2 weeks up %(percent).0f%% on the earlier rate",
+                percent=abs(change),
+            )
+        return _(
+            "activity in the last 2 weeks down %(percent).0f%% on the earlier rate",
+            percent=abs(change),
+        )
     if feature.startswith("clicks_type_"):
         kind = feature.removeprefix("clicks_type_")
-        return f"{_plural(v, 'click')} on {kind} so far"
+        return ngettext(
+            "%(count)d click on %(kind)s so far",
+            "%(count)d clicks on %(kind)s so far",
+            v,
+            kind=kind,
+        )
     if feature.startswith("share_") and not missing:
-        return f"{v * 100:.0f}% of activity on {feature.removeprefix('share_')}"
+        group = feature.removeprefix("share_")
+        return _(
+            "%(percent).0f%% of activity on %(group)s",
+            percent=v * 100,
+            group=GROUP_NAMES.get(group, group),
+        )
     if feature.startswith("rank_") and not missing:
-        what = feature.removeprefix("rank_").replace("_", " ")
-        if what == "days since last activity":
-            return f"longer since last activity than {v * 100:.0f}% of the class"
-        return f"{what}: higher than {v * 100:.0f}% of the class"
+        ranked = feature.removeprefix("rank_")
+        if ranked == "days_since_last_activity":
+            return _(
+                "longer since last activity than %(percent).0f%% of the class", percent=v * 100
+            )
+        return _(
+            "%(what)s: higher than %(percent).0f%% of the class",
+            what=RANK_NAMES.get(ranked, ranked.replace("_", " ")),
+            percent=v * 100,
+        )
     if feature == "weekly_activity_recent":
-        return "pattern of weekly activity in the last 4 weeks"
+        return _("pattern of weekly activity in the last 4 weeks")
     if feature == "weekly_activity_earlier":
-        return "pattern of weekly activity before the last 4 weeks"
+        return _("pattern of weekly activity before the last 4 weeks")
     if feature == "days_registered_before_start" and not missing:
         if v < 0:
-            return f"registered {int(-v)} days after the start"
-        return f"registered {int(v)} days before the start"
+            return _("registered %(days)d days after the start", days=int(-v))
+        return _("registered %(days)d days before the start", days=int(v))
     name = HUMAN_NAMES.get(feature, feature.replace("_", " "))
     raw = row.get(feature) if hasattr(row, "get") else None
     if raw is None or (isinstance(raw, float) and math.isnan(raw)):
-        return f"{name}: unknown"
+        return _("%(name)s: unknown", name=name)
     if isinstance(raw, float):
-        return f"{name}: {raw:.3g}"
-    return f"{name}: {raw}"
+        return _("%(name)s: %(value).3g", name=name, value=float(raw))
+    # Categorical values (region, age band, ...) are data: shown as they are.
+    return _("%(name)s: %(value)s", name=name, value=str(raw))

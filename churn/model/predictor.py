@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from churn.model.explain import Phrase
 from churn.model.features import SEQ_CHANNELS, sequence_array
 from churn.model.net import RECENT_WEEKS, STATE_VERSION, build_module
 from churn.model.prior import PRIOR_FEATURE, RunPrior
@@ -25,8 +26,10 @@ from eduplatform.ml.train import predict as predict_outputs
 
 class Factor(NamedTuple):
     feature: str
-    text: str
+    text: str  # in English (the API and the CSV export)
     contribution: float  # signed, in logit units; > 0 pushes towards churn
+    # `text` before translation: pages say it in the reader's language (churn/factor_texts.py).
+    phrase: Phrase | None = None
 
 
 @dataclass
@@ -179,7 +182,7 @@ class ChurnPredictor:
         return pd.DataFrame(groups, index=frame.index)
 
     def explain(self, frame: pd.DataFrame, top_k: int = 3) -> list[list[Factor]]:
-        from churn.model.explain import describe
+        from churn.model.explain import describe_phrase
 
         attr = self.attributions(frame)
         values = attr.to_numpy()
@@ -190,8 +193,9 @@ class ChurnPredictor:
         order = np.argsort(-np.abs(values), axis=1)[:, :top_k]
         for i in range(len(frame)):
             row = frame.iloc[i]
+            phrases = [(j, describe_phrase(names[j], row)) for j in order[i]]
             result.append(
-                [Factor(names[j], describe(names[j], row), float(values[i, j])) for j in order[i]]
+                [Factor(names[j], p.english(), float(values[i, j]), p) for j, p in phrases]
             )
         return result
 

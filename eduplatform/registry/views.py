@@ -27,6 +27,7 @@ from django.views.decorators.http import require_GET
 from eduplatform.core import access
 from eduplatform.core.charts import chart_card, chart_specs
 from eduplatform.registry.kinds import kind_title
+from eduplatform.registry.labels import label
 from eduplatform.registry.models import ModelVersion
 from eduplatform.registry.selectors import KindVersions, versions_for_page
 
@@ -54,18 +55,19 @@ def _fmt(value: Any, digits: int = 4) -> Any:
     if value is None or value == "":
         return NO_VALUE
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return _("yes") if value else _("no")
     if isinstance(value, float):
         return round(value, digits) if math.isfinite(value) else NO_VALUE
     if isinstance(value, (list, tuple)):
         return ", ".join(str(_fmt(v, digits)) for v in value)
     if isinstance(value, Mapping):
-        return "; ".join(f"{k}: {_fmt(v, digits)}" for k, v in value.items())
+        return "; ".join(f"{label(str(k))}: {_fmt(v, digits)}" for k, v in value.items())
     return value
 
 
 def _label(key: str) -> str:
-    return key.replace("_", " ")
+    # Keys of stored metrics and reports in words (labels.py: the table, in the page's language).
+    return label(key)
 
 
 def _table(caption: str, headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> dict[str, Any]:

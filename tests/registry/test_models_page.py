@@ -156,9 +156,10 @@ def test_versions_of_both_kinds_with_curves_and_compression(users) -> None:
     assert 'data-active-version="2"' in html and 'data-active-version="1"' in html
     assert "not enough labelled learners" in html
     assert "10.0\xa0KB" in html
-    assert "validation pr auc" in html
-    # Every compression column and variant; the nested quality becomes a column.
-    for text in ("fp32", "int8", "pruned", "latency ms p50", "quality.auc", "params"):
+    assert "validation PR AUC" in html  # metric keys in words (registry/labels.py)
+    # Every compression column and variant; the nested quality becomes a column. Known
+    # keys are in words, unknown ones ("latency_ms_p50") with spaces for underscores.
+    for text in ("fp32", "int8", "pruned", "latency ms p50", "quality: AUC", "parameters"):
         assert text in html
     assert '<tr class="is-served">' in html
     # A training recommender version is followed by the page's script.

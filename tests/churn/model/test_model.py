@@ -73,9 +73,10 @@ def test_predictions_are_probabilities_with_bands(trained, splits):
         )
         assert p.risk_band == expected
         assert len(p.top_factors) == 3
-        feature, text, contribution = p.top_factors[0]
+        feature, text, contribution, phrase = p.top_factors[0]
         assert isinstance(feature, str)
         assert isinstance(text, str) and text
+        assert phrase.english() == text  # the same words, before translation (pages)
         assert abs(contribution) >= abs(p.top_factors[-1].contribution)
     assert {p.learner_id for p in preds} == set(frame["learner_id"])
     assert predictor.predict(frame.iloc[:0]) == []
@@ -96,7 +97,7 @@ def test_explanations_name_inactivity(trained, splits):
     idle = frame.sort_values("days_since_last_activity", ascending=False).iloc[:5]
     assert idle["days_since_last_activity"].min() >= 10
     pred = predictor.predict(idle.iloc[:5], top_k=5)
-    texts = " | ".join(t for p in pred for _, t, _ in p.top_factors)
+    texts = " | ".join(f.text for p in pred for f in p.top_factors)
     assert "no activity" in texts or "activity" in texts
     attributions = predictor.attributions(idle.iloc[:5])
     # integrated gradients: attributions add up to logit(x) - logit(baseline)
