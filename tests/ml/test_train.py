@@ -4,7 +4,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from eduplatform.ml.train import TrainConfig, fit, predict, time_ordered_split
+from eduplatform.ml.train import TrainConfig, evaluate_loss, fit, predict, time_ordered_split
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -135,6 +135,24 @@ def test_time_ordered_split_default_fraction_ties_and_bounds():
     for fraction in (0.0, 1.0, 1.5):
         with pytest.raises(ValueError, match=r"^val_fraction must be in \(0, 1\)$"):
             time_ordered_split(times, fraction)
+
+
+def test_evaluate_loss_is_the_mean_over_every_row():
+    """The validation loss early stopping compares: the mean over all rows, across its
+    4096-row batches, and over a single row. Killed mutants (make mutate): the sums
+    started at 1 / the count at 1, the last batch only, a batch's mean divided instead
+    of weighted, `n -=` / `n =`, `total * n`, `max(n, 2)`."""
+    x, y = _data(5000, seed=3)
+    torch.manual_seed(0)
+    net = Net()
+    with torch.no_grad():
+        whole = float(nn.BCEWithLogitsLoss()(net(x), y))
+        single = float(nn.BCEWithLogitsLoss()(net(x[:1]), y[:1]))
+    config = TrainConfig(loss="bce")
+    assert evaluate_loss(net, TensorDataset(x, y), config) == pytest.approx(whole, rel=1e-6)
+    assert evaluate_loss(net, TensorDataset(x[:1], y[:1]), config) == pytest.approx(
+        single, rel=1e-6
+    )
 
 
 def test_unknown_names_rejected():
