@@ -183,7 +183,7 @@ def _send(
             errors.append(f"{operation.label} {response.status_code}: {response.text[:200]}")
         try:
             case.validate_response(response, checks=checks)
-        except Exception as exc:  # schemathesis raises a group of failures: count each kind
+        except (Exception, BaseExceptionGroup) as exc:  # a FailureGroup: count each kind
             for failure in getattr(exc, "exceptions", [exc]):
                 nonconforming[f"{operation.label}: {type(failure).__name__}"] += 1
 

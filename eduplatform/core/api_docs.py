@@ -63,6 +63,9 @@ ERRORS_OF_EVERY_OPERATION = {
     "400": "Invalid input: field errors (an item's index for a batch), nothing written",
     "429": "Too many requests: the token's rate or hourly prediction budget is spent",
 }
+# Answered by gunicorn before Django sees the request (its 4,094-byte request line), as
+# its own small HTML page: documented without a body.
+URI_TOO_LONG = ("414", "Request line over the server's limit (gunicorn: 4,094 bytes)")
 ERRORS_WITH_A_TOKEN = {
     "401": "No token, or an unknown one",
     "403": "This user may not use this endpoint",
@@ -83,6 +86,7 @@ def document_errors(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
             if "requestBody" in operation:
                 errors[ERROR_WITH_A_BODY[0]] = ERROR_WITH_A_BODY[1]
             responses = operation.setdefault("responses", {})
+            responses.setdefault(URI_TOO_LONG[0], {"description": URI_TOO_LONG[1]})
             for code, description in errors.items():
                 # An error the view documents itself keeps its own description.
                 responses.setdefault(code, {"description": description, "content": _ERROR})
