@@ -123,6 +123,37 @@ def _headline_metrics(version: ModelVersion, primary: str) -> list[dict[str, Any
     return out
 
 
+TOP_FEATURES = 10
+
+
+def _top_features(version: ModelVersion | None) -> list[dict[str, Any]]:
+    """The version's stored permutation ranking (``metrics["feature_ranking"]``:
+    [{"feature", "auc_drop"}], largest first), its first `TOP_FEATURES` rows; malformed
+    entries are skipped (metrics are JSON written by every kind's training)."""
+    ranking = ((version.metrics or {}) if version is not None else {}).get("feature_ranking")
+    if not isinstance(ranking, list):
+        return []
+    rows = [
+        r
+        for r in ranking
+        if isinstance(r, Mapping)
+        and isinstance(r.get("feature"), str)
+        and _is_number(r.get("auc_drop"))
+    ]
+    top = rows[:TOP_FEATURES]
+    scale = max((abs(float(r["auc_drop"])) for r in top), default=0.0) or 1.0
+    return [
+        {
+            "feature": r["feature"],
+            "label": _label(r["feature"]),
+            "drop": _fmt(float(r["auc_drop"])),
+            # bar width in percent of the largest drop; a negative drop gets no bar
+            "width": round(max(0.0, float(r["auc_drop"])) / scale * 100, 1),
+        }
+        for r in top
+    ]
+
+
 def _version_rows(group: KindVersions) -> list[dict[str, Any]]:
     return [
         {
@@ -423,6 +454,7 @@ def kind_section(group: KindVersions, *, admin: bool) -> dict[str, Any]:
         "latest": latest,
         "training": group.training,
         "metrics": _headline_metrics(active, group.primary_metric) if active else [],
+        "top_features": _top_features(shown),
         "versions": _version_rows(group),
         "charts": charts,
         "compression": compression,

@@ -275,3 +275,25 @@ def test_nav_links_to_models_for_admins_and_analysts_only(users) -> None:
     for name, expected in (("admin", True), ("analyst", True), ("instructor", False)):
         html = client_for(users[name]).get("/").content.decode()
         assert ('href="/models/"' in html) is expected, name
+
+
+def test_top_features_of_the_shown_version_in_ranking_order(users) -> None:
+    ranking = [
+        {"feature": "run_recent_withdrawal", "auc_drop": 0.049},
+        {"feature": "missed_weight", "auc_drop": 0.006},
+        {"feature": "bogus"},  # malformed: skipped, never a crash
+        *({"feature": f"clicks_type_{i}", "auc_drop": 0.001 / (i + 1)} for i in range(12)),
+        {"feature": "share_content", "auc_drop": -0.0002},
+    ]
+    version("churn", 1, Status.ACTIVE, metrics={"score": 0.74, "feature_ranking": ranking})
+    html = client_for(users["analyst"]).get("/models/").content.decode()
+    shown = re.findall(r'data-feature="([^"]+)"', html)
+    assert shown[:2] == ["run_recent_withdrawal", "missed_weight"]
+    assert len(shown) == views.TOP_FEATURES and "bogus" not in shown
+    assert 'value="100.0"' in html  # the largest drop fills its bar
+
+
+def test_no_ranking_no_top_features_table(users) -> None:
+    version("churn", 1, Status.ACTIVE, metrics={"score": 0.74, "feature_ranking": "junk"})
+    html = client_for(users["admin"]).get("/models/").content.decode()
+    assert "data-top-features" not in html
