@@ -67,7 +67,7 @@ def run(n_items: int, n_learners: int, requests: int, seed: int = 0) -> dict:
     items = rng.choice(run_.item_ids, size=min(requests, 100))
     similar = [_timed(lambda i=i: rec.similar_items(int(i), k=10, course=course)) for i in items]
     tensors, config = rec.to_state()
-    n_pairs = len(run_.pairs)
+    n_pairs = len(run_.p_item)
     return {
         "items": n_items,
         "load_average_1min": round(load, 2),
