@@ -155,6 +155,47 @@ def test_evaluate_loss_is_the_mean_over_every_row():
     )
 
 
+def test_train_loss_is_the_epoch_mean_and_epochs_count_from_one():
+    """With a zero learning rate the weights never move, so each epoch's train loss is
+    the loss over the whole training set. Killed mutants (make mutate): the epoch sums
+    started at 1, the last batch only, divided batch means, `n -=` / `n =`, `total * n`,
+    `max(n, 2)`, epochs numbered from 2 or run one too many or too few."""
+    x, y = _data(300)
+    torch.manual_seed(0)
+    net = Net()
+    config = TrainConfig(optimizer="sgd", lr=0.0, momentum=0.0, max_epochs=3, batch_size=64)
+    result = fit(net, TensorDataset(x, y), None, config)
+    whole = evaluate_loss(net, TensorDataset(x, y), config)
+    assert [h.epoch for h in result.history] == [1, 2, 3] and result.epochs_run == 3
+    assert [h.train_loss for h in result.history] == pytest.approx([whole] * 3, rel=1e-5)
+    assert result.best_epoch == 0 and result.best_score is None  # no validation set
+
+
+def test_val_score_picks_the_first_best_epoch_and_its_weights():
+    """A given val_score (higher is better), not the validation loss, chooses the epoch;
+    the earliest of equal scores wins and its weights are the ones kept. Killed mutants
+    (make mutate): the score replaced by None or computed on other arguments,
+    `- min_delta` (a later tie wins)."""
+    x, y = _data(600, seed=4)
+    train, val = TensorDataset(x[:400], y[:400]), TensorDataset(x[400:], y[400:])
+
+    def accuracy(out: torch.Tensor, target: torch.Tensor) -> float:
+        return float(((out > 0).float() == target).float().mean())
+
+    torch.manual_seed(0)
+    net = Net()
+    config = TrainConfig(max_epochs=8, patience=0, lr=0.003, min_delta=1e-4)
+    result = fit(net, train, val, config, val_score=accuracy)
+    scores = [h.val_score for h in result.history]
+    assert all(0.0 <= s <= 1.0 for s in scores) and len(scores) == 8
+    assert [s != -h.val_loss for s, h in zip(scores, result.history, strict=True)] == [True] * 8
+    assert result.best_epoch == scores.index(max(scores)) + 1
+    assert result.best_score == max(scores)
+    assert accuracy(predict(net, (x[400:],)), y[400:]) == max(scores)
+    flat = fit(Net(), train, val, TrainConfig(max_epochs=3, patience=0), lambda o, t: 0.5)
+    assert flat.best_epoch == 1  # no epoch beats the first by min_delta
+
+
 def test_unknown_names_rejected():
     x, y = _data(20)
     with pytest.raises(ValueError):
