@@ -29,6 +29,7 @@ from eduplatform.core.charts import chart_card, chart_specs
 from eduplatform.registry.kinds import kind_title
 from eduplatform.registry.labels import label
 from eduplatform.registry.models import ModelVersion
+from eduplatform.registry.reasons import compression_reason_text, status_reason_text
 from eduplatform.registry.selectors import KindVersions, versions_for_page
 
 BYTES_KEYS = ("bytes", "artifact_bytes", "size_bytes", "size")
@@ -62,6 +63,16 @@ def _fmt(value: Any, digits: int = 4) -> Any:
         return ", ".join(str(_fmt(v, digits)) for v in value)
     if isinstance(value, Mapping):
         return "; ".join(f"{label(str(k))}: {_fmt(v, digits)}" for k, v in value.items())
+    return value
+
+
+def _reasons_translated(key: str, value: Any) -> Any:
+    """`value` with the compression policy's English reasons (the report's own and the
+    policy's choice under "extra") in the page's language (reasons.py)."""
+    if key == "reason" and isinstance(value, str):
+        return compression_reason_text(value)
+    if isinstance(value, Mapping):
+        return {k: _reasons_translated(str(k), v) for k, v in value.items()}
     return value
 
 
@@ -159,7 +170,7 @@ def _version_rows(group: KindVersions) -> list[dict[str, Any]]:
         {
             "version": v.version,
             "status": v.status,
-            "reason": v.status_reason,
+            "reason": status_reason_text(v.status_reason),
             "score": _fmt((v.metrics or {}).get("score")),
             "champion_score": _fmt((v.metrics or {}).get("champion_score")),
             "triggered_by": v.triggered_by or NO_VALUE,
@@ -184,7 +195,7 @@ def _history_chart(group: KindVersions) -> dict[str, Any]:
     ]
     datasets: list[dict[str, Any]] = [
         {
-            "label": _("%(metric)s (primary)") % {"metric": group.primary_metric},
+            "label": _("%(metric)s (primary)") % {"metric": _label(group.primary_metric)},
             "data": scores,
             "pointRadius": 4,
         }
@@ -204,18 +215,18 @@ def _history_chart(group: KindVersions) -> dict[str, Any]:
             "%(metric)s of each trained version, oldest first, "
             "with the champion's score on the same validation data."
         )
-        % {"metric": group.primary_metric},
+        % {"metric": _label(group.primary_metric)},
         kind="line",
         labels=labels,
         datasets=datasets,
         table=_table(
-            _("%(metric)s per version") % {"metric": group.primary_metric},
+            _("%(metric)s per version") % {"metric": _label(group.primary_metric)},
             [_("Version"), _("Score"), _("Champion score"), _("Status"), _("Created")],
             rows,
         ),
         empty=not chronological,
         empty_text=_("No finished version with a score yet."),
-        yTitle=group.primary_metric,
+        yTitle=_label(group.primary_metric),
     )
 
 
@@ -427,7 +438,11 @@ def compression_section(kind: str, version: ModelVersion | None) -> dict[str, An
         "rows": table_rows,
         "chosen": chosen,
         "served": version.served_variant,
-        "extra": [(_label(str(k)), _fmt(v)) for k, v in report.items() if k not in ("variants",)],
+        "extra": [
+            (_label(str(k)), _fmt(_reasons_translated(str(k), v)))
+            for k, v in report.items()
+            if k not in ("variants",)
+        ],
         "chart": chart,
     }
 
@@ -449,6 +464,9 @@ def kind_section(group: KindVersions, *, admin: bool) -> dict[str, Any]:
         "kind": group.kind,
         "title": kind_title(group.kind),
         "primary_metric": group.primary_metric,
+        # "Score (AUC)": the metric's key in words, like every other key on the page.
+        "primary_metric_label": _label(group.primary_metric),
+        "active_reason": status_reason_text(active.status_reason) if active else "",
         "active": active,
         "shown": shown,
         "latest": latest,
