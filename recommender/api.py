@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
 from rest_framework.request import Request
 
 from analytics.activity_stamps import stamps_read
@@ -18,6 +19,28 @@ class RecommendationQuery(PredictionQuery):
     k = AsciiIntegerField(min_value=1, max_value=50, default=10)
 
 
+class RecommendedItem(serializers.Serializer):
+    item_id = serializers.IntegerField(help_text="Content item id")
+    reason = serializers.CharField(help_text="Why this item, in English")
+    score = serializers.FloatField(required=False, help_text="Ranker score (admin tokens only)")
+
+
+# Documents RecommendationsView.answer's body for the schema (the view answers a dict).
+class RecommendationsAnswer(serializers.Serializer):
+    """The next content items for a learner in a course run."""
+
+    learner = serializers.CharField(help_text="The learner's pseudonym")
+    course = serializers.IntegerField(help_text="Course run id")
+    status = serializers.ChoiceField(
+        choices=["ok", "no_model", "unknown_course"],
+        help_text="ok: ranked; no_model: nothing served yet; unknown_course: not in the model",
+    )
+    model_version = serializers.IntegerField(
+        allow_null=True, help_text="Version of the recommender that answered"
+    )
+    items = RecommendedItem(many=True, help_text="Best first, at most k")
+
+
 @declare(COURSE_READERS)
 class RecommendationsView(PredictionView):
     query_serializer = RecommendationQuery
@@ -27,7 +50,7 @@ class RecommendationsView(PredictionView):
             OpenApiParameter("course", int, required=True),
             OpenApiParameter("k", int, required=False),
         ],
-        responses={200: dict, 400: dict, 404: dict, 429: dict},
+        responses={200: RecommendationsAnswer},
         summary="Top-k content items for a learner (scores for admins only)",
     )
     def get(self, request, pseudonym: str):  # type: ignore[no-untyped-def]

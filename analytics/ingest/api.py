@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib.auth.models import Permission
 from django.db.models import Q
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import permissions, status
+from rest_framework import permissions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -20,7 +20,7 @@ from analytics.ingest.validation import (
     ValidationFailure,
     validate_api_events,
 )
-from analytics.ingest.xapi import object_ids, parse_statements
+from analytics.ingest.xapi import MAX_IRI, MAX_NAME, object_ids, parse_statements
 from analytics.models import Course, EventSource
 from eduplatform.core.access import EVENT_WRITERS, declare
 from eduplatform.core.throttles import IngestRateThrottle
@@ -75,6 +75,87 @@ EVENT_SCHEMA = {
 }
 
 
+class EventsStored(serializers.Serializer):
+    received = serializers.IntegerField(min_value=0, help_text="Events in the request")
+    created = serializers.IntegerField(min_value=0, help_text="Events stored now")
+    duplicates = serializers.IntegerField(
+        min_value=0, help_text="Events whose client_event_id was stored before (skipped)"
+    )
+
+
+# One xAPI statement as the schema documents it: the parts xapi.py reads, with its bounds
+# (other properties of the specification are allowed and ignored).
+_IRI = {"type": "string", "format": "iri", "minLength": 1, "maxLength": MAX_IRI}
+_ACTIVITY = {"type": "object", "required": ["id"], "properties": {"id": _IRI}}
+_ACTIVITIES = {"oneOf": [_ACTIVITY, {"type": "array", "items": _ACTIVITY}]}
+_NUMBER = {"type": "number", "minimum": -MAX_SCORE, "maximum": MAX_SCORE}
+STATEMENT_SCHEMA = {
+    "type": "object",
+    "required": ["actor", "verb", "object"],
+    "properties": {
+        "id": {"type": "string", "format": "uuid", "description": "Assigned when missing"},
+        "actor": {
+            "type": "object",
+            "description": "An Agent with exactly one of mbox or account",
+            "properties": {
+                "objectType": {"type": "string", "enum": ["Agent"]},
+                "name": {"type": "string", "maxLength": MAX_NAME},
+                "mbox": {"type": "string", "pattern": "^mailto:[^@\\s]+@[^@\\s]+$"},
+                "account": {
+                    "type": "object",
+                    "required": ["homePage", "name"],
+                    "properties": {"homePage": _IRI, "name": {"type": "string", "minLength": 1}},
+                },
+            },
+        },
+        "verb": {"type": "object", "required": ["id"], "properties": {"id": _IRI}},
+        "object": {
+            "type": "object",
+            "required": ["id"],
+            "description": "An Activity: a content item's IRI, or the course's own",
+            "properties": {
+                "objectType": {"type": "string", "enum": ["Activity"]},
+                "id": _IRI,
+                "definition": {
+                    "type": "object",
+                    "properties": {
+                        "type": _IRI,
+                        "name": {"type": "object", "additionalProperties": {"type": "string"}},
+                    },
+                },
+            },
+        },
+        "timestamp": {"type": "string", "format": "date-time"},
+        "result": {
+            "type": "object",
+            "properties": {
+                "score": {
+                    "type": "object",
+                    "properties": {
+                        "scaled": {"type": "number", "minimum": -1, "maximum": 1},
+                        "raw": _NUMBER,
+                        "min": _NUMBER,
+                        "max": _NUMBER,
+                    },
+                },
+                "duration": {"type": "string", "description": "ISO 8601, e.g. PT2M30S"},
+                "completion": {"type": "boolean"},
+            },
+        },
+        "context": {
+            "type": "object",
+            "properties": {
+                "contextActivities": {
+                    "type": "object",
+                    "description": "The course's activity IRI as parent or grouping",
+                    "properties": {"parent": _ACTIVITIES, "grouping": _ACTIVITIES},
+                }
+            },
+        },
+    },
+}
+
+
 @declare(EVENT_WRITERS)
 class EventsView(APIView):
     permission_classes = [CanIngestEvents]
@@ -89,7 +170,7 @@ class EventsView(APIView):
             }
         },
         responses={
-            201: OpenApiResponse(description="Stored (duplicates skipped)"),
+            201: OpenApiResponse(EventsStored, description="Stored (duplicates skipped)"),
             400: OpenApiResponse(description="Per-item field errors; nothing stored"),
         },
         summary="Ingest a batch of up to 5,000 learning events",
@@ -120,9 +201,24 @@ class XapiStatementsView(APIView):
     throttle_classes = [IngestRateThrottle]
 
     @extend_schema(
-        request={"application/json": {"type": "object"}},
+        request={
+            "application/json": {
+                "oneOf": [
+                    STATEMENT_SCHEMA,
+                    {
+                        "type": "array",
+                        "minItems": 1,
+                        "maxItems": settings.EVENTS_MAX_BATCH,
+                        "items": STATEMENT_SCHEMA,
+                    },
+                ]
+            }
+        },
         responses={
-            200: OpenApiResponse(description="Array of statement ids"),
+            200: OpenApiResponse(
+                {"type": "array", "items": {"type": "string", "format": "uuid"}},
+                description="The statements' ids, in order",
+            ),
             400: OpenApiResponse(description="Invalid statements; nothing stored"),
         },
         summary="Store xAPI 1.0.3 statements (one or a list)",

@@ -74,8 +74,36 @@ ERROR_WITH_PATH_PARAMETERS = ("404", "No such object, or one this user may not s
 ERROR_WITH_A_BODY = ("413", "Request body over the size limit (DATA_UPLOAD_MAX_MEMORY_SIZE)")
 
 
+# The body of every 400: DRF's field errors ({"k": ["Ensure this value is ..."]}), a parse
+# error's {"detail": ...}, or an ingestion batch's {"detail", "errors": [{index, fields}]}.
+MESSAGES = {"type": "array", "items": {"type": "string"}}
+FIELD_ERRORS = {
+    "type": "object",
+    "description": "What is wrong with the request: messages per field (an item's index "
+    "and fields for a batch of events or statements), or one detail",
+    "properties": {
+        "detail": {"type": "string", "description": "The request as a whole"},
+        "errors": {
+            "type": "array",
+            "description": "Ingestion: the invalid items of the batch, by index",
+            "items": {
+                "type": "object",
+                "required": ["index", "fields"],
+                "properties": {
+                    "index": {"type": "integer", "minimum": 0},
+                    "fields": {"type": "object", "additionalProperties": MESSAGES},
+                },
+            },
+        },
+    },
+    "additionalProperties": MESSAGES,
+}
+FIELD_ERRORS_REF = {"application/json": {"schema": {"$ref": "#/components/schemas/FieldErrors"}}}
+
+
 def document_errors(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     """drf-spectacular postprocessing hook: every operation lists the errors it can answer."""
+    result.setdefault("components", {}).setdefault("schemas", {})["FieldErrors"] = FIELD_ERRORS
     for item in result.get("paths", {}).values():
         for operation in item.values():
             errors = dict(ERRORS_OF_EVERY_OPERATION)
@@ -90,4 +118,6 @@ def document_errors(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
             for code, description in errors.items():
                 # An error the view documents itself keeps its own description.
                 responses.setdefault(code, {"description": description, "content": _ERROR})
+            # Every 400 is typed, whoever described it.
+            responses["400"]["content"] = FIELD_ERRORS_REF
     return result
