@@ -77,8 +77,8 @@ def learner_page(
 
 # Weeks drawn around a run: activity this long before its start (registration) or after
 # its last week still shows; rows dated further out (year 1 or 1800 were once accepted,
-# and made a 105,691-week heatmap of 1.16 MB, #24) are summed into "< W-8" and "> Wn"
-# table rows instead of widening the grid.
+# and made a 105,691-week heatmap of 1.16 MB, #24) are summed into an "earlier" and a
+# "later" table row instead of widening the grid.
 HEATMAP_MARGIN_WEEKS = 8
 
 
@@ -108,14 +108,13 @@ def _heatmap(enrollment: Enrollment, daily: list[dict[str, Any]], today: dt.date
     points = [{"x": w, "y": d, "v": cells[(w, d)]} for (w, d) in sorted(cells)]
     table_rows = []
     if any(outside["earlier"]):
-        # "< W-8": a symbol, not a word, so no new message needs a translation.
-        table_rows.append([f"< {week_label(low)}", *outside["earlier"]])
+        table_rows.append([_("before %(week)s") % {"week": week_label(low)}, *outside["earlier"]])
     for w in week_range:
         row = [cells.get((w, d), 0) for d in range(7)]
         if any(row):
             table_rows.append([week_label(w), *row])
     if any(outside["later"]):
-        table_rows.append([f"> {week_label(high)}", *outside["later"]])
+        table_rows.append([_("after %(week)s") % {"week": week_label(high)}, *outside["later"]])
     return chart_card(
         f"heatmap-{course.pk}",
         _("Activity heatmap, %(code)s") % {"code": course.code},
