@@ -224,13 +224,38 @@ def test_worker_killed_mid_training_run_completes_once(pipeline):
 
 
 def test_two_simultaneous_requests_give_one_run(pipeline):
+    """Two threads released together by a barrier (#30: was one request after the other).
+    Killed mutant (tests/registry/test_services_races.py, same path): model_version_start
+    retrying on the IntegrityError instead of raising TrainingInProgress."""
+    import threading
+
+    from django.db import connection as thread_connection
+
     pipeline["start_worker"]("w1")
-    admin = admin_client()
-    statuses = sorted(
-        admin.post("/api/v1/models/churn/retrain", FAST, format="json").status_code
-        for _ in range(2)
-    )
-    assert statuses == [202, 409]
+    admin_client()  # creates the admin and its token
+    key = Token.objects.get(user__username="root").key
+    barrier = threading.Barrier(2)
+    statuses: list[int | str] = []
+
+    def post() -> None:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+        try:
+            barrier.wait(10)
+            statuses.append(
+                client.post("/api/v1/models/churn/retrain", FAST, format="json").status_code
+            )
+        except Exception as exc:  # the test client re-raises a view's error
+            statuses.append(repr(exc))
+        finally:
+            thread_connection.close()  # this thread's connection
+
+    threads = [threading.Thread(target=post) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(statuses, key=str) == [202, 409], statuses
     wait_for(finished, 120, "the training")
     assert ModelVersion.objects.count() == 1
 
