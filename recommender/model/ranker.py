@@ -207,16 +207,27 @@ class RankerNet(nn.Module):
 
 
 @dataclass
+class _ValCase:
+    """A validation case's inputs, kept across epochs."""
+
+    item_x: torch.Tensor
+    parts: list[tuple[torch.Tensor, torch.Tensor]]  # (learner, pair) features per chunk
+    seen: np.ndarray
+    labels: np.ndarray
+
+
+@dataclass
 class Batch:
     x: torch.Tensor  # (n, C, F)
     y: torch.Tensor  # (n, C) float 0/1
     seen: torch.Tensor  # (n, C) bool (padding slots too)
 
 
-def _sample_lists(
-    x: np.ndarray, lab: np.ndarray, seen: np.ndarray, size: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per learner: up to 30 % targets plus random unvisited non-targets; padding = seen."""
+def _sample_index(
+    lab: np.ndarray, seen: np.ndarray, size: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per learner: up to 30 % targets plus random unvisited non-targets, as item columns
+    (n, size) and a padding mask (padding counts as seen)."""
     n = len(lab)
     idx = np.zeros((n, size), np.int64)
     pad = np.ones((n, size), bool)
@@ -230,8 +241,7 @@ def _sample_lists(
         sel = np.concatenate([pos, neg])
         idx[u, : len(sel)] = sel
         pad[u, : len(sel)] = False
-    r = np.arange(n)[:, None]
-    return x[r, idx], lab[r, idx] & ~pad, pad
+    return idx, pad
 
 
 def case_examples(case: Case, p: Params, rng: np.random.Generator) -> Batch | None:
@@ -243,9 +253,21 @@ def case_examples(case: Case, p: Params, rng: np.random.Generator) -> Batch | No
         rows, lab = rows[pick], lab[pick]
     snap = Snapshot(case.run, case.t)
     seen = snap.seen[rows]
-    x = pair_features(snap, rows, p, item_features(snap, p))
-    if p.train_list and p.train_list < x.shape[1]:
-        x, lab, seen = _sample_lists(x, lab, seen, p.train_list, rng)
+    item_x = item_features(snap, p)
+    if p.train_list and p.train_list < snap.I:
+        # Sample the lists first and gather only their columns: the same rows as
+        # gathering them from `pair_features`, without building (n, I, 65) first.
+        lf, px = pair_parts(snap, rows, p)
+        idx, pad = _sample_index(lab, seen, p.train_list, rng)
+        r = np.arange(len(rows))[:, None]
+        lab, seen = lab[r, idx] & ~pad, pad
+        n, c = idx.shape
+        x = np.concatenate(
+            [item_x[idx], np.broadcast_to(lf[:, None, :], (n, c, lf.shape[1])), px[r, idx]],
+            axis=2,
+        )
+    else:
+        x = pair_features(snap, rows, p, item_x)
     return Batch(
         torch.from_numpy(np.ascontiguousarray(x)),
         torch.from_numpy(lab.astype(np.float32)),
@@ -318,7 +340,8 @@ class MLPRanker:
         sched = torch.optim.lr_scheduler.OneCycleLR(
             opt, max_lr=p.lr, total_steps=max(epochs * len(chunks), 20), pct_start=0.1
         )
-        curve = []
+        curve: list[float] = []
+        prepared = None if val is None else self._prepare_val(val)
         for _ in range(epochs):
             net.train()
             for ci in rng.permutation(len(chunks)):
@@ -331,18 +354,49 @@ class MLPRanker:
                 opt.step()
                 sched.step()
             self.net, self._item_cache = net, None
-            if val is not None:
-                curve.append(self.inner_ndcg(val))
+            if prepared is not None:
+                curve.append(self._prepared_ndcg(prepared))
+                stale = len(curve) - 1 - int(np.argmax(curve))
+                if p.patience and len(curve) >= p.min_epochs and stale >= p.patience:
+                    break
         self.net, self._item_cache = net.eval(), None
         return curve
 
     def inner_ndcg(self, cases: Sequence[Case]) -> float:
-        vals = []
+        return self._prepared_ndcg(self._prepare_val(cases))
+
+    def _prepare_val(self, cases: Sequence[Case], chunk: int = 256) -> list[_ValCase]:
+        """The validation cases' features, built once: they do not change between epochs
+        (only the network does), and rebuilding them every epoch cost as much as an epoch."""
+        out = []
         for case in cases:
             rows, lab = case.labels()
             if len(rows):
                 snap = Snapshot(case.run, case.t)
-                vals.append(ndcg_of_scores(self.scores(snap, rows), snap.seen[rows], lab))
+                parts = [
+                    pair_parts(snap, rows[s : s + chunk], self.p)
+                    for s in range(0, len(rows), chunk)
+                ]
+                out.append(
+                    _ValCase(
+                        torch.from_numpy(item_features(snap, self.p)),
+                        [(torch.from_numpy(lf), torch.from_numpy(px)) for lf, px in parts],
+                        snap.seen[rows],
+                        lab,
+                    )
+                )
+        return out
+
+    @torch.no_grad()
+    def _prepared_ndcg(self, cases: list[_ValCase]) -> float:
+        """`scores` + NDCG@10 of prepared cases (the same computation, features reused)."""
+        assert self.net is not None, "fit first"
+        self.net.eval()
+        vals = []
+        for c in cases:
+            item_h = self.net.item_part(c.item_x)
+            scores = torch.cat([self.net.forward_parts(item_h, lf, px) for lf, px in c.parts])
+            vals.append(ndcg_of_scores(scores.numpy(), c.seen, c.labels))
         return float(np.concatenate(vals).mean()) if vals else 0.0
 
     def fit(
