@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 from churn.model.evaluate import evaluate_churn
 from churn.model.folds import evaluate_folds, presentations_of
 from churn.model.training import ChurnSettings
+from eduplatform.core.progress import command_bar
 from eduplatform.ml.data import LearningData
 from eduplatform.ml.datasets.oulad import OuladFormatError, course_keys, load_oulad, read_tables
 
@@ -88,6 +89,19 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        # The step being run and the time so far on standard error, on a terminal only
+        # (eduplatform/core/progress.py); standard output and the JSON are the same either way.
+        self._bar = command_bar(self, options, bar_format="{desc} [{elapsed}]", desc="loading")
+        with self._bar:
+            self._evaluate(options)
+
+    def _step(self, message: str) -> None:
+        """A line of the report's log (standard output), and the bar's current step."""
+        self._bar.clear()
+        self.stdout.write(f"  {message}")
+        self._bar.set_description(message.strip()[:60])
+
+    def _evaluate(self, options):
         """Long because it validates every argument before the minutes of training, then prints and
         writes the one report.
         """
@@ -163,7 +177,9 @@ class Command(BaseCommand):
                 label = f"{', '.join(map(str, train_dirs))} -> {test_dir}"
         except OuladFormatError as exc:
             raise CommandError(str(exc).splitlines()[0]) from exc
+        self._bar.clear()
         self.stdout.write(f"churn evaluation: {label}; cut-offs {cutoffs}")
+        self._bar.set_description("features")
         if left_out:
             # scoring a run the models were trained on would inflate every figure
             self.stdout.write(
@@ -171,11 +187,10 @@ class Command(BaseCommand):
                 + ", ".join(left_out)
             )
         try:
-            evaluation, _ = evaluate_churn(
-                train, test, cutoffs, settings=settings, log=lambda m: self.stdout.write(f"  {m}")
-            )
+            evaluation, _ = evaluate_churn(train, test, cutoffs, settings=settings, log=self._step)
         except ValueError as exc:
             raise CommandError(str(exc).splitlines()[0]) from exc
+        self._bar.clear()
         self.stdout.write(evaluation.table())
         wall = time.perf_counter() - start
         self.stdout.write(f"wall time {wall:.1f} s")
@@ -202,13 +217,14 @@ class Command(BaseCommand):
                 f"{label}: forward folds need at least two presentations "
                 f"(has {', '.join(presentations) or 'none'})"
             )
+        self._bar.clear()
         self.stdout.write(f"churn folds: {label} ({', '.join(presentations)}); cut-offs {cutoffs}")
+        self._bar.set_description("features")
         try:
-            result = evaluate_folds(
-                data, cutoffs, settings=settings, log=lambda m: self.stdout.write(f"  {m}")
-            )
+            result = evaluate_folds(data, cutoffs, settings=settings, log=self._step)
         except ValueError as exc:
             raise CommandError(f"{label}: {str(exc).splitlines()[0]}") from exc
+        self._bar.clear()
         self.stdout.write(result.table())
         wall = time.perf_counter() - start
         self.stdout.write(f"wall time {wall:.1f} s")

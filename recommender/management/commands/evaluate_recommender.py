@@ -13,6 +13,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from eduplatform.core.progress import command_bar, say
+
 
 def _load(folder: Path, presentations: list[str] | None = None) -> Any:
     from eduplatform.ml.datasets.oulad import OuladFormatError, load_oulad
@@ -84,6 +86,13 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
+        # The step being run and the time so far on standard error, on a terminal only
+        # (eduplatform/core/progress.py); standard output and the JSON are the same either way.
+        self._bar = command_bar(self, options, bar_format="{desc} [{elapsed}]", desc="loading")
+        with self._bar:
+            self._evaluate(options)
+
+    def _evaluate(self, options: dict[str, Any]) -> None:
         """Long because it validates every argument and folder before the minutes of training, then
         runs one of two modes and writes the one report.
         """
@@ -130,9 +139,13 @@ class Command(BaseCommand):
         loaded = time.perf_counter() - started
 
         def log(message: str) -> None:
-            self.stderr.write(message)
+            # -v 2 keeps every line (above the bar); the bar names the latest step.
+            if options["verbosity"] > 1:
+                say(self, self._bar, message)
+            self._bar.set_description(message.strip()[:60])
 
-        verbose = log if options["verbosity"] > 1 else None
+        verbose = log if options["verbosity"] > 1 or not self._bar.disable else None
+        self._bar.set_description("training and scoring")
         config = Params(seed=options["seed"])
         if options["folds"]:
             result = evaluate_folds(
@@ -164,6 +177,7 @@ class Command(BaseCommand):
         result["history"] = [str(h) for h in options["history"]]
         result["load_seconds"] = round(loaded, 2)
         result["total_seconds"] = round(time.perf_counter() - started, 2)
+        self._bar.clear()
         self.stdout.write(table)
         self.stdout.write(
             f"loaded in {result['load_seconds']:.1f}s, total {result['total_seconds']:.1f}s"

@@ -4,6 +4,7 @@ the same either way."""
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 from django.core.management import call_command
@@ -66,3 +67,39 @@ def test_import_oulad_progress_follows_the_terminal_verbosity_and_flag(oulad_sli
     _, err_quiet = run("import_oulad", str(oulad_slice), tty=True, verbosity=0)
     _, err_pipe = run("import_oulad", str(oulad_slice), tty=False)
     assert err_flag == err_quiet == err_pipe == ""
+
+
+def masked(text: str) -> str:
+    # Timings and scores differ from run to run; the lines and words must not.
+    return re.sub(r"\d+(?:\.\d+)?", "#", text)
+
+
+def test_evaluate_churn_shows_its_step_on_a_terminal_and_is_quiet_otherwise(tmp_path):
+    from tests.churn.model.synth import write_oulad_folder
+
+    folder = write_oulad_folder(tmp_path / "oulad", n_learners=30)
+    args = ("--train", str(folder), "--split-presentation", "2014B", "--cutoffs", "30")
+    fast = ("--seeds", "1", "--max-epochs", "1")
+    out_tty, err_tty = run("evaluate_churn", *args, *fast, tty=True)
+    # A bar redrawn in place naming the step and the time so far.
+    assert "\r" in err_tty and "features" in err_tty and "[00:" in err_tty
+    out_pipe, err_pipe = run("evaluate_churn", *args, *fast, tty=False)
+    _, err_quiet = run("evaluate_churn", *args, *fast, tty=True, verbosity=0)
+    assert err_pipe == err_quiet == ""
+    assert "\r" not in out_tty and masked(out_tty) == masked(out_pipe)
+
+
+def test_evaluate_recommender_shows_its_step_on_a_terminal_and_is_quiet_otherwise(tmp_path):
+    from eduplatform.ml.datasets.synthetic import generate, write_oulad_folder
+
+    write_oulad_folder(generate(learners=60, courses=2, days=90, seed=3), tmp_path / "data")
+    args = ("--data", str(tmp_path / "data"), "--split-day", "35")
+    out_tty, err_tty = run("evaluate_recommender", *args, tty=True)
+    assert "\r" in err_tty and "NDCG@10" in err_tty and "[00:" in err_tty
+    out_pipe, err_pipe = run("evaluate_recommender", *args, tty=False)
+    _, err_quiet = run("evaluate_recommender", *args, tty=True, verbosity=0)
+    assert err_pipe == err_quiet == ""
+    assert "\r" not in out_tty and masked(out_tty) == masked(out_pipe)
+    # -v 2 off a terminal: the step lines themselves, as before.
+    _, err_verbose = run("evaluate_recommender", *args, tty=False, verbosity=2)
+    assert "NDCG@10" in err_verbose and "\r" not in err_verbose
