@@ -325,8 +325,9 @@ HEARTBEAT = {
 
 
 def test_worker_killed_mid_training_is_reclaimed_by_its_heartbeat(pipeline, settings):
-    """#24 item 5: a SIGKILLed worker's run is reclaimed within twice the heartbeat
-    timeout, a new retrain starts at once, the old message does nothing when redelivered."""
+    """#24 item 5: a SIGKILLed worker's run is reclaimed once its heartbeat is older than
+    the timeout (never sooner), a new retrain starts at once, the old message does nothing
+    when redelivered. Killed mutant: the reclaim cutoff without the timeout (NOW())."""
     settings.TRAINING_HEARTBEAT_TIMEOUT = 4.0
     worker = pipeline["start_worker"]("w1", **HEARTBEAT)
     lost = services.retrain_request(kind="churn", triggered_by="test", parameters=SLOW)
@@ -341,7 +342,6 @@ def test_worker_killed_mid_training_is_reclaimed_by_its_heartbeat(pipeline, sett
     wait_for(beaten_in_training, 120, "heartbeats during training")
     os.killpg(worker.pid, signal.SIGKILL)
     worker.wait()
-    killed_at = time.monotonic()
     assert ModelVersion.objects.get(id=lost.id).status == ModelVersion.Status.TRAINING
 
     def reclaimed():
@@ -351,8 +351,11 @@ def test_worker_killed_mid_training_is_reclaimed_by_its_heartbeat(pipeline, sett
         row = ModelVersion.objects.get(id=lost.id)
         return row if row.status == ModelVersion.Status.FAILED else None
 
-    row = wait_for(reclaimed, 2 * 4.0, "the reclaim (2 x the heartbeat timeout)")
-    assert time.monotonic() - killed_at <= 2 * 4.0 + 1.0
+    row = wait_for(reclaimed, 60, "the reclaim")
+    # Not before the timeout: the last beat is at least the timeout older than the reclaim.
+    # Judged on the stamps, not the test's stopwatch (#30: no test asserts a time; how soon
+    # the reclaim comes is a matter of the beat schedule, not of this test).
+    assert (row.finished_at - row.heartbeat_at).total_seconds() >= 4.0
     assert row.status_reason.startswith("worker lost")
     # A new retrain starts at once (no 409), on a new worker.
     w2 = pipeline["start_worker"]("w2", **HEARTBEAT)
