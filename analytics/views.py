@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from analytics.pages import panels
 from analytics.pages.course import course_csv_rows, course_page
 from analytics.pages.learner import learner_page
 from analytics.pages.overview import overview_page
@@ -46,7 +47,10 @@ def _table_query(request: HttpRequest) -> LearnerTableQuery:
     """The at-risk table's filters; 400 for text PostgreSQL cannot compare (a NUL)."""
     if not all(storable_text(v) for _, values in request.GET.lists() for v in values):
         raise BadRequest("Query parameters must not contain NUL characters.")
-    return LearnerTableQuery.from_params(request.GET)
+    orders = panels.row_orders()
+    # riskiest first when an app ranks learners by risk (the first registered order)
+    default = f"-{next(iter(orders))}" if orders else "activity_14d"
+    return LearnerTableQuery.from_params(request.GET, orders=orders, default=default)
 
 
 @access.declare(access.SIGNED_IN)
@@ -100,7 +104,7 @@ def _csv_lines(rows: Iterable[Iterable[Any]]) -> Iterator[str]:
 def course_export(request: HttpRequest, course_id: int) -> StreamingHttpResponse:
     course = access.get_course_for_user(request.user, course_id)
     query = _table_query(request)
-    rows = course_csv_rows(course, timezone.localdate(), query)
+    rows = course_csv_rows(course, timezone.localdate(), query, request.user)
     response = StreamingHttpResponse(_csv_lines(rows), content_type="text/csv; charset=utf-8")
     filename = f"{course.code}-learners.csv".replace('"', "")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'

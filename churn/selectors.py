@@ -18,6 +18,7 @@ from churn.factor_texts import factor_text, stored_factor_text
 from churn.features import serving_frames
 from churn.model.explain import Phrase
 from churn.models import RiskHistory, RiskScore
+from eduplatform.core import access
 from eduplatform.core.caches import BoundedCache
 from eduplatform.core.clock import today
 from eduplatform.registry.serving import get_served
@@ -192,6 +193,22 @@ def batch_risk(course: Course, learner_ids: list[int]) -> dict[int, dict[str, An
         r["learner_id"]: {**r, "factor_texts": [stored_factor_text(f) for f in r["factors"]]}
         for r in rows
     }
+
+
+BAND_RANK = {"low": 0.0, "medium": 1.0, "high": 2.0}
+
+
+def risk_order(course: Course) -> dict[int, tuple[float, float]]:
+    """{learner_id: (band rank, probability)} of the run's batch scores, one query: the
+    at-risk table's "risk" order (analytics.pages.panels.register_row_order)."""
+    rows = RiskScore.objects.filter(course=course).values_list("learner_id", "band", "probability")
+    return {lid: (BAND_RANK.get(band, -1.0), float(p)) for lid, band, p in rows}
+
+
+def sees_probabilities(user: Any) -> bool:
+    """Only platform admins see the order within a band (instructors and analysts get
+    band, then pseudonym: #27 item 1)."""
+    return access.role_of(user) == access.ADMIN
 
 
 def batch_risk_csv(value: dict[str, Any] | None) -> list[str]:

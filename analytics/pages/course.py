@@ -9,7 +9,7 @@ import datetime as dt
 import hashlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -186,12 +186,19 @@ def course_page(
 ) -> dict[str, Any]:
     bundle = cached_course_bundle(course, today)
     anchor = bundle.anchor
-    rows = bundle.tables.get(query)
+    orders = panels.row_orders()
+    by_order = query.sort in orders
+    # A registered order (risk) sorts the filtered rows here, on every request: its keys
+    # change when the scores do, which the bundle's data version does not see.
+    base_query = replace(query, sort="pseudonym", descending=False) if by_order else query
+    rows = bundle.tables.get(base_query)
     if rows is None:
-        rows = filter_learner_table(bundle.learners, anchor=anchor, query=query)
+        rows = filter_learner_table(bundle.learners, anchor=anchor, query=base_query)
         if len(bundle.tables) >= 32:  # searches are free text: keep a few
             bundle.tables.clear()
-        bundle.tables[query] = rows
+        bundle.tables[base_query] = rows
+    if by_order:
+        rows = panels.order_rows(query.sort, rows, course, user, descending=query.descending)
     page = Paginator(rows, PAGE_SIZE).get_page(page_number)
     page_rows = [dict(r, status=learner_status(r)) for r in page.object_list]
     cells_template = get_template("analytics/_learner_row_cells.html")
@@ -204,6 +211,11 @@ def course_page(
         row["cells"] = cells  # a SafeString: escaped by the template that made it
     panels.attach_row_panels(course, page_rows)
     panel_headers = [h for s in panels.course_slots() for h in s.headers]
+    panel_sorts = [
+        _sort_header(s.sort, s.headers[0], query) if s.sort in orders and i == 0 else None
+        for s in panels.course_slots()
+        for i, _h in enumerate(s.headers)
+    ]
     filtered = bool(query.search or query.inactive_days or query.status != "current")
     # The rows' HTML is a function of the page's rows, the panels' templates and
     # data, the language and the minute (panels say "scored 5 minutes ago"): kept for repeats.
@@ -245,12 +257,14 @@ def course_page(
         "rows": page_rows,
         "query": query,
         "panel_headers": panel_headers,
+        "panel_columns": list(zip(panel_headers, panel_sorts, strict=True)),
+        "order_legend": orders[query.sort].legend if by_order else "",
         # Learner, status, last active, activity + the panel columns.
         "column_count": 4 + len(panel_headers),
         "query_string": urlencode(query.params()),
         "filtered": filtered,
         "sort_headers": _sort_headers(query),
-        "sort_label": LEARNER_SORTS[query.sort],
+        "sort_label": orders[query.sort].label if by_order else LEARNER_SORTS[query.sort],
         "statuses": LEARNER_STATUSES,
         "inactivity_choices": INACTIVITY_CHOICES,
     }
@@ -258,23 +272,23 @@ def course_page(
 
 def _sort_headers(query: LearnerTableQuery) -> list[dict[str, Any]]:
     """Sortable column headers: current state (for aria-sort) and the sort a click asks for."""
-    headers = []
-    for key, label in LEARNER_SORTS.items():
-        current = key == query.sort
-        # Clicking the current column reverses it; another column starts
-        # ascending (least active / longest inactive first: the most at risk).
-        descending_next = current and not query.descending
-        headers.append(
-            {
-                "key": key,
-                "label": label,
-                "numeric": key == "activity_14d",
-                "state": ("descending" if query.descending else "ascending") if current else "none",
-                "next": f"-{key}" if descending_next else key,
-                "next_label": "descending" if descending_next else "ascending",
-            }
-        )
-    return headers
+    return [_sort_header(key, label, query) for key, label in LEARNER_SORTS.items()]
+
+
+def _sort_header(key: str, label: Any, query: LearnerTableQuery) -> dict[str, Any]:
+    current = key == query.sort
+    # Clicking the current column reverses it; another column starts ascending
+    # (least active / longest inactive first: the most at risk), a registered order
+    # (risk) descending (riskiest first).
+    descending_next = not query.descending if current else key not in LEARNER_SORTS
+    return {
+        "key": key,
+        "label": label,
+        "numeric": key == "activity_14d",
+        "state": ("descending" if query.descending else "ascending") if current else "none",
+        "next": f"-{key}" if descending_next else key,
+        "next_label": "descending" if descending_next else "ascending",
+    }
 
 
 def _weekly_chart(weekly: list[dict[str, Any]], partial_week: int | None) -> dict[str, Any]:
@@ -369,13 +383,25 @@ CSV_COLUMNS = (
 )
 
 
-def course_csv_rows(course: Course, today: dt.date, query: LearnerTableQuery):
+def course_csv_rows(course: Course, today: dt.date, query: LearnerTableQuery, user: Any = None):
     """Header, then every row of the at-risk table (same filters and order), for streaming."""
     last = last_activity_date([course.pk], until=today)
     anchor = anchor_day(last, today)
     slots = panels.course_slots()
     yield [*CSV_COLUMNS, *(c for s in slots for c in s.csv_columns)]
-    rows = course_learner_rows(course, anchor=anchor, query=query)
+    orders = panels.row_orders()
+    if query.sort in orders:
+        # a registered order (risk) is known in Python only: the run's rows in memory
+        base = replace(query, sort="pseudonym", descending=False)
+        rows: Any = panels.order_rows(
+            query.sort,
+            list(course_learner_rows(course, anchor=anchor, query=base)),
+            course,
+            user,
+            descending=query.descending,
+        )
+    else:
+        rows = course_learner_rows(course, anchor=anchor, query=query)
     # Slices of 500: panel data functions get bounded id lists and the
     # response starts streaming before the last row is read.
     chunk = 500

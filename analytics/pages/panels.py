@@ -17,7 +17,7 @@ yet"). See `PanelSlot` for what each template receives.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +59,8 @@ class PanelSlot:
     title: StrOrPromise
     headers: tuple[StrOrPromise, ...] = ()
     csv_columns: tuple[str, ...] = ()
+    # the row order (`register_row_order`) that a click on the first header asks for
+    sort: str = ""
 
 
 SLOTS: dict[str, PanelSlot] = {
@@ -72,6 +74,7 @@ SLOTS: dict[str, PanelSlot] = {
             title=_("Risk"),
             headers=(_("Risk band"), _("Top factors")),
             csv_columns=("risk_band", "top_factors"),
+            sort="risk",
         ),
         PanelSlot(
             name="course_next_items",
@@ -123,6 +126,76 @@ def register_panel_data(
 
 def unregister_panel_data(slot: str) -> None:
     _providers.pop(slot, None)
+
+
+@dataclass(frozen=True)
+class RowOrder:
+    """An order of the at-risk table that another app knows (risk: churn).
+
+    ``keys(course)`` -> {learner_id: (coarse, fine)}, larger = first when descending, in
+    one query; learners without a key sort after every keyed one. ``fine`` orders within
+    ``coarse`` only for viewers with ``fine_for(user)`` true; for the others rows with the
+    same ``coarse`` keep the table's base order (pseudonym), so a precise figure they may
+    not see cannot be read off the row order. ``legend`` says what the order means."""
+
+    label: StrOrPromise
+    keys: Callable[[Course], Mapping[int, tuple[float, float]]]
+    fine_for: Callable[[Any], bool]
+    legend: StrOrPromise = ""
+
+
+_orders: dict[str, RowOrder] = {}
+
+
+def register_row_order(
+    name: str,
+    *,
+    label: StrOrPromise,
+    keys: Callable[[Course], Mapping[int, tuple[float, float]]],
+    fine_for: Callable[[Any], bool],
+    legend: StrOrPromise = "",
+) -> None:
+    """Register a row order of the at-risk table (call from the owning app's ``ready()``);
+    the first registered one is the table's default, riskiest first."""
+    _orders[name] = RowOrder(label=label, keys=keys, fine_for=fine_for, legend=legend)
+
+
+def unregister_row_order(name: str) -> None:
+    _orders.pop(name, None)
+
+
+def row_orders() -> dict[str, RowOrder]:
+    return dict(_orders)
+
+
+def order_rows(
+    name: str,
+    rows: Sequence[Mapping[str, Any]],
+    course: Course,
+    user: Any,
+    *,
+    descending: bool,
+) -> list[Mapping[str, Any]]:
+    """`rows` (in the table's base order) in the registered order `name`. A failing key
+    function logs and leaves the base order, as a failing panel leaves its slot empty."""
+    order = _orders[name]
+    try:
+        keys = order.keys(course)
+    except Exception:
+        logger.exception("row order failed order=%s", name)
+        return list(rows)
+    fine = order.fine_for(user)
+    missing = (float("-inf"), float("-inf"))
+
+    def key(row: Mapping[str, Any]) -> tuple[float, float]:
+        coarse, detail = keys.get(row["learner_id"], missing)
+        value = (coarse, detail if fine else 0.0)
+        return value if descending else (-value[0], -value[1])
+
+    keyed = [r for r in rows if r["learner_id"] in keys]
+    unkeyed = [r for r in rows if r["learner_id"] not in keys]
+    # sorted() is stable: equal keys keep the base order
+    return [*sorted(keyed, key=key, reverse=True), *unkeyed]
 
 
 def slot_template(slot: PanelSlot) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,7 +50,15 @@ class LearnerTableQuery:
     descending: bool = False
 
     @classmethod
-    def from_params(cls, params: Mapping[str, str]) -> LearnerTableQuery:
+    def from_params(
+        cls,
+        params: Mapping[str, str],
+        *,
+        orders: Collection[str] = (),
+        default: str = "activity_14d",
+    ) -> LearnerTableQuery:
+        """`orders`: the registered row orders (analytics.pages.panels) also accepted as
+        sorts; `default`: the sort without a ``sort`` parameter (``-risk``: riskiest first)."""
         search = params.get("q", "").strip()[:32]
         status = params.get("status", "current")
         if status not in LEARNER_STATUSES:
@@ -61,11 +69,11 @@ class LearnerTableQuery:
             inactive = None
         if inactive not in INACTIVITY_CHOICES:
             inactive = None
-        sort = params.get("sort", "activity_14d")
+        sort = params.get("sort") or default
         descending = sort.startswith("-")
         sort = sort.lstrip("-")
-        if sort not in LEARNER_SORTS:
-            sort, descending = "activity_14d", False
+        if sort not in LEARNER_SORTS and sort not in orders:
+            sort, descending = default.lstrip("-"), default.startswith("-")
         return cls(
             search=search,
             status=status,

@@ -58,8 +58,10 @@ def test_course_page_empty_states(world: World) -> None:
     assert chart_json(html, "course-data") == {}
 
 
-def test_course_table_default_sort_puts_least_active_first(world: World) -> None:
-    html = body(client_for(world.admin).get(f"/courses/{world.course_a.pk}/?status=all"))
+def test_course_table_activity_sort_puts_least_active_first(world: World) -> None:
+    html = body(
+        client_for(world.admin).get(f"/courses/{world.course_a.pk}/?status=all&sort=activity_14d")
+    )
     shown = table_pseudonyms(html)
     rows = list(
         course_learner_rows(
@@ -136,7 +138,9 @@ def test_course_table_bad_params_fall_back(world: World) -> None:
     )
     assert response.status_code == 200
     query = response.context["query"]
-    assert (query.sort, query.status, query.inactive_days) == ("activity_14d", "current", None)
+    # the default order: riskiest first (churn registers the "risk" row order)
+    assert (query.sort, query.descending) == ("risk", True)
+    assert (query.status, query.inactive_days) == ("current", None)
 
 
 def test_course_table_paginates_server_side(world: World) -> None:
@@ -159,14 +163,15 @@ def test_course_page_cache_follows_new_data_and_erasure(
     world: World, django_assert_num_queries
 ) -> None:
     """The run-wide reads are cached per data version: new rows show at once, erased
-    learners leave at once, and a hit costs session, user, course and the version check."""
+    learners leave at once, and a hit costs session, user, course, the version check and
+    the risk order's scores (read on every request: scores change without new data)."""
     from analytics.services import learner_erase
 
     client = client_for(world.admin)
     url = f"/courses/{world.course_a.pk}/?status=all"
     learners = world.learners[world.course_a.code]
     assert learners[0].pseudonym in table_pseudonyms(body(client.get(url)))
-    with django_assert_num_queries(4):  # the session is read from the database (#24 item 4)
+    with django_assert_num_queries(5):  # the session is read from the database (#24 item 4)
         body(client.get(url))
     newcomer = LearnerFactory()
     EnrollmentFactory(learner=newcomer, course=world.course_a)

@@ -25,10 +25,11 @@ QUERY_COUNTS = {
     # daily, by type, weekly, enrolled counts
     "overview": 9,
     # course: course, weekly, by type, item usage (events + items), score
-    # histogram, table count, table page
-    "course": 9,
-    # export: course, last activity, one 500-row slice
-    "export": 4,
+    # histogram, table count, table page, the risk order's scores (default order)
+    "course": 10,
+    # export: course, last activity, the run's rows, the risk order's scores (default
+    # order: the rows are ordered in Python, so read at once, not in 500-row slices)
+    "export": 5,
     # segments: course, last activity, enrolments, totals, per-type clicks
     "segments": 6,
     # learner: learner, enrolments (+course), daily clicks, submissions
