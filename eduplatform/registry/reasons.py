@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 from django.utils.functional import Promise
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 # Each pattern matches the whole stored sentence; its named groups fill the translation.
@@ -91,6 +91,37 @@ _FAILURES = {
     "latency": _("%(variant)s: latency"),
     "quality and latency": _("%(variant)s: quality and latency"),
 }
+
+
+# A training run's stage as the kinds and the registry report it (context.progress("train",
+# ...) in churn/services.py, recommender/services.py, registry/services.py), and the last
+# stage models.js shows when a run ends.
+STAGES: dict[str, Promise] = {
+    "features": pgettext_lazy("training stage", "features"),
+    "validate": pgettext_lazy("training stage", "validate"),
+    "train": pgettext_lazy("training stage", "train"),
+    "compress": pgettext_lazy("training stage", "compress"),
+    "evaluate": pgettext_lazy("training stage", "evaluate"),
+    "register": pgettext_lazy("training stage", "register"),
+    "done": pgettext_lazy("training stage", "done"),
+    "failed": pgettext_lazy("training stage", "failed"),
+}
+
+
+# A version's status, as registry/_status.html words it on the page (for models.js).
+STATUSES: dict[str, Promise] = {
+    "training": pgettext_lazy("model status", "training"),
+    "candidate": pgettext_lazy("model status", "candidate"),
+    "active": pgettext_lazy("model status", "active"),
+    "retired": pgettext_lazy("model status", "retired"),
+    "failed": pgettext_lazy("model status", "failed"),
+}
+
+
+def stage_text(stage: str) -> str:
+    """A training stage in the active language (as stored if unknown)."""
+    known = STAGES.get(stage)
+    return str(known) if known is not None else stage
 
 
 def _by_rules(text: str, rules: list[Rule]) -> str | None:

@@ -29,7 +29,13 @@ from eduplatform.core.charts import chart_card, chart_specs
 from eduplatform.registry.kinds import kind_title
 from eduplatform.registry.labels import label
 from eduplatform.registry.models import ModelVersion
-from eduplatform.registry.reasons import compression_reason_text, status_reason_text
+from eduplatform.registry.reasons import (
+    STAGES,
+    STATUSES,
+    compression_reason_text,
+    stage_text,
+    status_reason_text,
+)
 from eduplatform.registry.selectors import KindVersions, versions_for_page
 
 BYTES_KEYS = ("bytes", "artifact_bytes", "size_bytes", "size")
@@ -176,7 +182,7 @@ def _version_rows(group: KindVersions) -> list[dict[str, Any]]:
             "triggered_by": v.triggered_by or NO_VALUE,
             "created_at": v.created_at,
             "finished_at": v.finished_at,
-            "stage": v.stage,
+            "stage": stage_text(v.stage) if v.stage else "",
             "percent": v.percent,
         }
         for v in group.versions
@@ -467,6 +473,9 @@ def kind_section(group: KindVersions, *, admin: bool) -> dict[str, Any]:
         # "Score (AUC)": the metric's key in words, like every other key on the page.
         "primary_metric_label": _label(group.primary_metric),
         "active_reason": status_reason_text(active.status_reason) if active else "",
+        "training_stage": stage_text(group.training.stage)
+        if group.training and group.training.stage
+        else "",
         "active": active,
         "shown": shown,
         "latest": latest,
@@ -495,6 +504,9 @@ def models_page(groups: Sequence[KindVersions], *, admin: bool) -> dict[str, Any
         "sections": sections,
         "is_admin": admin,
         "chart_data": chart_specs(c for s in sections for c in s["all_charts"]),
+        # The stages models.js shows while it follows a run, in the page's language.
+        "stage_words": [(key, stage_text(key)) for key in STAGES],
+        "status_words": [(key, str(words)) for key, words in STATUSES.items()],
     }
 
 

@@ -50,6 +50,15 @@
     });
   }
 
+  // A data value (a stage, a status) in the page's language: data-msg-<prefix>-<value> on
+  // #models-messages, else the value as the API gives it.
+  function word(prefix, value) {
+    if (!value) { return value; }
+    var el = document.getElementById("models-messages");
+    var attr = "msg" + prefix + value.charAt(0).toUpperCase() + value.slice(1);
+    return ((el && el.dataset[attr]) || value).trim();
+  }
+
   function csrfToken() {
     var el = document.getElementById("models-csrf");
     if (el && el.dataset.token) { return el.dataset.token; }
@@ -135,7 +144,7 @@
   }
 
   function outcomeText(kind, row) {
-    var params = { kind: kind, version: row.version, status: row.status, reason: row.status_reason };
+    var params = { kind: kind, version: row.version, status: word("Status", row.status), reason: row.status_reason };
     return row.status_reason ? t("finishedReason", params) : t("finished", params);
   }
 
@@ -151,7 +160,7 @@
       run.active = false;
       var failed = row.status === "failed";
       var text = outcomeText(kind, row);
-      setProgress(section, failed ? "failed" : "done", 100, t("done", { text: text }), failed ? "failed" : "done");
+      setProgress(section, word("Stage", failed ? "failed" : "done"), 100, t("done", { text: text }), failed ? "failed" : "done");
       say(section, t("reloading", { text: text }), failed);
       reloadSoon(section, text);
     }
@@ -172,8 +181,9 @@
           });
           if (row && row.status === "training") {
             run.version = row.version;
-            setProgress(section, row.stage, row.percent, t("progress", {
-              kind: kind, version: row.version, stage: row.stage || t("queued"), percent: row.percent
+            var stage = word("Stage", row.stage);
+            setProgress(section, stage, row.percent, t("progress", {
+              kind: kind, version: row.version, stage: stage || t("queued"), percent: row.percent
             }));
           } else if (row && run.version) {
             finish(row);

@@ -24,7 +24,12 @@ from eduplatform.ml.compress.pipeline import (
 )
 from eduplatform.registry import services
 from eduplatform.registry.models import ModelVersion
-from eduplatform.registry.reasons import compression_reason_text, status_reason_text
+from eduplatform.registry.reasons import (
+    STAGES,
+    compression_reason_text,
+    stage_text,
+    status_reason_text,
+)
 from tests.factories import UserFactory
 from tests.registry.test_models_page import version
 
@@ -181,3 +186,47 @@ def test_models_page_shows_reasons_and_the_primary_metric_in_chinese() -> None:
     assert "is worse than" not in html and "no heartbeat" not in html
     assert "批量 1 / 256 时速度为" in html and "smaller" not in html
     assert "得分（AUC）" in html  # noqa: RUF001
+
+
+def test_every_training_stage_the_code_reports_has_words() -> None:
+    reported = set()
+    for source in (
+        "churn/services.py",
+        "recommender/services.py",
+        "eduplatform/registry/services.py",
+    ):
+        reported |= set(re.findall(r'progress\("(\w+)"', (ROOT / source).read_text()))
+    assert reported and reported <= set(STAGES), reported - set(STAGES)
+    for stage in reported:
+        assert CHINESE.search(in_chinese(stage_text, stage)), stage
+    assert in_chinese(stage_text, "a_newer_stage") == "a_newer_stage"
+
+
+@pytest.mark.django_db
+def test_models_page_shows_training_stages_and_gives_the_script_its_words_in_chinese() -> None:
+    version("churn", 1, Status.ACTIVE, metrics={"auc": 0.78, "score": 0.78})
+    version("churn", 2, Status.TRAINING, stage="train", percent=40)
+    client = Client()
+    client.force_login(UserFactory(username="admin_user", is_superuser=True, is_staff=True))
+    client.cookies[django_settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
+    html = client.get("/models/").content.decode()
+    # Rendered by the server: the versions table and the progress bar of the running version.
+    assert "训练, 40%" in html and 'aria-valuetext="训练, 40%"' in html
+    assert "train, 40%" not in html
+    # For models.js (stages and statuses it shows while following a run, word()).
+    assert 'data-msg-stage-compress="压缩"' in html
+    assert 'data-msg-stage-done="完成"' in html
+    assert 'data-msg-status-failed="失败"' in html
+    script = (ROOT / "static/js/models.js").read_text()
+    assert 'word("Stage", row.stage)' in script and 'word("Status", row.status)' in script
+
+
+def test_the_scripts_status_words_are_the_status_template_s() -> None:
+    from django.template.loader import render_to_string
+
+    from eduplatform.registry.reasons import STATUSES
+
+    assert set(STATUSES) == set(Status.values)
+    with translation.override("zh-hans"):
+        for status, words in STATUSES.items():
+            assert render_to_string("registry/_status.html", {"status": status}).strip() == words
