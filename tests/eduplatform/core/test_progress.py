@@ -103,3 +103,38 @@ def test_evaluate_recommender_shows_its_step_on_a_terminal_and_is_quiet_otherwis
     # -v 2 off a terminal: the step lines themselves, as before.
     _, err_verbose = run("evaluate_recommender", *args, tty=False, verbosity=2)
     assert "NDCG@10" in err_verbose and "\r" not in err_verbose
+
+
+def test_retrain_wait_shows_the_run_s_stage_and_percent_on_a_terminal(monkeypatch):
+    from eduplatform.registry import services
+    from eduplatform.registry.management.commands import retrain
+    from eduplatform.registry.models import ModelVersion
+
+    training = ModelVersion.Status.TRAINING
+    runs: list[ModelVersion] = []
+
+    def request(**_kwargs) -> ModelVersion:
+        # A run the training worker reports on once a second, then promotes.
+        ModelVersion.objects.filter(kind="churn").update(status=ModelVersion.Status.RETIRED)
+        row = ModelVersion.objects.create(kind="churn", version=len(runs) + 1, status=training)
+        runs.append(row)
+        return row
+
+    def worker_reports(_seconds: float) -> None:
+        row = ModelVersion.objects.get(pk=runs[-1].pk)
+        steps = {0: ("features", 5), 5: ("train", 40), 40: ("register", 95)}
+        if row.percent in steps:
+            row.stage, row.percent = steps[row.percent]
+        else:
+            row.status, row.stage, row.percent = ModelVersion.Status.ACTIVE, "done", 100
+        row.save()
+
+    monkeypatch.setattr(services, "retrain_request", request)
+    monkeypatch.setattr(retrain.time, "sleep", worker_reports)
+    out_tty, err_tty = run("retrain", "churn", "--wait", tty=True)
+    assert "\r" in err_tty and "train: " in err_tty and "40%" in err_tty
+    out_pipe, err_pipe = run("retrain", "churn", "--wait", tty=False)
+    _, err_quiet = run("retrain", "churn", "--wait", tty=True, verbosity=0)
+    assert err_pipe == err_quiet == ""
+    assert out_tty == "churn v1: training\nchurn v1: active\n"
+    assert out_pipe == "churn v2: training\nchurn v2: active\n"

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from eduplatform.core.progress import command_bar
 from eduplatform.registry import services
 from eduplatform.registry.kinds import kind_names
 from eduplatform.registry.models import ModelVersion
@@ -35,12 +36,26 @@ class Command(BaseCommand):
         if not options["wait"]:
             return
         deadline = time.monotonic() + options["timeout"]
-        while version.status == ModelVersion.Status.TRAINING:
-            if time.monotonic() > deadline:
-                raise CommandError(f"{kind} v{version.version} still training after the timeout")
-            time.sleep(1)
-            version.refresh_from_db()
-            self.stdout.write(f"  {version.stage} {version.percent}%")
+        # The run's stage and percent as a bar on a terminal (core/progress.py), nothing
+        # otherwise: standard output is the run's first and last line either way.
+        bar = command_bar(
+            self,
+            options,
+            total=100,
+            desc=version.stage or "queued",
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}]",
+        )
+        with bar:
+            while version.status == ModelVersion.Status.TRAINING:
+                if time.monotonic() > deadline:
+                    raise CommandError(
+                        f"{kind} v{version.version} still training after the timeout"
+                    )
+                time.sleep(1)
+                version.refresh_from_db()
+                bar.set_description(version.stage or "queued", refresh=False)
+                bar.update(max(0, version.percent - bar.n))
+                bar.refresh()  # once a second: a stage change shows even without a percent
         self.stdout.write(
             f"{kind} v{version.version}: {version.status}"
             + (f" ({version.status_reason})" if version.status_reason else "")
