@@ -6,6 +6,8 @@ import datetime as dt
 import logging
 import math
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -170,8 +172,25 @@ def model_version_start(
     raise IntegrityError(f"could not allocate a version number for {kind}")
 
 
+# Who follows trainings run in this process (no broker: tasks run eagerly inside the
+# request), e.g. `retrain`'s progress bar; a worker elsewhere reports through the row only.
+_progress_listeners: list[Callable[[str, int], None]] = []
+
+
+@contextmanager
+def progress_listener(listener: Callable[[str, int], None]) -> Iterator[None]:
+    """Call `listener(stage, percent)` on every progress report made in this process."""
+    _progress_listeners.append(listener)
+    try:
+        yield
+    finally:
+        _progress_listeners.remove(listener)
+
+
 def model_version_progress(*, version_id: int, stage: str, percent: int) -> bool:
     """Record progress (a heartbeat too); False if the run is no longer training."""
+    for listener in list(_progress_listeners):
+        listener(stage, percent)
     return bool(
         ModelVersion.objects.filter(id=version_id, status=Status.TRAINING).update(
             stage=stage[:32], percent=max(0, min(100, percent)), heartbeat_at=Now()

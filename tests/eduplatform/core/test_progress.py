@@ -138,3 +138,29 @@ def test_retrain_wait_shows_the_run_s_stage_and_percent_on_a_terminal(monkeypatc
     assert err_pipe == err_quiet == ""
     assert out_tty == "churn v1: training\nchurn v1: active\n"
     assert out_pipe == "churn v2: training\nchurn v2: active\n"
+
+
+def test_retrain_shows_a_run_trained_in_this_process(monkeypatch):
+    # No broker (make demo): the training runs inside retrain_request and reports here.
+    from eduplatform.registry import services
+    from eduplatform.registry.models import ModelVersion
+
+    def request(**_kwargs) -> ModelVersion:
+        ModelVersion.objects.filter(kind="churn").update(status=ModelVersion.Status.RETIRED)
+        number = ModelVersion.objects.filter(kind="churn").count() + 1
+        row = ModelVersion.objects.create(
+            kind="churn", version=number, status=ModelVersion.Status.TRAINING
+        )
+        for stage, percent in (("features", 5), ("compress", 65), ("register", 95)):
+            services.model_version_progress(version_id=row.pk, stage=stage, percent=percent)
+        row.status = ModelVersion.Status.ACTIVE
+        row.save()
+        return row
+
+    monkeypatch.setattr(services, "retrain_request", request)
+    out, err = run("retrain", "churn", tty=True)
+    assert "compress: " in err and "65%" in err and "\r" in err
+    assert out == "churn v1: active\n"
+    _, err_pipe = run("retrain", "churn", tty=False)
+    assert err_pipe == ""
+    assert services._progress_listeners == []  # the command's listener is gone
