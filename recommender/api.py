@@ -21,6 +21,7 @@ class RecommendationQuery(PredictionQuery):
 
 class RecommendedItem(serializers.Serializer):
     item_id = serializers.IntegerField(help_text="Content item id")
+    title = serializers.CharField(help_text="The item's title (empty when it has none)")
     reason = serializers.CharField(help_text="Why this item, in English")
     score = serializers.FloatField(required=False, help_text="Ranker score (admin tokens only)")
 
@@ -73,6 +74,7 @@ class RecommendationsView(PredictionView):
         items = [
             {
                 "item_id": i["item_id"],
+                "title": i.get("title", ""),
                 "reason": i["reason"],
                 **({"score": i["score"]} if detailed else {}),
             }

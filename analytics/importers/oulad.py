@@ -40,6 +40,7 @@ from analytics.importers.clicks import (
     lookup_arrays,
     prefetched,
 )
+from analytics.importers.item_labels import item_titles
 from analytics.importers.oulad_files import oulad_chunks
 from analytics.models import Assessment, ContentItem, Course, EventSource, ImportRun, Learner
 from eduplatform.core.privacy import pseudonymise
@@ -280,12 +281,13 @@ def _items_create(
             course_id__in=course_ids.values()
         ).values_list("course_id", "external_id", "id", "activity_type")
     }
+    vle = vle.assign(title=item_titles(vle))
     new = [
         ContentItem(
             course_id=course_ids[row.key],
             external_id=str(int(row.id_site)),
             activity_type=str(row.activity_type),
-            title=f"{row.activity_type} {int(row.id_site)}",
+            title=row.title,
             week_from=_week(row.week_from),
             week_to=_week(row.week_to),
         )

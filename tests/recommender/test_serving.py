@@ -5,7 +5,7 @@ from django.core.management import call_command
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from analytics.models import Course, Enrollment, LearningEvent
+from analytics.models import ContentItem, Course, Enrollment, LearningEvent
 from eduplatform.registry import services, serving
 from eduplatform.registry.models import ModelVersion
 from recommender.models import NextItems
@@ -59,6 +59,10 @@ def test_train_serve_and_batch(platform):
     )
     assert not visited & {i["item_id"] for i in body["items"]}
     assert all(i["reason"] for i in body["items"]) and "score" in body["items"][0]
+    # items by name beside their ids (#27 item 3)
+    titles = dict(ContentItem.objects.values_list("id", "title"))
+    assert [i["title"] for i in body["items"]] == [titles[i["item_id"]] for i in body["items"]]
+    assert all(i["title"] for i in body["items"])
 
     other = UserFactory(username="teacher")
     enrollment.course.instructors.add(other)

@@ -52,6 +52,10 @@ def test_import_matches_source_counts_and_click_sums(oulad_slice):
     assert DailyActivity.objects.aggregate(e=Sum("events"))["e"] == rows
     assert Course.objects.count() == table_rows(oulad_slice, "courses.csv")
     assert ContentItem.objects.count() == table_rows(oulad_slice, "vle.csv")
+    # readable titles (#27 item 3), unique within each run
+    titles = list(ContentItem.objects.values_list("course_id", "title"))
+    assert len(set(titles)) == len(titles)
+    assert not any(t.split()[-1].isdigit() and len(t.split()[-1]) > 3 for _, t in titles)
     assert Enrollment.objects.count() == table_rows(oulad_slice, "studentInfo.csv")
     assert Assessment.objects.count() == table_rows(oulad_slice, "assessments.csv")
     assert Submission.objects.count() == table_rows(oulad_slice, "studentAssessment.csv")

@@ -122,8 +122,8 @@ def test_prediction_answers_are_typed_with_their_fields(client):
     recs = properties(schema, body_schema(schema, path, "get", "200"))
     assert set(recs["properties"]) == {"learner", "course", "status", "model_version", "items"}
     item = properties(schema, recs["properties"]["items"]["items"])
-    assert set(item["properties"]) == {"item_id", "reason", "score"}
-    assert item["required"] == ["item_id", "reason"]
+    assert set(item["properties"]) == {"item_id", "title", "reason", "score"}
+    assert item["required"] == ["item_id", "reason", "title"]
 
 
 def test_ingestion_bodies_are_typed(client):
