@@ -129,18 +129,30 @@ def retrain(data_dir: Path) -> dict:
     return out
 
 
-def section(out: dict) -> dict:
-    """The docs/benchmarks.md section of one run."""
+def section(out: dict, before: dict | None = None) -> dict:
+    """The docs/benchmarks.md section of one run, beside the section's previous run if any."""
     mb = 1e6
     stages = out["stages"]
-    rows = [[name, stages[name]["wall"], stages[name]["cpu"]] for name in stages]
+    old = (before or {}).get("stages", {})
+    rows = [
+        [
+            name,
+            old.get(name, {}).get("wall", ""),
+            stages[name]["wall"],
+            old.get(name, {}).get("cpu", ""),
+            stages[name]["cpu"],
+        ]
+        for name in stages
+    ]
+    total_cpu = round(sum(stages[n]["cpu"] for n in stages if n != "load"), 1)
+    old_cpu = round(sum(old[n]["cpu"] for n in old if n != "load"), 1) if old else None
     body = "\n".join(
         [
             "`OMP_NUM_THREADS=1 python -m bench.recommender_retrain --section`: the stages of "
             "`recommender/services.py: train` on full OULAD (15 runs, every run ended), "
             "without the database.",
             "",
-            table(["stage", "wall s", "CPU s"], rows),
+            table(["stage", "wall s before", "wall s", "CPU s before", "CPU s"], rows),
             "",
             table(
                 ["serving file", "MB"],
@@ -155,9 +167,18 @@ def section(out: dict) -> dict:
                 ],
             ),
             "",
-            f"Retrain (validate + compress + refit + apply): {out['retrain_wall_seconds']} s wall "
-            "(target <= 120 s). Before the switch to the ranker (ScoringNet product, "
-            "2026-12-07, same bench): 31.1 s and a served file of 62.8 MB.",
+            f"Retrain (validate + compress + refit + apply): {out['retrain_wall_seconds']} s wall, "
+            f"{total_cpu} s CPU (target <= 120 s); inner epochs "
+            f"{(out.get('epochs') or {}).get('inner_curve')}, chosen "
+            f"{(out.get('epochs') or {}).get('epochs')}. "
+            + (
+                f"The previous run of this bench ({before.get('commit', 'earlier')}): "
+                f"{before.get('retrain_wall_seconds')} s wall, {old_cpu} s CPU. "
+                if before
+                else ""
+            )
+            + "Before the switch to the ranker (ScoringNet product, 2026-12-07, same bench): "
+            "31.1 s and a served file of 62.8 MB.",
         ]
     )
     return {
@@ -183,7 +204,11 @@ def main() -> None:
         Path(args.json).write_text(text + "\n")
     if args.section:
         path = RESULTS / "recommender_serving.json"
-        path.write_text(json.dumps(section(out), indent=2, default=str) + "\n")
+        before = None
+        if path.exists():
+            previous = json.loads(path.read_text())
+            before = {**previous["result"], "commit": previous["machine"].get("commit")}
+        path.write_text(json.dumps(section(out, before), indent=2, default=str) + "\n")
         (RESULTS.parent / "benchmarks.md").write_text(render_markdown())
 
 
