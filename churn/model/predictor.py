@@ -23,6 +23,9 @@ from churn.model.prior import PRIOR_FEATURE, RunPrior
 from eduplatform.ml.preprocess import Preprocessor
 from eduplatform.ml.train import predict as predict_outputs
 
+# attribution groups that are the same for every learner of a run at a cut-off
+RUN_FACTORS = frozenset({PRIOR_FEATURE, "cutoff_day"})
+
 
 class Factor(NamedTuple):
     feature: str
@@ -190,7 +193,11 @@ class ChurnPredictor:
             frame = frame.assign(**{PRIOR_FEATURE: self.prior.rate_of(frame)})
         names = list(attr.columns)
         result = []
-        order = np.argsort(-np.abs(values), axis=1)[:, :top_k]
+        # Factors are about the learner (#27 item 2): the run's base rate and the day are
+        # the same for every classmate, so they are never offered as a reason.
+        strength = np.abs(values)
+        strength[:, [j for j, n in enumerate(names) if n in RUN_FACTORS]] = -1.0
+        order = np.argsort(-strength, axis=1, kind="stable")[:, :top_k]
         for i in range(len(frame)):
             row = frame.iloc[i]
             phrases = [(j, describe_phrase(names[j], row)) for j in order[i]]

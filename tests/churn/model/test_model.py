@@ -78,6 +78,8 @@ def test_predictions_are_probabilities_with_bands(trained, splits):
         assert isinstance(text, str) and text
         assert phrase.english() == text  # the same words, before translation (pages)
         assert abs(contribution) >= abs(p.top_factors[-1].contribution)
+        # reasons about the learner only: never the run's base rate or the day (#27 item 2)
+        assert not {f.feature for f in p.top_factors} & {"course_base_rate", "cutoff_day"}
     assert {p.learner_id for p in preds} == set(frame["learner_id"])
     assert predictor.predict(frame.iloc[:0]) == []
 
