@@ -9,6 +9,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand
 
+from eduplatform.core.progress import command_bar
+
 
 class Command(BaseCommand):
     help = "Create (or reset) the demo admin login and train the models once."
@@ -25,11 +27,18 @@ class Command(BaseCommand):
             from eduplatform.registry.services import batch_scores_refresh
 
             course_ids = list(Course.objects.values_list("id", flat=True))
-            for kind in ("churn", "recommender"):
-                call_command("retrain", kind, "--wait", stdout=self.stdout)
-                # Tables of many learners read batch scores: fill them once for the demo.
-                written = batch_scores_refresh(kind=kind, course_ids=course_ids)
-                self.stdout.write(f"{kind}: scored {written} enrolments")
+            kinds = ("churn", "recommender")
+            # one step per retrain (which draws its own stage bar) and per batch scoring
+            with command_bar(self, options, total=2 * len(kinds), unit="steps") as bar:
+                for kind in kinds:
+                    bar.set_description(f"{kind}: train")
+                    call_command("retrain", kind, "--wait", stdout=self.stdout, stderr=self.stderr)
+                    bar.update()
+                    bar.set_description(f"{kind}: score")
+                    # Tables of many learners read batch scores: fill them once for the demo.
+                    written = batch_scores_refresh(kind=kind, course_ids=course_ids)
+                    bar.update()
+                    self.stdout.write(f"{kind}: scored {written} enrolments")
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo ready: open http://127.0.0.1:8000/ and log in as admin / {password}"

@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand
 from django.db import connection, transaction
 
 from eduplatform.core.privacy import fernet
+from eduplatform.core.progress import command_bar
 
 
 class Command(BaseCommand):
@@ -25,14 +26,18 @@ class Command(BaseCommand):
                 "SELECT id, name, email FROM analytics_learner WHERE name <> '' OR email <> ''"
             )
             rows = cursor.fetchall()
-            updates = [
-                (
-                    multi.rotate(name.encode()).decode() if name else "",
-                    multi.rotate(email.encode()).decode() if email else "",
-                    pk,
-                )
-                for pk, name, email in rows
-            ]
+            updates = []
+            # decrypting and encrypting is the slow part (about 20k learners a second)
+            with command_bar(self, options, total=len(rows), unit="learners") as bar:
+                for pk, name, email in rows:
+                    updates.append(
+                        (
+                            multi.rotate(name.encode()).decode() if name else "",
+                            multi.rotate(email.encode()).decode() if email else "",
+                            pk,
+                        )
+                    )
+                    bar.update()
             cursor.executemany(
                 "UPDATE analytics_learner SET name = %s, email = %s WHERE id = %s", updates
             )

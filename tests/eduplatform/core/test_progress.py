@@ -164,3 +164,34 @@ def test_retrain_shows_a_run_trained_in_this_process(monkeypatch):
     _, err_pipe = run("retrain", "churn", tty=False)
     assert err_pipe == ""
     assert services._progress_listeners == []  # the command's listener is gone
+
+
+def test_rotate_field_keys_shows_progress_on_a_terminal_only(settings):
+    from cryptography.fernet import Fernet
+
+    from tests.factories import LearnerFactory
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.FIELD_ENCRYPTION_KEYS = [old]
+    LearnerFactory.create_batch(3, name="Ada Lovelace", email="ada@example.org")
+    settings.FIELD_ENCRYPTION_KEYS = [new, old]
+    out_tty, err_tty = run("rotate_field_keys", tty=True)
+    assert "learners" in err_tty and "\r" in err_tty
+    out_pipe, err_pipe = run("rotate_field_keys", tty=False)
+    assert err_pipe == "" and out_tty == out_pipe
+    assert out_pipe.startswith("re-encrypted personal data of 3 learners")
+
+
+def test_demo_setup_shows_its_steps_on_a_terminal_only(monkeypatch):
+    from analytics.management.commands import demo_setup
+    from eduplatform.registry import services
+
+    calls = []
+    monkeypatch.setattr(demo_setup, "call_command", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(services, "batch_scores_refresh", lambda **k: 0)
+    out_tty, err_tty = run("demo_setup", tty=True)
+    assert "steps" in err_tty and "recommender: score" in err_tty
+    assert calls == [("retrain", "churn", "--wait"), ("retrain", "recommender", "--wait")]
+    out_pipe, err_pipe = run("demo_setup", tty=False)
+    assert err_pipe == ""
+    assert "churn: scored 0 enrolments" in out_pipe and "\r" not in out_pipe
