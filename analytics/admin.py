@@ -21,6 +21,7 @@ from analytics.models import (
     DailyActivity,
     Enrollment,
     ImportRun,
+    Intervention,
     Learner,
     LearningEvent,
     Submission,
@@ -36,6 +37,18 @@ class CourseAdmin(admin.ModelAdmin):
     list_filter = ["module_code", "presentation"]
     search_fields = ["code", "title"]
     filter_horizontal = ["instructors"]
+
+
+@admin.register(Intervention)
+class InterventionAdmin(admin.ModelAdmin):
+    """Recorded actions about learners (#27 item 5); for platform admins, so not scoped."""
+
+    list_display = ["date", "kind", "course", "learner", "created_by", "created_at"]
+    list_filter = ["kind", "course"]
+    search_fields = ["learner__pseudonym", "course__code"]
+    list_select_related = ["course", "learner", "created_by"]
+    raw_id_fields = ["learner", "created_by"]
+    readonly_fields = ["created_at"]
 
 
 @admin.register(ContentItem)

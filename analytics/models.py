@@ -237,3 +237,35 @@ class ImportRun(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["course", "source"], name="import_once_per_source")
         ]
+
+
+class Intervention(models.Model):
+    """What an instructor did about a learner of a course run (#27 item 5): kind, day, note.
+
+    The note may name the learner or their circumstances, so it is encrypted like
+    a learner's name; the kind and the day are what the course page compares on.
+    """
+
+    class Kind(models.TextChoices):
+        CONTACTED = "contacted", _("Contacted")
+        MET = "met", _("Met")
+        EXTENSION = "extension", _("Extension granted")
+        OTHER = "other", _("Other")
+
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="interventions")
+    learner = models.ForeignKey(Learner, on_delete=models.CASCADE, related_name="interventions")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    date = models.DateField()
+    note = EncryptedTextField(blank=True, default="")
+    # Kept when the account goes: the record is about the learner, not the instructor.
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-date", "-id"]
+        indexes = [models.Index(fields=["course", "learner"], name="intervention_run_learner_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.learner_id}@{self.course_id} {self.date}"

@@ -1,4 +1,4 @@
-"""Writes of learner-behaviour data other than ingestion: rollup repair and erasure.
+"""Writes of learner-behaviour data other than ingestion: rollup repair, erasure, interventions.
 
 Every function is keyword-only and atomic. Event ingestion lives in
 analytics.ingest.services, the bulk import in analytics.importers.
@@ -6,12 +6,29 @@ analytics.ingest.services, the bulk import in analytics.importers.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass
+from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.http import Http404
+from django.utils import timezone
+from django.utils.translation import gettext as _
 
-from analytics.models import DailyActivity, Enrollment, Learner, LearningEvent, Submission
+from analytics.models import (
+    Course,
+    DailyActivity,
+    Enrollment,
+    Intervention,
+    Learner,
+    LearningEvent,
+    Submission,
+)
+from eduplatform.core import access
+from eduplatform.core.inputs import text_error
 
 logger = logging.getLogger(__name__)
 
@@ -97,3 +114,40 @@ def learner_erase(*, pseudonym: str) -> ErasureResult:
         submissions=submissions,
         enrollments=enrollments,
     )
+
+
+NOTE_MAX_LENGTH = 2000
+
+
+@transaction.atomic
+def intervention_record(
+    *, user: Any, course: Course, learner: Learner, kind: str, date: dt.date, note: str
+) -> Intervention:
+    """Record what `user` did about `learner` in `course` (#27 item 5).
+
+    Admins may record on any run, instructors on the runs they teach (Http404
+    otherwise, as for any object of a foreign run); the learner must be enrolled
+    in the run. Bad input raises ValidationError by field and writes nothing.
+    """
+    if not access.courses_for_staff(user).filter(pk=course.pk).exists():
+        raise Http404("No such course run.")
+    if not Enrollment.objects.filter(course=course, learner=learner).exists():
+        raise Http404("Learner not enrolled in this course run.")
+    errors: dict[str, str] = {}
+    if kind not in Intervention.Kind.values:
+        errors["kind"] = _("Choose one of the listed actions.")
+    if not isinstance(date, dt.date) or isinstance(date, dt.datetime):
+        errors["date"] = _("Enter a valid date.")
+    elif not settings.EVENT_EARLIEST_DATE <= date <= timezone.localdate():
+        errors["date"] = _("The date must not be in the future.")
+    problem = text_error(note, NOTE_MAX_LENGTH) if isinstance(note, str) else "Must be text."
+    if problem:
+        errors["note"] = problem
+    if errors:
+        raise ValidationError(errors)
+    record = Intervention.objects.create(
+        course=course, learner=learner, kind=kind, date=date, note=note, created_by=user
+    )
+    # ids only: the note and the learner's identity stay out of the logs
+    logger.info("intervention %s recorded course=%s", record.pk, course.pk)
+    return record

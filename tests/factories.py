@@ -8,6 +8,7 @@ from analytics.models import (
     ContentItem,
     Course,
     Enrollment,
+    Intervention,
     Learner,
     LearningEvent,
     Submission,
@@ -98,3 +99,14 @@ class LearningEventFactory(factory.django.DjangoModelFactory):
     verb = "viewed"
     occurred_at = dt.datetime(2026, 10, 5, 9, 0, tzinfo=dt.UTC)
     source = "api"
+
+
+class InterventionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Intervention
+
+    course = factory.SubFactory(CourseFactory)
+    learner = factory.SubFactory(LearnerFactory)
+    kind = Intervention.Kind.CONTACTED
+    date = dt.date(2026, 10, 20)
+    note = "Phoned about the missed TMA"

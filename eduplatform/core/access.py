@@ -116,6 +116,25 @@ def get_course_for_user(user: Any, course_id: int | str) -> Course:
         raise Http404("No such course run.") from exc
 
 
+def courses_for_staff(user: Any) -> QuerySet[Course]:
+    """The runs whose learners the user may act on (record interventions): admins every run,
+    instructors the runs they teach; analysts read aggregates only, so none."""
+    role = role_of(user)
+    if role == ADMIN:
+        return Course.objects.all()
+    if role == INSTRUCTOR:
+        return Course.objects.filter(instructors=user)
+    return Course.objects.none()
+
+
+def get_course_for_staff(user: Any, course_id: int | str) -> Course:
+    """A run the user may act on, or Http404 (missing, not theirs, or an analyst)."""
+    try:
+        return courses_for_staff(user).get(pk=int(course_id))
+    except (Course.DoesNotExist, ValueError, TypeError) as exc:
+        raise Http404("No such course run.") from exc
+
+
 def get_learner_for_user(user: Any, pseudonym: str) -> Learner:
     """The learner, or Http404 unless enrolled in a course run the user may see.
 
@@ -203,6 +222,11 @@ SIGNED_IN = RouteAccess("signed-in users, each seeing only their runs", SIGNED_I
 COURSE_READERS = RouteAccess(
     "readers of the object's run (admins, analysts, its instructors)",
     frozenset({ADMIN, ANALYST, INSTRUCTOR}),
+    own_runs_only=True,
+)
+COURSE_STAFF = RouteAccess(
+    "staff of the object's run (admins, its instructors)",
+    frozenset({ADMIN, INSTRUCTOR}),
     own_runs_only=True,
 )
 PLATFORM_READERS = RouteAccess("platform admins and analysts", frozenset({ADMIN, ANALYST}))

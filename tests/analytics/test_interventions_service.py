@@ -1,0 +1,101 @@
+"""analytics.services.intervention_record: scoping, validation, encryption at rest (#27 item 5)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import connection
+from django.http import Http404
+
+from analytics.models import Intervention
+from analytics.services import intervention_record
+from tests.factories import CourseFactory, EnrollmentFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def run():
+    enrollment = EnrollmentFactory()
+    instructor = UserFactory()
+    enrollment.course.instructors.add(instructor)
+    return enrollment, instructor
+
+
+def _record(user, enrollment, **overrides):
+    values = {
+        "kind": "contacted",
+        "date": dt.date(2026, 10, 20),
+        "note": "Phoned Ada about her TMA",
+        **overrides,
+    }
+    return intervention_record(
+        user=user, course=enrollment.course, learner=enrollment.learner, **values
+    )
+
+
+def test_the_runs_instructor_records_an_action(run):
+    enrollment, instructor = run
+    record = _record(instructor, enrollment)
+    stored = Intervention.objects.get()
+    assert (stored.pk, stored.kind, stored.note, stored.created_by) == (
+        record.pk,
+        "contacted",
+        "Phoned Ada about her TMA",
+        instructor,
+    )
+    assert stored.created_at.tzinfo is not None
+
+
+def test_the_note_is_encrypted_at_rest(run):
+    enrollment, instructor = run
+    record = _record(instructor, enrollment)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT note FROM analytics_intervention WHERE id = %s", [record.pk])
+        (raw,) = cursor.fetchone()
+    assert "Ada" not in raw and raw.startswith("gAAAA")  # a Fernet token
+
+
+@pytest.mark.parametrize("who", ["other instructor", "analyst", "nobody"])
+def test_others_may_not_record_on_the_run(run, who):
+    from django.contrib.auth.models import Group
+
+    enrollment, _ = run
+    user = UserFactory()
+    if who == "other instructor":
+        CourseFactory().instructors.add(user)
+    elif who == "analyst":
+        user.groups.add(Group.objects.get_or_create(name="analyst")[0])
+    with pytest.raises(Http404):
+        _record(user, enrollment)
+    assert not Intervention.objects.exists()
+
+
+def test_an_admin_records_on_any_run(run):
+    enrollment, _ = run
+    _record(UserFactory(is_superuser=True), enrollment)
+    assert Intervention.objects.count() == 1
+
+
+def test_the_learner_must_be_enrolled_in_the_run(run):
+    enrollment, instructor = run
+    other = EnrollmentFactory()
+    with pytest.raises(Http404):
+        intervention_record(
+            user=instructor,
+            course=enrollment.course,
+            learner=other.learner,
+            kind="met",
+            date=dt.date(2026, 10, 20),
+            note="",
+        )
+
+
+def test_bad_input_names_its_fields_and_writes_nothing(run):
+    enrollment, instructor = run
+    with pytest.raises(ValidationError) as error:
+        _record(instructor, enrollment, kind="phoned", date=dt.date(2999, 1, 1), note="a\x00b")
+    assert set(error.value.message_dict) == {"kind", "date", "note"}
+    assert not Intervention.objects.exists()
