@@ -58,7 +58,15 @@ class RedocView(SpectacularRedocView):
 # What any operation may answer besides its own successes, so a client (and the fuzz
 # suite's status-code and content-type checks, tests/fuzz/test_api_schema.py) finds every
 # answer in the schema. All are JSON from DRF's exception handler (inputs.api_exception_handler).
-_ERROR = {"application/json": {"schema": {"type": "object", "additionalProperties": True}}}
+# Their body: DRF's {"detail": "..."} (typed as ErrorDetail; 400 has FieldErrors below).
+ERROR_DETAIL = {
+    "type": "object",
+    "description": "Why the request was refused, in one sentence",
+    "required": ["detail"],
+    "properties": {"detail": {"type": "string"}},
+    "additionalProperties": True,
+}
+_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorDetail"}}}
 ERRORS_OF_EVERY_OPERATION = {
     "400": "Invalid input: field errors (an item's index for a batch), nothing written",
     "429": "Too many requests: the token's rate or hourly prediction budget is spent",
@@ -103,7 +111,9 @@ FIELD_ERRORS_REF = {"application/json": {"schema": {"$ref": "#/components/schema
 
 def document_errors(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     """drf-spectacular postprocessing hook: every operation lists the errors it can answer."""
-    result.setdefault("components", {}).setdefault("schemas", {})["FieldErrors"] = FIELD_ERRORS
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas["FieldErrors"] = FIELD_ERRORS
+    schemas["ErrorDetail"] = ERROR_DETAIL
     for item in result.get("paths", {}).values():
         for operation in item.values():
             errors = dict(ERRORS_OF_EVERY_OPERATION)
@@ -118,6 +128,10 @@ def document_errors(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
             for code, description in errors.items():
                 # An error the view documents itself keeps its own description.
                 responses.setdefault(code, {"description": description, "content": _ERROR})
-            # Every 400 is typed, whoever described it.
+            # Every 400 is typed, whoever described it; other errors a view documents
+            # without a body (409, 503) answer DRF's {"detail": ...} too.
             responses["400"]["content"] = FIELD_ERRORS_REF
+            for code, response in responses.items():
+                if code[0] in "45" and code != URI_TOO_LONG[0]:
+                    response.setdefault("content", _ERROR)
     return result

@@ -151,6 +151,26 @@ def test_every_operation_types_its_400_as_field_errors(client):
     assert errors["additionalProperties"] == {"type": "array", "items": {"type": "string"}}
 
 
+def test_every_other_error_is_typed_as_a_detail_and_real_ones_conform(client):
+    from tests.factories import CourseFactory
+
+    schema = openapi(client)
+    detail = {"$ref": "#/components/schemas/ErrorDetail"}
+    seen = set()
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            for status in operation["responses"]:
+                if status[0] in "45" and status not in ("400", "414"):
+                    assert body_schema(schema, path, method, status) == detail, (path, status)
+                    seen.add(status)
+    assert {"401", "403", "404", "413", "429"} <= seen
+    course = CourseFactory()
+    path = "/api/v1/learners/{pseudonym}/risk"
+    unauthorised = client.get(f"/api/v1/learners/nobody/risk?course={course.pk}")
+    assert unauthorised.status_code == 401
+    assert_conforms(schema, unauthorised.json(), body_schema(schema, path, "get", "401"))
+
+
 def test_real_answers_conform_to_the_typed_schema(client):
     from rest_framework.authtoken.models import Token
     from rest_framework.test import APIClient
