@@ -15,6 +15,7 @@ from eduplatform.core.inputs import AsciiIntegerField
 from eduplatform.registry import services
 from eduplatform.registry.kinds import kind_names
 from eduplatform.registry.models import ModelVersion
+from eduplatform.registry.reasons import status_reason_text
 
 
 class IsPlatformAdmin(permissions.BasePermission):
@@ -25,6 +26,13 @@ class IsPlatformAdmin(permissions.BasePermission):
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
+    # The stored reason stays English (data for tools); the models page's live message
+    # shows this one, in the request's language (reasons.py; as stored when unknown).
+    status_reason_text = serializers.SerializerMethodField()
+
+    def get_status_reason_text(self, version: ModelVersion) -> str:
+        return status_reason_text(version.status_reason)
+
     class Meta:
         model = ModelVersion
         fields = [
@@ -32,6 +40,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
             "version",
             "status",
             "status_reason",
+            "status_reason_text",
             "stage",
             "percent",
             "metrics",

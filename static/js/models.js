@@ -144,7 +144,7 @@
   }
 
   function outcomeText(kind, row) {
-    var params = { kind: kind, version: row.version, status: word("Status", row.status), reason: row.status_reason };
+    var params = { kind: kind, version: row.version, status: word("Status", row.status), reason: row.status_reason_text || row.status_reason };
     return row.status_reason ? t("finishedReason", params) : t("finished", params);
   }
 

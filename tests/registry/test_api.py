@@ -108,3 +108,18 @@ def test_broker_down_gives_503_and_no_open_run(dummy_kind, admin, settings):
     assert not ModelVersion.objects.exists()
     # Once the broker is back, the next request opens version 1.
     assert admin.post("/api/v1/models/dummy/retrain", {}, format="json").json()["version"] == 1
+
+
+def test_versions_carry_the_reason_in_the_reader_s_language(dummy_kind, admin):
+    """The stored reason stays English; `status_reason_text` is what the models page's live
+    message shows, in the request's language (#26 item 9)."""
+    admin.post("/api/v1/models/dummy/retrain", {}, format="json")
+    ModelVersion.objects.filter(kind="dummy").update(
+        status_reason="worker lost: no heartbeat for 130 s"
+    )
+    english = admin.get("/api/v1/models/dummy/versions").json()[0]
+    assert english["status_reason"] == english["status_reason_text"]
+    chinese = admin.get("/api/v1/models/dummy/versions", HTTP_ACCEPT_LANGUAGE="zh-hans").json()[0]
+    assert chinese["status_reason"] == "worker lost: no heartbeat for 130 s"
+    assert chinese["status_reason_text"] != chinese["status_reason"]
+    assert "130" in chinese["status_reason_text"]
