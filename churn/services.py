@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from datetime import datetime
 from typing import Any
@@ -22,7 +23,7 @@ from churn.models import RiskHistory, RiskScore
 from eduplatform.core.clock import today
 from eduplatform.ml.artifacts import Artifact
 from eduplatform.ml.compress import FP32, CompressionSettings, SelectionPolicy
-from eduplatform.ml.metrics import binary_report, roc_auc
+from eduplatform.ml.metrics import binary_report, calibration_curve, roc_auc
 from eduplatform.registry.compression import (
     compression_wanted,
     retrain_settings,
@@ -130,7 +131,12 @@ def train(context: TrainContext) -> TrainOutcome:
             "stage_seconds": stages,
             "as_of": as_of.isoformat(),
             "warm_start": warm_started,
-            "report": binary_report(labels, val_probs).to_dict(),
+            # precision / recall / F1 at the "high" band's threshold, the one an instructor
+            # acts on (at 0.5 every score of a small run can fall below it: F1 0.0)
+            "report": binary_report(labels, val_probs, served.thresholds[1]).to_dict(),
+            "band_thresholds": {"medium": served.thresholds[0], "high": served.thresholds[1]},
+            "ece": calibration_curve(labels, val_probs).expected_calibration_error,
+            **_headline(report.val_auc_per_cutoff, predictor.info.get("teacher")),
             "curves": validation_curves(labels, val_probs),
             "feature_ranking": ranking,
         },
@@ -145,6 +151,26 @@ def train(context: TrainContext) -> TrainOutcome:
             timezone.make_aware(datetime.combine(sets.window[1], datetime.min.time())),
         ),
     )
+
+
+def _headline(product: dict[int, float], teacher: dict[str, Any] | None) -> dict[str, Any]:
+    """The models page's headline comparison: mean per-cut-off validation AUC of the
+    network and of its tuned HGB teacher (a peer fitted on the same rows, its shape and
+    iterations chosen on the same validation runs; training only, never served)."""
+    aucs = [v for v in product.values() if not math.isnan(v)]
+    peer = [
+        float(c["inner_auc"])
+        for c in (teacher or {}).values()
+        if isinstance(c, dict)
+        and isinstance(c.get("inner_auc"), float)
+        and not math.isnan(c["inner_auc"])
+    ]
+    if not aucs or not peer:
+        return {}
+    return {
+        "auc_mean_cutoffs": float(np.mean(aucs)),
+        "peer": {"name": "tuned HGB", "score": float(np.mean(peer))},
+    }
 
 
 def _warm_start(context: TrainContext) -> ChurnPredictor | None:

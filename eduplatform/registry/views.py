@@ -27,6 +27,7 @@ from django.views.decorators.http import require_GET
 from eduplatform.core import access
 from eduplatform.core.charts import chart_card, chart_specs
 from eduplatform.registry.kinds import kind_title
+from eduplatform.registry.headline import headline
 from eduplatform.registry.labels import label
 from eduplatform.registry.models import ModelVersion
 from eduplatform.registry.reasons import (
@@ -481,6 +482,7 @@ def kind_section(group: KindVersions, *, admin: bool) -> dict[str, Any]:
         "latest": latest,
         "training": group.training,
         "metrics": _headline_metrics(active, group.primary_metric) if active else [],
+        "headline": headline(active, group.primary_metric),
         "top_features": _top_features(shown),
         "versions": _version_rows(group),
         "charts": charts,

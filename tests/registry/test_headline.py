@@ -1,0 +1,63 @@
+"""The models page's headline card (#27 item 4)."""
+
+from __future__ import annotations
+
+import pytest
+from django.utils import translation
+
+from eduplatform.registry.headline import headline
+from eduplatform.registry.models import ModelVersion
+from tests.factories import UserFactory
+from tests.registry.test_models_page import client_for, version
+
+pytestmark = pytest.mark.django_db
+Status = ModelVersion.Status
+
+REPORT = {
+    "variants": [
+        {"name": "fp32", "bytes": 71000, "latency_ms_p50": 2.0},
+        {"name": "structured+quantized", "bytes": 10000, "latency_ms_p50": 1.0},
+    ],
+    "chosen": "structured+quantized",
+}
+METRICS = {
+    "score": 0.7550,
+    "auc_mean_cutoffs": 0.7443,
+    "peer": {"name": "tuned HGB", "score": 0.7312},
+    "ece": 0.021,
+}
+
+
+def _served(**fields) -> ModelVersion:
+    row = version("churn", 1, Status.ACTIVE, **fields)
+    row.refresh_from_db()
+    return row
+
+
+def test_headline_answers_is_it_good() -> None:
+    row = _served(metrics=METRICS, compression_report=REPORT, served_variant="structured+quantized")
+    with translation.override("en"):
+        lines = headline(row, "auc")
+    assert lines[0] == "AUC 0.744 on the latest validation runs; tuned HGB 0.731"
+    assert lines[1] == "calibrated (ECE 0.021)"
+    assert lines[2] == "served variant structured+quantized: 7.1x smaller, 2.0x faster"
+    assert lines[3].startswith("trained ")
+
+
+def test_headline_leaves_out_what_a_version_does_not_store() -> None:
+    row = _served(metrics={"score": 0.5, "ece": 0.2}, served_variant="fp32")
+    with translation.override("en"):
+        lines = headline(row, "ndcg@10")
+    assert lines[0].endswith("0.500 on the latest validation runs")
+    assert lines[1] == "probabilities off by 0.200 on average (ECE)"
+    assert len(lines) == 3  # no peer, no compression line; trained
+    assert headline(None, "auc") == []
+
+
+def test_models_page_shows_the_card_and_folds_the_raw_metrics() -> None:
+    _served(metrics=METRICS, compression_report=REPORT, served_variant="structured+quantized")
+    admin = UserFactory(username="root", is_superuser=True, is_staff=True)
+    html = client_for(admin).get("/models/").content.decode()
+    card = html.index("data-headline")
+    assert html.index("tuned HGB 0.731", card) < html.index("data-raw-metrics")
+    assert '<details class="raw-metrics"' in html
