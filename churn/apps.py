@@ -19,6 +19,7 @@ class ChurnConfig(AppConfig):
             label=_("Risk"),
             keys=selectors.risk_order,
             fine_for=selectors.sees_probabilities,
+            summary=selectors.run_summary,
             legend=_(
                 "Riskiest first. High: at or above the probability that best separated "
                 "leavers from the others on the model's validation runs; medium: above "

@@ -6,12 +6,14 @@ import datetime as dt
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
+from django.utils.translation import ngettext
 
 from analytics.models import Course, Learner
 from churn.factor_texts import factor_text, stored_factor_text
@@ -203,6 +205,20 @@ def risk_order(course: Course) -> dict[int, tuple[float, float]]:
     at-risk table's "risk" order (analytics.pages.panels.register_row_order)."""
     rows = RiskScore.objects.filter(course=course).values_list("learner_id", "band", "probability")
     return {lid: (BAND_RANK.get(band, -1.0), float(p)) for lid, band, p in rows}
+
+
+def run_summary(keys: Mapping[int, tuple[float, float]]) -> str:
+    """The run's base rate, once above the at-risk table (#27 item 2): the mean calibrated
+    probability of its scored learners is the share the model expects to leave."""
+    n = len(keys)
+    expected = sum(p for _, p in keys.values())
+    return ngettext(
+        "The model expects about %(leavers)s of the %(n)s scored learner to leave "
+        "from now on (%(share)s).",
+        "The model expects about %(leavers)s of the %(n)s scored learners to leave "
+        "from now on (%(share)s).",
+        n,
+    ) % {"leavers": round(expected), "n": n, "share": f"{expected / n:.0%}"}
 
 
 def sees_probabilities(user: Any) -> bool:

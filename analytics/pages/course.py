@@ -24,6 +24,8 @@ from django.utils.translation import gettext as _
 from analytics.models import Course
 from analytics.pages import panels
 from analytics.pages.common import DAY, anchor_day, learner_status, types_chart, week_label
+from analytics.pages.interventions import CSV_COLUMNS as ACTION_CSV_COLUMNS
+from analytics.pages.interventions import action_csv_cells, outcome_card
 from analytics.selectors.activity import (
     activity_by_type,
     item_usage,
@@ -79,8 +81,9 @@ class CourseBundle:
     learners: list[dict[str, Any]]
     # Per "suppresses small groups" and language: charts and item lists derived from the rows.
     views: dict[tuple[bool, str], dict[str, Any]]
-    # Per learner id and language: the table row's own cells, rendered on first display.
-    row_cells: dict[tuple[int, str], str] = field(default_factory=dict)
+    # Per learner id, language and whether the viewer may record actions (a link): the
+    # table row's own cells, rendered on first display.
+    row_cells: dict[tuple[int, str, bool], str] = field(default_factory=dict)
     # Per table query (filters and sort, not page): the filtered, sorted rows.
     tables: dict[Any, list[Any]] = field(default_factory=dict)
     # Per page, panel data and language: the rendered rows of the table.
@@ -197,17 +200,22 @@ def course_page(
         if len(bundle.tables) >= 32:  # searches are free text: keep a few
             bundle.tables.clear()
         bundle.tables[base_query] = rows
+    summary = ""
     if by_order:
-        rows = panels.order_rows(query.sort, rows, course, user, descending=query.descending)
+        rows, summary = panels.ordered(query.sort, rows, course, user, descending=query.descending)
     page = Paginator(rows, PAGE_SIZE).get_page(page_number)
     page_rows = [dict(r, status=learner_status(r)) for r in page.object_list]
     cells_template = get_template("analytics/_learner_row_cells.html")
     language = get_language() or ""
+    # admins and the run's instructors get a "record action" link (#27 item 5): a key part
+    can_act = access.role_of(user) in (access.ADMIN, access.INSTRUCTOR)
     for row in page_rows:
-        cells_key = (row["learner_id"], language)
+        cells_key = (row["learner_id"], language, can_act)
         cells = bundle.row_cells.get(cells_key)
         if cells is None:
-            cells = bundle.row_cells[cells_key] = cells_template.render({"row": row})
+            cells = bundle.row_cells[cells_key] = cells_template.render(
+                {"row": row, "can_act": can_act}
+            )
         row["cells"] = cells  # a SafeString: escaped by the template that made it
     panels.attach_row_panels(course, page_rows)
     panel_headers = [h for s in panels.course_slots() for h in s.headers]
@@ -231,6 +239,7 @@ def course_page(
                 ],
                 int(time.time() // 60),
                 language,
+                can_act,
             )
         ).encode()
     ).hexdigest()
@@ -259,6 +268,7 @@ def course_page(
         "panel_headers": panel_headers,
         "panel_columns": list(zip(panel_headers, panel_sorts, strict=True)),
         "order_legend": orders[query.sort].legend if by_order else "",
+        "order_summary": summary,
         # Learner, status, last active, activity + the panel columns.
         "column_count": 4 + len(panel_headers),
         "query_string": urlencode(query.params()),
@@ -267,6 +277,7 @@ def course_page(
         "sort_label": orders[query.sort].label if by_order else LEARNER_SORTS[query.sort],
         "statuses": LEARNER_STATUSES,
         "inactivity_choices": INACTIVITY_CHOICES,
+        "outcomes": outcome_card(user, course, today),
     }
 
 
@@ -388,7 +399,7 @@ def course_csv_rows(course: Course, today: dt.date, query: LearnerTableQuery, us
     last = last_activity_date([course.pk], until=today)
     anchor = anchor_day(last, today)
     slots = panels.course_slots()
-    yield [*CSV_COLUMNS, *(c for s in slots for c in s.csv_columns)]
+    yield [*CSV_COLUMNS, *(c for s in slots for c in s.csv_columns), *ACTION_CSV_COLUMNS]
     orders = panels.row_orders()
     if query.sort in orders:
         # a registered order (risk) is known in Python only: the run's rows in memory
@@ -412,6 +423,7 @@ def course_csv_rows(course: Course, today: dt.date, query: LearnerTableQuery, us
         values = [
             (slot, (panels.panel_data(slot, course, ids) if ids else None) or {}) for slot in slots
         ]
+        actions = action_csv_cells(course, ids) if ids else {}
         for r in batch:
             cells = [
                 r["pseudonym"],
@@ -422,6 +434,7 @@ def course_csv_rows(course: Course, today: dt.date, query: LearnerTableQuery, us
             ]
             for slot, data in values:
                 cells.extend(panels.csv_cells(slot, data.get(r["learner_id"])))
+            cells.extend(actions.get(r["learner_id"], [0, ""]))
             yield cells
         if len(batch) < chunk:
             break

@@ -142,6 +142,9 @@ class RowOrder:
     keys: Callable[[Course], Mapping[int, tuple[float, float]]]
     fine_for: Callable[[Any], bool]
     legend: StrOrPromise = ""
+    # one sentence about the whole run from the same keys (risk: the expected share of
+    # leavers), shown once above the table
+    summary: Callable[[Mapping[int, tuple[float, float]]], str] | None = None
 
 
 _orders: dict[str, RowOrder] = {}
@@ -154,10 +157,13 @@ def register_row_order(
     keys: Callable[[Course], Mapping[int, tuple[float, float]]],
     fine_for: Callable[[Any], bool],
     legend: StrOrPromise = "",
+    summary: Callable[[Mapping[int, tuple[float, float]]], str] | None = None,
 ) -> None:
     """Register a row order of the at-risk table (call from the owning app's ``ready()``);
     the first registered one is the table's default, riskiest first."""
-    _orders[name] = RowOrder(label=label, keys=keys, fine_for=fine_for, legend=legend)
+    _orders[name] = RowOrder(
+        label=label, keys=keys, fine_for=fine_for, legend=legend, summary=summary
+    )
 
 
 def unregister_row_order(name: str) -> None:
@@ -178,12 +184,25 @@ def order_rows(
 ) -> list[Mapping[str, Any]]:
     """`rows` (in the table's base order) in the registered order `name`. A failing key
     function logs and leaves the base order, as a failing panel leaves its slot empty."""
+    return ordered(name, rows, course, user, descending=descending)[0]
+
+
+def ordered(
+    name: str,
+    rows: Sequence[Mapping[str, Any]],
+    course: Course,
+    user: Any,
+    *,
+    descending: bool,
+) -> tuple[list[Mapping[str, Any]], str]:
+    """(`order_rows`' rows, the order's one-sentence summary of the run or "")."""
     order = _orders[name]
     try:
         keys = order.keys(course)
     except Exception:
         logger.exception("row order failed order=%s", name)
-        return list(rows)
+        return list(rows), ""
+    summary = order.summary(keys) if order.summary is not None and keys else ""
     fine = order.fine_for(user)
     missing = (float("-inf"), float("-inf"))
 
@@ -195,7 +214,7 @@ def order_rows(
     keyed = [r for r in rows if r["learner_id"] in keys]
     unkeyed = [r for r in rows if r["learner_id"] not in keys]
     # sorted() is stable: equal keys keep the base order
-    return [*sorted(keyed, key=key, reverse=True), *unkeyed]
+    return [*sorted(keyed, key=key, reverse=True), *unkeyed], summary
 
 
 def slot_template(slot: PanelSlot) -> str:

@@ -74,3 +74,11 @@ def test_csv_export_follows_the_risk_order(world: World, scored: list[str]) -> N
     rows = csv_rows(response)
     by_p = sorted(SCORES, key=lambda i: -SCORES[i][1])
     assert [r[0] for r in rows[1:]] == [scored[i] for i in by_p] + [scored[5]]
+
+
+def test_the_run_s_base_rate_is_said_once_above_the_table(world: World, scored) -> None:
+    html = body(client_for(world.instructor_a).get(f"/courses/{world.course_a.pk}/?status=all"))
+    expected = sum(p for _, p in SCORES.values())  # 1.85 of 5 scored learners
+    assert html.count("data-order-summary") == 1
+    assert f"about {round(expected)} of the 5 scored learners" in html
+    assert f"({expected / 5:.0%})" in html
