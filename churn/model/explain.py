@@ -125,6 +125,16 @@ HUMAN_NAMES: dict[str, Phrase] = {
 }
 
 
+# Features that are shares of something (0..1): shown as percentages
+FRACTIONS = frozenset(
+    {
+        "active_day_fraction",
+        "share_active_weeks",
+        "submitted_fraction",
+        "run_recent_withdrawal",
+    }
+)
+
 # Ranked features ("rank_<name>") in words: the English is the name with spaces.
 RANK_NAMES: dict[str, Phrase] = {
     "total_clicks": _("total clicks"),
@@ -166,7 +176,23 @@ def describe(feature: str, row: pd.Series) -> str:
 
 
 def describe_phrase(feature: str, row: pd.Series) -> Phrase:
-    """The description before translation. Long because it is one table of cases, one per
+    """The description before translation, compared with the classmates (same run, same
+    day) where the row has the feature's within-run percentile (#27 item 2):
+    "12 clicks in the last 14 days; lower than 85% of the class"."""
+    fact = _fact(feature, row)
+    rank = _num(row, f"rank_{feature}")
+    if math.isnan(rank) or feature.startswith("rank_"):
+        return fact
+    # rank: the share of the class at or below this learner (pandas' average method)
+    if rank < 0.5:
+        compare = _("lower than %(percent).0f%% of the class", percent=(1 - rank) * 100)
+    else:
+        compare = _("higher than %(percent).0f%% of the class", percent=rank * 100)
+    return _("%(fact)s; %(compare)s", fact=fact, compare=compare)
+
+
+def _fact(feature: str, row: pd.Series) -> Phrase:
+    """The description of the value alone. Long because it is one table of cases, one per
     feature family, each a sentence of its own (split, the order of the tests would hide)."""
     v = _num(row, feature)
     missing = math.isnan(v)
@@ -238,6 +264,20 @@ def describe_phrase(feature: str, row: pd.Series) -> Phrase:
             "longest break without activity: %(count)d days",
             v,
         )
+    if feature == "trend_active_days_14d" and not missing:
+        # the share of active days in the last 14 minus the share before (activity.py)
+        points = v * 100
+        if abs(points) < 5:
+            return _("active on about as many days in the last 2 weeks as before")
+        if points > 0:
+            return _(
+                "active on %(points).0f%% more of the days in the last 2 weeks than before",
+                points=points,
+            )
+        return _(
+            "active on %(points).0f%% fewer of the days in the last 2 weeks than before",
+            points=-points,
+        )
     if feature == "trend_clicks_14d" and not missing:
         change = math.expm1(v) * 100
         if abs(change) < 10:
@@ -290,6 +330,12 @@ def describe_phrase(feature: str, row: pd.Series) -> Phrase:
     if raw is None or (isinstance(raw, float) and math.isnan(raw)):
         return _("%(name)s: unknown", name=name)
     if isinstance(raw, float):
-        return _("%(name)s: %(value).3g", name=name, value=float(raw))
+        # no model-scale numbers (-0.272): shares as percentages, the rest rounded
+        if feature in FRACTIONS:
+            return _("%(name)s: %(percent).0f%%", name=name, percent=float(raw) * 100)
+        value = float(raw)
+        if abs(value) >= 10:
+            return _("%(name)s: %(value).0f", name=name, value=value)
+        return _("%(name)s: %(value).1f", name=name, value=value)
     # Categorical values (region, age band, ...) are data: shown as they are.
     return _("%(name)s: %(value)s", name=name, value=str(raw))

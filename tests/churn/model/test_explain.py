@@ -51,7 +51,7 @@ KNOWN = [
     ("studied_credits", {"studied_credits": 60.0}, "study load (credits): 60"),
     ("region", {"region": "Wales"}, "region: Wales"),
     ("imd_band", {}, "deprivation band: unknown"),
-    ("some_new_feature", {"some_new_feature": 0.123456}, "some new feature: 0.123"),
+    ("some_new_feature", {"some_new_feature": 0.123456}, "some new feature: 0.1"),
 ]
 
 
@@ -77,3 +77,33 @@ def test_phrase_survives_json_as_batch_scores_store_it() -> None:
     stored = json.loads(json.dumps(phrase.to_json()))
     assert Phrase.from_json(stored) == phrase
     assert Phrase.from_json(stored).english() == "average assessment score 70/100"
+
+
+def test_a_ranked_factor_is_compared_with_the_class() -> None:
+    row = pd.Series({"clicks_last_14d": 12.0, "rank_clicks_last_14d": 0.15})
+    assert describe("clicks_last_14d", row) == (
+        "12 clicks in the last 14 days; lower than 85% of the class"
+    )
+    row = pd.Series({"days_since_last_activity": 20.0, "rank_days_since_last_activity": 0.9})
+    assert describe("days_since_last_activity", row) == (
+        "no activity in the last 20 days; higher than 90% of the class"
+    )
+    # without the rank (older frames, one-learner runs) the fact alone
+    assert describe("clicks_last_14d", pd.Series({"clicks_last_14d": 1.0})) == (
+        "1 click in the last 14 days"
+    )
+
+
+def test_no_factor_text_holds_a_model_scale_number(synth_data) -> None:
+    """#27 item 2: every feature of real feature rows in words, never "-0.272"."""
+    import re
+
+    from churn.model.features import build_dataset
+
+    frame = build_dataset(synth_data, [30, 60]).frame.iloc[::7]
+    features = [c for c in frame.columns if not c.startswith("seq_")]
+    bare = re.compile(r"\d\.\d{2,}")
+    for _, row in frame.iterrows():
+        for feature in features:
+            text = describe(feature, row)
+            assert not bare.search(text), (feature, text)
