@@ -26,8 +26,8 @@ from django.views.decorators.http import require_GET
 
 from eduplatform.core import access
 from eduplatform.core.charts import chart_card, chart_specs
-from eduplatform.registry.kinds import kind_title
 from eduplatform.registry.headline import headline
+from eduplatform.registry.kinds import kind_title
 from eduplatform.registry.labels import label
 from eduplatform.registry.models import ModelVersion
 from eduplatform.registry.reasons import (

@@ -189,7 +189,7 @@ def test_demo_setup_shows_its_steps_on_a_terminal_only(monkeypatch):
     calls = []
     monkeypatch.setattr(demo_setup, "call_command", lambda *a, **k: calls.append(a))
     monkeypatch.setattr(services, "batch_scores_refresh", lambda **k: 0)
-    out_tty, err_tty = run("demo_setup", tty=True)
+    _, err_tty = run("demo_setup", tty=True)
     assert "steps" in err_tty and "recommender: score" in err_tty
     assert calls == [("retrain", "churn", "--wait"), ("retrain", "recommender", "--wait")]
     out_pipe, err_pipe = run("demo_setup", tty=False)
