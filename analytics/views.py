@@ -11,22 +11,26 @@ import csv
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import BadRequest
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import render
-from django.urls import Resolver404, resolve
+from django.core.exceptions import BadRequest, ValidationError
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import Resolver404, resolve, reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from analytics.pages import panels
 from analytics.pages.course import course_csv_rows, course_page
+from analytics.pages.interventions import InterventionForm
 from analytics.pages.learner import learner_page
 from analytics.pages.overview import overview_page
 from analytics.pages.quality import data_quality_page
 from analytics.pages.segments import segments_page
 from analytics.selectors.learner_table import LearnerTableQuery
+from analytics.services import intervention_record
 from eduplatform.core import access
 from eduplatform.core.inputs import ascii_int, storable_text
 
@@ -134,6 +138,51 @@ def learner_detail(request: HttpRequest, pseudonym: str) -> HttpResponse:
         request.user, learner, access.courses_for_user(request.user), timezone.localdate()
     )
     return _render(request, "analytics/learner.html", context)
+
+
+def _not_recorded(request: HttpRequest, errors: dict[str, list[str]]) -> None:
+    detail = "; ".join(
+        f"{field}: {' '.join(ms)}" if field else " ".join(ms) for field, ms in errors.items()
+    )
+    messages.error(request, _("The action was not recorded: %(errors)s") % {"errors": detail})
+
+
+@access.declare(access.COURSE_STAFF)
+@never_cache
+@login_required
+def learner_intervention_add(request: HttpRequest, pseudonym: str) -> HttpResponse:
+    """The learner page's "record an action" form (CSRF-checked POST, then back to the page)."""
+    # Access before the method: a GET from someone kept out is the same 404 as a POST.
+    learner = access.get_learner_for_staff(request.user, pseudonym)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    courses = list(
+        access.courses_for_staff(request.user).filter(enrollments__learner=learner).distinct()
+    )
+    form = InterventionForm(request.POST, courses=courses)
+    page = reverse("analytics:learner", args=[learner.pseudonym]) + "#actions"
+    if not form.is_valid():
+        errors = {
+            str(form.fields[f].label) if f in form.fields else "": [str(m) for m in e]
+            for f, e in form.errors.items()
+        }
+        _not_recorded(request, errors)
+        return redirect(page)
+    course = next(c for c in courses if c.pk == form.cleaned_data["course"])
+    try:
+        intervention_record(
+            user=request.user,
+            course=course,
+            learner=learner,
+            kind=form.cleaned_data["kind"],
+            date=form.cleaned_data["date"],
+            note=form.cleaned_data["note"],
+        )
+    except ValidationError as error:
+        _not_recorded(request, error.message_dict)
+        return redirect(page)
+    messages.success(request, _("Action recorded."))
+    return redirect(page)
 
 
 @access.declare(access.SIGNED_IN)

@@ -11,6 +11,7 @@ from django.utils.translation import pgettext_lazy
 from analytics.models import Enrollment, Learner
 from analytics.pages import panels
 from analytics.pages.common import learner_status, week_label
+from analytics.pages.interventions import learner_actions
 from analytics.selectors.activity import week_of_run
 from analytics.selectors.learners import (
     learner_daily_clicks,
@@ -72,6 +73,7 @@ def learner_page(
         "chart_data": chart_specs(heatmaps),
         "submissions": submissions,
         "panels": slots,
+        "actions": learner_actions(user, learner, courses, today),
     }
 
 

@@ -19,7 +19,7 @@ def learner_interventions(learner: Learner, course_ids: Sequence[int]) -> list[I
     """The learner's records in these runs (the caller passes the runs the viewer may act on)."""
     return list(
         Intervention.objects.filter(learner_id=learner.pk, course_id__in=course_ids)
-        .select_related("created_by")
+        .select_related("created_by", "course")
         .order_by("-date", "-id")
     )
 

@@ -135,6 +135,26 @@ def get_course_for_staff(user: Any, course_id: int | str) -> Course:
         raise Http404("No such course run.") from exc
 
 
+def get_learner_for_staff(user: Any, pseudonym: str) -> Learner:
+    """The learner if enrolled in a run the user may act on (`courses_for_staff`), else Http404
+    (as for every foreign object); name and email are not loaded."""
+    if not is_pseudonym(pseudonym):
+        raise Http404("No such learner.")
+    learner = (
+        Learner.objects.filter(
+            pk__in=Enrollment.objects.filter(course__in=courses_for_staff(user)).values(
+                "learner_id"
+            ),
+            pseudonym=pseudonym,
+        )
+        .defer("name", "email")
+        .first()
+    )
+    if learner is None:
+        raise Http404("No such learner.")
+    return learner
+
+
 def get_learner_for_user(user: Any, pseudonym: str) -> Learner:
     """The learner, or Http404 unless enrolled in a course run the user may see.
 

@@ -25,11 +25,14 @@ QUERY_COUNTS = {
     # daily, by type, weekly, enrolled counts
     "overview": 9,
     # course: course, weekly, by type, item usage (events + items), score
-    # histogram, table count, table page, the risk order's scores (default order)
-    "course": 10,
+    # histogram, table count, table page, the risk order's scores (default order),
+    # the scores again for the outcome card (#27 item 5; its enrolment and activity
+    # reads only run when learners are flagged high, none in this world)
+    "course": 11,
     # export: course, last activity, the run's rows, the risk order's scores (default
-    # order: the rows are ordered in Python, so read at once, not in 500-row slices)
-    "export": 5,
+    # order: the rows are ordered in Python, so read at once, not in 500-row slices),
+    # the recorded actions of the slice (#27 item 5, one per 500 rows)
+    "export": 6,
     # segments: course, last activity, enrolments, totals, per-type clicks
     "segments": 6,
     # learner: learner, enrolments (+course), daily clicks, submissions
@@ -37,6 +40,9 @@ QUERY_COUNTS = {
     # data quality: courses, last activity, 3 feature reads, volume, imports
     "data_quality": 8,
 }
+# Reads only for roles that may act on learners (admins, instructors; not analysts): the
+# learner page's recorded actions (#27 item 5).
+STAFF_QUERIES = {"learner": 1}
 
 
 @pytest.mark.parametrize("page", list(QUERY_COUNTS))
@@ -44,6 +50,7 @@ QUERY_COUNTS = {
 def test_query_counts(world: World, page: str, role: str, django_assert_num_queries) -> None:
     client = client_for(getattr(world, role))
     expected = SESSION + QUERY_COUNTS[page] + (0 if role == "admin" else 1)
+    expected += 0 if role == "analyst" else STAFF_QUERIES.get(page, 0)
     with django_assert_num_queries(expected):
         response = client.get(page_urls(world)[page])
         text = body(response)  # streaming responses query while streaming

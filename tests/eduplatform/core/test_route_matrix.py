@@ -192,11 +192,16 @@ POSTS: dict[str, dict[str, Any] | list[Any] | None] = {
     "api-model-retrain": {"from_scratch": "maybe"},
     "api-model-promote": {"version": "x"},
     "api-model-rollback": {"version": "x"},
+    "api-learner-interventions": {"kind": "phoned"},
     "logout": None,
     "admin:logout": None,
 }
 # Form posts (set_language reads request.POST) and headers some routes need to answer.
-FORMS = {"set_language": {"language": "en", "next": "/healthz"}}
+FORMS = {
+    "set_language": {"language": "en", "next": "/healthz"},
+    # an invalid action: those let in are sent back to the learner page, nothing recorded
+    "analytics:learner-interventions": {"kind": "phoned"},
+}
 HEADERS = {"captcha-refresh": {"HTTP_X_REQUESTED_WITH": "XMLHttpRequest"}}
 
 
