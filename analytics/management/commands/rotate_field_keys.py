@@ -1,4 +1,5 @@
-"""Re-encrypt learners' personal data with the newest key of FIELD_ENCRYPTION_KEYS.
+"""Re-encrypt learners' personal data (names, emails, intervention notes) with the newest key
+of FIELD_ENCRYPTION_KEYS.
 
 Rotation: 1. prepend a new Fernet key to FIELD_ENCRYPTION_KEYS (old ones stay
 listed, so everything still decrypts); 2. run this command; 3. drop the old key.
@@ -16,7 +17,7 @@ from eduplatform.core.progress import command_bar
 
 
 class Command(BaseCommand):
-    help = "Re-encrypt every learner's name and email with the primary (first) key."
+    help = "Re-encrypt learners' names, emails and intervention notes with the primary key."
 
     def handle(self, *args: Any, **options: Any) -> None:
         multi = fernet()
@@ -42,4 +43,10 @@ class Command(BaseCommand):
                 "UPDATE analytics_learner SET name = %s, email = %s WHERE id = %s", updates
             )
             done = len(updates)
+            # Intervention notes (#27 item 5) are encrypted with the same keys: without this
+            # dropping the old key would make every older note unreadable.
+            cursor.execute("SELECT id, note FROM analytics_intervention WHERE note <> ''")
+            notes = [(multi.rotate(note.encode()).decode(), pk) for pk, note in cursor.fetchall()]
+            cursor.executemany("UPDATE analytics_intervention SET note = %s WHERE id = %s", notes)
         self.stdout.write(f"re-encrypted personal data of {done} learners with the primary key")
+        self.stdout.write(f"re-encrypted the notes of {len(notes)} interventions")

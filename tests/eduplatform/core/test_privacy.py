@@ -58,3 +58,19 @@ def test_rotate_field_keys_command_lets_the_old_key_go(settings):
     settings.FIELD_ENCRYPTION_KEYS = [new]
     fresh = Learner.objects.get(pk=learner.pk)
     assert (fresh.name, fresh.email) == ("Ada Lovelace", "ada@example.org")
+
+
+@pytest.mark.django_db
+def test_rotate_field_keys_re_encrypts_intervention_notes(settings):
+    from django.core.management import call_command
+
+    from analytics.models import Intervention
+    from tests.factories import InterventionFactory
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.FIELD_ENCRYPTION_KEYS = [old]
+    record = InterventionFactory(note="Agreed a two-week extension")
+    settings.FIELD_ENCRYPTION_KEYS = [new, old]
+    call_command("rotate_field_keys", verbosity=0)
+    settings.FIELD_ENCRYPTION_KEYS = [new]
+    assert Intervention.objects.get(pk=record.pk).note == "Agreed a two-week extension"
