@@ -10,21 +10,17 @@ unstyled and the canvases blank, and fails here.
 
 from __future__ import annotations
 
-import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
 from tests.browser.test_api_docs import browser  # noqa: F401  (the module's chromium fixture)
 from tests.eduplatform.test_deploy import production_env
-from tests.eduplatform.test_production_static import free_port
+from tests.eduplatform.test_production_static import gunicorn
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct-horse-battery"
@@ -86,34 +82,8 @@ def site(tmp_path_factory) -> Iterator[dict[str, object]]:
     ).stdout.split()[-1]  # fmt: skip
     with sqlite3.connect(database) as db:
         (course_id,) = db.execute("SELECT min(id) FROM analytics_course").fetchone()
-    port = free_port()
-    log = tmp / "gunicorn.log"
-    with log.open("w") as out:
-        server = subprocess.Popen(
-            [str(ROOT / ".venv" / "bin" / "gunicorn"), "eduplatform.wsgi", "-w", "1",
-             "-b", f"127.0.0.1:{port}", "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, log.read_text()[-3000:]
-            try:
-                if requests.get(base + "/healthz", headers=PROXY, timeout=2).ok:
-                    break
-            except requests.RequestException:
-                pass
-            assert time.monotonic() < deadline, "gunicorn did not answer /healthz in 60 s"
-            time.sleep(0.3)
+    with gunicorn(env, tmp / "gunicorn.log", PROXY) as base:
         yield {"base": base, "course_id": course_id, "session": session}
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
 
 
 def test_course_page_is_styled_and_draws_its_charts_under_production_settings(

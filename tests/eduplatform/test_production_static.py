@@ -15,6 +15,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -39,6 +41,39 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextmanager
+def gunicorn(env: dict[str, str], log: Path, headers: dict[str, str]) -> Iterator[str]:
+    """One gunicorn worker on a free 127.0.0.1 port under `env`, answering /healthz (with
+    `headers`) before its base URL is yielded; its whole process group is stopped after."""
+    port = free_port()
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [str(ROOT / ".venv" / "bin" / "gunicorn"), "eduplatform.wsgi", "-w", "1",
+             "-b", f"127.0.0.1:{port}", "--log-level", "warning"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, log.read_text()[-3000:]
+            try:
+                if requests.get(base + "/healthz", headers=headers, timeout=2).ok:
+                    break
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline, "gunicorn did not answer /healthz in 60 s"
+            time.sleep(0.3)
+        yield base
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
 @pytest.fixture(scope="module")
 def production_server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("production")
@@ -58,46 +93,8 @@ def production_server(tmp_path_factory):
     )
     assert collected.returncode == 0, collected.stderr[-3000:]
     assert (tmp / "static" / "staticfiles.json").exists()
-    port = free_port()
-    log = tmp / "gunicorn.log"
-    with log.open("w") as out:
-        server = subprocess.Popen(
-            [
-                str(ROOT / ".venv" / "bin" / "gunicorn"),
-                "eduplatform.wsgi",
-                "-w",
-                "1",
-                "-b",
-                f"127.0.0.1:{port}",
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, log.read_text()[-3000:]
-            try:
-                if requests.get(base + "/healthz", headers=HEADERS, timeout=2).ok:
-                    break
-            except requests.RequestException:
-                pass
-            assert time.monotonic() < deadline, "gunicorn did not answer /healthz in 60 s"
-            time.sleep(0.3)
+    with gunicorn(env, tmp / "gunicorn.log", HEADERS) as base:
         yield {"base": base, "static_root": tmp / "static"}
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
 
 
 @pytest.mark.parametrize("page", ["/accounts/login/", "/api/v1/docs/", "/api/v1/redoc/"])
