@@ -8,7 +8,14 @@ from typing import Any
 from django.apps import apps
 from django.db.models import Sum
 
-from analytics.models import DailyActivity, Enrollment, Learner, LearningEvent, Submission
+from analytics.models import (
+    DailyActivity,
+    Enrollment,
+    Intervention,
+    Learner,
+    LearningEvent,
+    Submission,
+)
 from analytics.selectors.activity import value_rows
 
 
@@ -90,6 +97,12 @@ def learner_export(*, pseudonym: str) -> dict | None:
             DailyActivity.objects.filter(course_id__in=course_ids, learner=learner)
             .order_by("date")
             .values("course__code", "date", "activity_type", "events", "clicks", "active_seconds")
+        ),
+        # what instructors recorded about the learner (#27 item 5), notes decrypted
+        "interventions": list(
+            Intervention.objects.filter(learner=learner)
+            .order_by("date", "id")
+            .values("course__code", "kind", "date", "note", "created_at")
         ),
         "predictions": _predictions(learner),
     }

@@ -99,3 +99,17 @@ def test_bad_input_names_its_fields_and_writes_nothing(run):
         _record(instructor, enrollment, kind="phoned", date=dt.date(2999, 1, 1), note="a\x00b")
     assert set(error.value.message_dict) == {"kind", "date", "note"}
     assert not Intervention.objects.exists()
+
+
+def test_the_learners_export_holds_the_records_and_erasure_removes_them():
+    from analytics.selectors.learners import learner_export
+    from analytics.services import learner_erase
+    from tests.factories import InterventionFactory
+
+    record = InterventionFactory(note="Agreed a new deadline")
+    export = learner_export(pseudonym=record.learner.pseudonym)
+    assert [(r["kind"], r["note"]) for r in export["interventions"]] == [
+        ("contacted", "Agreed a new deadline")
+    ]
+    learner_erase(pseudonym=record.learner.pseudonym)
+    assert not Intervention.objects.exists()
