@@ -141,3 +141,15 @@ def test_the_export_has_the_action_columns(world: World) -> None:
         by_learner[learners[0].pseudonym]["latest_action"],
     ) == ("2", "extension")
     assert by_learner[learners[1].pseudonym]["actions"] == "0"
+
+
+def test_analysts_see_small_outcome_groups_suppressed(world: World, monkeypatch) -> None:
+    _flag_all_high(monkeypatch, world)
+    learner = world.learners[world.course_a.code][0]
+    InterventionFactory(
+        course=world.course_a, learner=learner, date=world.today - dt.timedelta(days=20)
+    )
+    html = body(client_for(world.analyst).get(f"/courses/{world.course_a.pk}/"))
+    card = html.split('id="outcomes"', 1)[1].split("</section>", 1)[0]
+    assert "suppressed (fewer than 5 learners)" in card
+    assert _outcome_rows(html)[0] == []  # the one learner with an action is not counted out
