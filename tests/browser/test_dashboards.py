@@ -189,7 +189,7 @@ def test_at_risk_table_filters_sorts_and_exports(login, platform, tmp_path) -> N
     page.get_by_label("Pseudonym contains").fill(target[:12])
     page.get_by_label("Pseudonym contains").press("Enter")
     page.wait_for_url("**q=*")
-    assert table_column(session, "th[scope=row] a") == [target]
+    assert table_column(session, "th[scope=row] a.mono") == [target]
 
     # Reset, show all statuses, sort by last active: ascending, then descending.
     page.get_by_role("link", name="Reset").click()
@@ -263,6 +263,6 @@ def test_sort_buttons_are_reachable_by_keyboard(login, platform) -> None:
 
     page.keyboard.press("Enter")
     page.wait_for_url("**sort=pseudonym*")
-    names = table_column(session, "th[scope=row] a")
+    names = table_column(session, "th[scope=row] a.mono")
     assert names == sorted(names)
     assert session.errors == []
