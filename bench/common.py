@@ -112,6 +112,8 @@ def gunicorn(env: dict[str, str], workers: int = 2) -> Iterator[str]:
 
 
 def machine() -> dict[str, Any]:
+    # The same reading as eduplatform.ml.compress.timing.cpu_model, not imported: that
+    # package loads torch (1.8 s), and the tool check must answer within the first second.
     cpu = "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

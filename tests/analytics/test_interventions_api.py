@@ -13,14 +13,6 @@ from tests.factories import CourseFactory, EnrollmentFactory, UserFactory
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def run():
-    enrollment = EnrollmentFactory()
-    instructor = UserFactory()
-    enrollment.course.instructors.add(instructor)
-    return enrollment, instructor
-
-
 def _client(user):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")

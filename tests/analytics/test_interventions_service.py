@@ -16,14 +16,6 @@ from tests.factories import CourseFactory, EnrollmentFactory, UserFactory
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def run():
-    enrollment = EnrollmentFactory()
-    instructor = UserFactory()
-    enrollment.course.instructors.add(instructor)
-    return enrollment, instructor
-
-
 def _record(user, enrollment, **overrides):
     values = {
         "kind": "contacted",

@@ -77,15 +77,19 @@ def percentile_ms(samples: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(samples) * 1e3, q)) if samples else math.nan
 
 
-def environment(threads: int) -> dict[str, Any]:
-    cpu = platform.processor() or ""
+def cpu_model(default: str = "") -> str:
+    """The CPU's model name from /proc/cpuinfo (`default` where there is none)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return default
+
+
+def environment(threads: int) -> dict[str, Any]:
+    cpu = cpu_model(platform.processor() or "")
     return {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "torch": torch.__version__,
