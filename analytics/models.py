@@ -257,6 +257,10 @@ class Intervention(models.Model):
     kind = models.CharField(max_length=16, choices=Kind.choices)
     date = models.DateField()
     note = EncryptedTextField(blank=True, default="")
+    # The learner's risk band in the run on `date` (their latest batch score on or before
+    # it), read when the record is made: the outcome card compares learners flagged at the
+    # time of the action, not by a band that may have moved since (#27). Blank: not scored.
+    risk_band = models.CharField(max_length=8, blank=True, default="", editable=False)
     # Kept when the account goes: the record is about the learner, not the instructor.
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
