@@ -27,6 +27,7 @@ from analytics.models import (
     LearningEvent,
     Submission,
 )
+from analytics.risk_bands import band_history
 from eduplatform.core import access
 from eduplatform.core.inputs import text_error
 
@@ -145,8 +146,18 @@ def intervention_record(
         errors["note"] = problem
     if errors:
         raise ValidationError(errors)
+    # The band on the action's day, kept: the outcome card compares learners by the band
+    # that led to the action, not by today's (which the action may have changed).
+    history = band_history()
+    band = history.bands_on(course, date, [learner.pk]).get(learner.pk, "") if history else ""
     record = Intervention.objects.create(
-        course=course, learner=learner, kind=kind, date=date, note=note, created_by=user
+        course=course,
+        learner=learner,
+        kind=kind,
+        date=date,
+        note=note,
+        risk_band=band,
+        created_by=user,
     )
     # ids only: the note and the learner's identity stay out of the logs
     logger.info("intervention %s recorded course=%s", record.pk, course.pk)

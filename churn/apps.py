@@ -8,6 +8,7 @@ class ChurnConfig(AppConfig):
 
     def ready(self) -> None:
         from analytics.pages.panels import register_panel_data, register_row_order
+        from analytics.risk_bands import register_band_history
         from churn import selectors
         from eduplatform.registry.kinds import register_kind_module
 
@@ -28,3 +29,5 @@ class ChurnConfig(AppConfig):
             ),
         )
         register_panel_data("learner_risk", selectors.learner_panel)
+        # past bands: the intervention log keeps the band at the action (#27)
+        register_band_history(flagged="high", bands_on=selectors.bands_on)

@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -205,6 +205,17 @@ def risk_order(course: Course) -> dict[int, tuple[float, float]]:
     at-risk table's "risk" order (analytics.pages.panels.register_row_order)."""
     rows = RiskScore.objects.filter(course=course).values_list("learner_id", "band", "probability")
     return {lid: (BAND_RANK.get(band, -1.0), float(p)) for lid, band, p in rows}
+
+
+def bands_on(course: Course, day: dt.date, learner_ids: Collection[int] | None) -> dict[int, str]:
+    """{learner_id: band} of the run on `day`: each learner's latest batch score on or before
+    it (RiskHistory), one query; learners not scored by then are absent. Registered with
+    analytics.risk_bands: the intervention log's band at the action, the outcome card's."""
+    rows = RiskHistory.objects.filter(course=course, as_of__lte=day)
+    if learner_ids is not None:
+        rows = rows.filter(learner_id__in=list(learner_ids))
+    latest = rows.order_by("learner_id", "-as_of").distinct("learner_id")
+    return dict(latest.values_list("learner_id", "band"))
 
 
 def run_summary(keys: Mapping[int, tuple[float, float]]) -> str:

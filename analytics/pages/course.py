@@ -200,9 +200,18 @@ def course_page(
         if len(bundle.tables) >= 32:  # searches are free text: keep a few
             bundle.tables.clear()
         bundle.tables[base_query] = rows
+    # The run's risk scores, read once: the risk order and the outcome card both use them.
+    risk = panels.order_keys("risk", course) if "risk" in orders else None
     summary = ""
     if by_order:
-        rows, summary = panels.ordered(query.sort, rows, course, user, descending=query.descending)
+        rows, summary = panels.ordered(
+            query.sort,
+            rows,
+            course,
+            user,
+            descending=query.descending,
+            keys=risk if query.sort == "risk" else None,
+        )
     page = Paginator(rows, PAGE_SIZE).get_page(page_number)
     page_rows = [dict(r, status=learner_status(r)) for r in page.object_list]
     cells_template = get_template("analytics/_learner_row_cells.html")
@@ -277,7 +286,7 @@ def course_page(
         "sort_label": orders[query.sort].label if by_order else LEARNER_SORTS[query.sort],
         "statuses": LEARNER_STATUSES,
         "inactivity_choices": INACTIVITY_CHOICES,
-        "outcomes": outcome_card(user, course, today),
+        "outcomes": outcome_card(user, course, today, risk),
     }
 
 

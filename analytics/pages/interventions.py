@@ -4,7 +4,7 @@ course page's outcome comparison card and the CSV export's action columns."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django import forms
@@ -12,9 +12,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from analytics.models import Course, Intervention, Learner
-from analytics.pages import panels
+from analytics.risk_bands import band_history
 from analytics.selectors.interventions import (
     OUTCOME_DAYS,
+    OutcomeComparison,
     course_action_summary,
     intervention_outcomes,
     learner_interventions,
@@ -22,8 +23,6 @@ from analytics.selectors.interventions import (
 from analytics.services import NOTE_MAX_LENGTH
 from eduplatform.core import access
 
-# The risk order's band rank of "high" (churn registers the order; analytics never imports it).
-HIGH_RISK_RANK = 2.0
 CSV_COLUMNS = ("actions", "latest_action")
 
 
@@ -55,19 +54,30 @@ def learner_actions(user: Any, learner: Learner, courses: Sequence[Course], toda
     return {"form": form, "records": records}
 
 
-def outcome_card(user: Any, course: Course, today: dt.date) -> dict[str, Any] | None:
+def outcome_card(
+    user: Any, course: Course, today: dt.date, scores: Mapping[int, Any] | None
+) -> dict[str, Any] | None:
     """At-risk learners with and without a recorded action, by what happened in the next
-    OUTCOME_DAYS days; None when no app ranks learners by risk."""
-    order = panels.row_orders().get("risk")
-    if order is None:
+    OUTCOME_DAYS days; None when no app scores learners.
+
+    `scores`: the run's current risk keys (`panels.order_keys("risk")`), which the page
+    reads once for its table and this card; None (no risk order, or its read failed)
+    leaves the card out; empty means the run was never scored, so nobody was flagged and
+    the card reads nothing more. Flagged means at risk at the start of each
+    learner's window (`intervention_outcomes`): the band stored with the first action, or
+    the band on `today - OUTCOME_DAYS` (one query) for learners without one."""
+    history = band_history()
+    if history is None or scores is None:
         return None
-    try:
-        keys = order.keys(course)
-    except Exception:  # a failing risk model leaves the card out, as a failing panel does
-        panels.logger.exception("risk keys failed for the outcome card")
-        return None
-    flagged = [lid for lid, (rank, _fine) in keys.items() if rank >= HIGH_RISK_RANK]
-    outcome = intervention_outcomes(course, flagged, today)
+    outcome = OutcomeComparison()
+    if scores:
+        start = today - dt.timedelta(days=OUTCOME_DAYS)
+        outcome = intervention_outcomes(
+            course,
+            today,
+            flagged_band=history.flagged,
+            bands_at_start=history.bands_on(course, start, None),
+        )
     rows = access.suppress_small_groups(
         user,
         [
@@ -79,7 +89,7 @@ def outcome_card(user: Any, course: Course, today: dt.date) -> dict[str, Any] | 
     )
     return {
         "rows": rows,
-        "flagged": len(flagged),
+        "flagged": outcome.flagged,
         "too_recent": outcome.too_recent,
         "already_withdrawn": outcome.already_withdrawn,
         "days": OUTCOME_DAYS,

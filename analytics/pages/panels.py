@@ -187,6 +187,16 @@ def order_rows(
     return ordered(name, rows, course, user, descending=descending)[0]
 
 
+def order_keys(name: str, course: Course) -> Mapping[int, tuple[float, float]] | None:
+    """The registered order's keys of the run (one query), or None when its key function
+    fails (logged)."""
+    try:
+        return _orders[name].keys(course)
+    except Exception:
+        logger.exception("row order failed order=%s", name)
+        return None
+
+
 def ordered(
     name: str,
     rows: Sequence[Mapping[str, Any]],
@@ -194,13 +204,14 @@ def ordered(
     user: Any,
     *,
     descending: bool,
+    keys: Mapping[int, tuple[float, float]] | None = None,
 ) -> tuple[list[Mapping[str, Any]], str]:
-    """(`order_rows`' rows, the order's one-sentence summary of the run or "")."""
+    """(`order_rows`' rows, the order's one-sentence summary of the run or ""). `keys`: the
+    order's keys when the caller has read them already (`order_keys`)."""
     order = _orders[name]
-    try:
-        keys = order.keys(course)
-    except Exception:
-        logger.exception("row order failed order=%s", name)
+    if keys is None:
+        keys = order_keys(name, course)
+    if keys is None:
         return list(rows), ""
     summary = order.summary(keys) if order.summary is not None and keys else ""
     fine = order.fine_for(user)

@@ -4,10 +4,10 @@ of at-risk learners with and without a recorded action."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, Q, Subquery
 
 from analytics.models import Course, DailyActivity, Enrollment, Intervention, Learner
 
@@ -54,6 +54,8 @@ class OutcomeGroup:
 class OutcomeComparison:
     with_action: OutcomeGroup = field(default_factory=OutcomeGroup)
     without_action: OutcomeGroup = field(default_factory=OutcomeGroup)
+    # learners flagged at risk (either side, counted or not)
+    flagged: int = 0
     # actions taken less than OUTCOME_DAYS ago: no outcome to read yet
     too_recent: int = 0
     # withdrawn before the day the outcome is counted from: nothing left to compare
@@ -61,27 +63,38 @@ class OutcomeComparison:
 
 
 def intervention_outcomes(
-    course: Course, flagged_ids: Collection[int], today: dt.date
+    course: Course, today: dt.date, *, flagged_band: str, bands_at_start: Mapping[int, str]
 ) -> OutcomeComparison:
     """Withdrew / active / neither within OUTCOME_DAYS of each flagged learner's first action,
-    or, for flagged learners without one, of `today - OUTCOME_DAYS`; two queries.
+    or, for learners without one, of `today - OUTCOME_DAYS`; two queries.
 
-    "Active" is any activity in the window; "withdrew" an unregistration in it.
-    Not a randomized comparison: instructors choose whom to contact.
+    Flagged is the band at the start of that window: for a learner with an action the band
+    stored on their first record (`Intervention.risk_band`, their band on its day), for the
+    others `bands_at_start` (the caller reads each learner's band on `today -
+    OUTCOME_DAYS`). Today's band would mix in the outcome: a learner who stopped after the
+    action is high now. "Active" is any activity in the window; "withdrew" an
+    unregistration in it. Not a randomized comparison: instructors choose whom to contact.
     """
     result = OutcomeComparison()
-    if not flagged_ids:
-        return result
-    first_action = (
-        Intervention.objects.filter(course=course, learner_id=OuterRef("learner_id"))
-        .order_by("date")
-        .values("date")[:1]
-    )
+    first_actions = Intervention.objects.filter(
+        course=course, learner_id=OuterRef("learner_id")
+    ).order_by("date", "id")
+    flagged_at_start = [lid for lid, band in bands_at_start.items() if band == flagged_band]
     enrolments = list(
-        Enrollment.objects.filter(course=course, learner_id__in=flagged_ids)
-        .annotate(first_action=Subquery(first_action))
+        Enrollment.objects.filter(course=course)
+        .annotate(
+            first_action=Subquery(first_actions.values("date")[:1]),
+            first_band=Subquery(first_actions.values("risk_band")[:1]),
+        )
+        .filter(
+            Q(first_action__isnull=False, first_band=flagged_band)
+            | Q(first_action__isnull=True, learner_id__in=flagged_at_start)
+        )
         .values_list("learner_id", "unregistered_on", "first_action")
     )
+    result.flagged = len(enrolments)
+    if not enrolments:
+        return result
     window = dt.timedelta(days=OUTCOME_DAYS)
     starts: dict[int, tuple[dt.date, bool]] = {}
     for learner_id, unregistered_on, acted_on in enrolments:

@@ -105,3 +105,26 @@ def test_the_learners_export_holds_the_records_and_erasure_removes_them():
     ]
     learner_erase(pseudonym=record.learner.pseudonym)
     assert not Intervention.objects.exists()
+
+
+def test_the_record_keeps_the_band_on_the_actions_day(run):
+    """#27: the band stored is the learner's latest batch score on or before the action's
+    day (churn's RiskHistory through analytics.risk_bands), not a later one; blank when not
+    scored by then. Killed mutants: risk_band not stored; as_of__lte dropped (the newest
+    band)."""
+    from churn.models import RiskHistory
+
+    enrollment, instructor = run
+    for day, band in ((dt.date(2026, 10, 1), "medium"), (dt.date(2026, 10, 15), "high")):
+        RiskHistory.objects.create(
+            course=enrollment.course, learner=enrollment.learner, as_of=day, probability=0.5,
+            band=band,
+        )  # fmt: skip
+    RiskHistory.objects.create(  # after the action: not the band that led to it
+        course=enrollment.course, learner=enrollment.learner, as_of=dt.date(2026, 10, 25),
+        probability=0.1, band="low",
+    )  # fmt: skip
+    assert _record(instructor, enrollment, date=dt.date(2026, 10, 20)).risk_band == "high"
+    assert _record(instructor, enrollment, date=dt.date(2026, 10, 5)).risk_band == "medium"
+    assert _record(instructor, enrollment, date=dt.date(2026, 9, 30)).risk_band == ""
+    assert Intervention.objects.filter(risk_band="high").count() == 1

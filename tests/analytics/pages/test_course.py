@@ -164,15 +164,16 @@ def test_course_page_cache_follows_new_data_and_erasure(
 ) -> None:
     """The run-wide reads are cached per data version: new rows show at once, erased
     learners leave at once, and a hit costs session, user, course, the version check and
-    the risk order's scores (read on every request: scores change without new data), read
-    again by the outcome card (#27 item 5: nobody is flagged high here, so nothing more)."""
+    the run's risk scores (read on every request: scores change without new data), once
+    for the risk order and the outcome card (#27: nobody is scored here, so the card reads
+    nothing more)."""
     from analytics.services import learner_erase
 
     client = client_for(world.admin)
     url = f"/courses/{world.course_a.pk}/?status=all"
     learners = world.learners[world.course_a.code]
     assert learners[0].pseudonym in table_pseudonyms(body(client.get(url)))
-    with django_assert_num_queries(6):  # the session is read from the database (#24 item 4)
+    with django_assert_num_queries(5):  # the session is read from the database (#24 item 4)
         body(client.get(url))
     newcomer = LearnerFactory()
     EnrollmentFactory(learner=newcomer, course=world.course_a)

@@ -9,6 +9,7 @@ import re
 import pytest
 from django.test import Client
 
+from analytics import risk_bands
 from analytics.models import Intervention
 from analytics.pages import panels
 from tests.analytics.pages.support import body, client_for, csv_rows
@@ -94,9 +95,18 @@ def test_the_at_risk_table_links_to_the_form(world: World) -> None:
 
 
 def _flag_all_high(monkeypatch, world: World) -> None:
+    """Every learner of run A scored high now and at any past day; records made from now
+    on store "high" (the band hook churn registers, replaced)."""
     ids = {lrn.pk: (2.0, 0.9) for lrn in world.learners[world.course_a.code]}
     order = panels.RowOrder(label="Risk", keys=lambda course: ids, fine_for=lambda user: True)
     monkeypatch.setitem(panels._orders, "risk", order)
+    history = risk_bands.BandHistory(
+        flagged="high",
+        bands_on=lambda course, day, learner_ids: {
+            lid: "high" for lid in ids if learner_ids is None or lid in learner_ids
+        },
+    )
+    monkeypatch.setattr(risk_bands, "_history", [history])
 
 
 def _outcome_rows(html: str) -> list[list[str]]:
@@ -111,7 +121,7 @@ def test_the_course_page_compares_flagged_learners_with_and_without_an_action(
     _flag_all_high(monkeypatch, world)
     learners = world.learners[world.course_a.code]
     acted_on = world.today - dt.timedelta(days=20)
-    InterventionFactory(course=world.course_a, learner=learners[0], date=acted_on)
+    InterventionFactory(course=world.course_a, learner=learners[0], date=acted_on, risk_band="high")
     html = body(client_for(world.admin).get(f"/courses/{world.course_a.pk}/"))
     assert "Not a randomized comparison." in html
     with_action, without = _outcome_rows(html)
@@ -147,7 +157,10 @@ def test_analysts_see_small_outcome_groups_suppressed(world: World, monkeypatch)
     _flag_all_high(monkeypatch, world)
     learner = world.learners[world.course_a.code][0]
     InterventionFactory(
-        course=world.course_a, learner=learner, date=world.today - dt.timedelta(days=20)
+        course=world.course_a,
+        learner=learner,
+        date=world.today - dt.timedelta(days=20),
+        risk_band="high",
     )
     html = body(client_for(world.analyst).get(f"/courses/{world.course_a.pk}/"))
     card = html.split('id="outcomes"', 1)[1].split("</section>", 1)[0]

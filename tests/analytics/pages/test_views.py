@@ -25,10 +25,10 @@ QUERY_COUNTS = {
     # daily, by type, weekly, enrolled counts
     "overview": 9,
     # course: course, weekly, by type, item usage (events + items), score
-    # histogram, table count, table page, the risk order's scores (default order),
-    # the scores again for the outcome card (#27 item 5; its enrolment and activity
-    # reads only run when learners are flagged high, none in this world)
-    "course": 11,
+    # histogram, table count, table page, the run's risk scores (read once: the default
+    # order and the outcome card, #27; the card's band, enrolment and activity reads only
+    # run when the run is scored, not in this world)
+    "course": 10,
     # export: course, last activity, the run's rows, the risk order's scores (default
     # order: the rows are ordered in Python, so read at once, not in 500-row slices),
     # the recorded actions of the slice (#27 item 5, one per 500 rows)

@@ -24,34 +24,68 @@ def _active(enrollment, day):
     )
 
 
+def _outcomes(course, bands_at_start):
+    return intervention_outcomes(course, TODAY, flagged_band="high", bands_at_start=bands_at_start)
+
+
 def test_outcomes_of_flagged_learners_with_and_without_an_action(django_assert_num_queries):
     course = CourseFactory()
     acted_active, acted_gone, idle, idle_active, recent, _unflagged = (
         EnrollmentFactory(course=course) for _ in range(6)
     )
-    InterventionFactory(course=course, learner=acted_active.learner, date=dt.date(2026, 11, 1))
-    InterventionFactory(course=course, learner=acted_gone.learner, date=dt.date(2026, 11, 1))
-    InterventionFactory(course=course, learner=recent.learner, date=TODAY - dt.timedelta(days=3))
+    for enrollment, day in (
+        (acted_active, dt.date(2026, 11, 1)),
+        (acted_gone, dt.date(2026, 11, 1)),
+        (recent, TODAY - dt.timedelta(days=3)),
+    ):
+        InterventionFactory(course=course, learner=enrollment.learner, date=day, risk_band="high")
     _active(acted_active, dt.date(2026, 11, 10))
     acted_gone.unregistered_on = dt.date(2026, 11, 5)
     acted_gone.save()
     _active(idle_active, TODAY - dt.timedelta(days=2))
     _active(idle, dt.date(2026, 11, 1))  # before its window (today - 14 days)
-    flagged = [e.learner_id for e in (acted_active, acted_gone, idle, idle_active, recent)]
+    at_start = {idle.learner_id: "high", idle_active.learner_id: "high"}
+    at_start[_unflagged.learner_id] = "medium"
     with django_assert_num_queries(2):
-        outcome = intervention_outcomes(course, flagged, TODAY)
+        outcome = _outcomes(course, at_start)
     assert (outcome.with_action.learners, outcome.with_action.withdrew) == (2, 1)
     assert outcome.with_action.active == 1
     assert (outcome.without_action.learners, outcome.without_action.active) == (2, 1)
     assert outcome.without_action.neither == 1
     assert outcome.too_recent == 1
+    assert outcome.flagged == 5
+
+
+def test_flagged_means_at_risk_when_the_action_was_recorded_not_now():
+    """#27: a learner with an action counts by the band stored with their first action,
+    one without by their band at the window's start, never by today's band (killed mutant:
+    the first_band condition dropped, every acted-on learner counted)."""
+    course = CourseFactory()
+    was_high, was_low, high_later = (EnrollmentFactory(course=course) for _ in range(3))
+    for enrollment, band in ((was_high, "high"), (was_low, "low"), (high_later, "medium")):
+        InterventionFactory(
+            course=course, learner=enrollment.learner, date=dt.date(2026, 11, 1), risk_band=band
+        )
+    # a band at the window's start says nothing about learners who have an action
+    outcome = _outcomes(course, {was_low.learner_id: "high", high_later.learner_id: "high"})
+    assert (outcome.flagged, outcome.with_action.learners) == (1, 1)
+    assert outcome.without_action.learners == 0
+
+
+def test_without_an_action_only_the_band_at_the_start_counts():
+    course = CourseFactory()
+    high, medium, _unscored = (EnrollmentFactory(course=course) for _ in range(3))
+    outcome = _outcomes(course, {high.learner_id: "high", medium.learner_id: "medium"})
+    assert (outcome.flagged, outcome.without_action.learners) == (1, 1)
 
 
 def test_actions_of_other_runs_do_not_count():
     course = CourseFactory()
     enrollment = EnrollmentFactory(course=course)
-    InterventionFactory(learner=enrollment.learner, date=dt.date(2026, 11, 1))  # another run
-    outcome = intervention_outcomes(course, [enrollment.learner_id], TODAY)
+    InterventionFactory(  # another run's record, high there
+        learner=enrollment.learner, date=dt.date(2026, 11, 1), risk_band="high"
+    )
+    outcome = _outcomes(course, {enrollment.learner_id: "high"})
     assert (outcome.with_action.learners, outcome.without_action.learners) == (0, 1)
 
 
