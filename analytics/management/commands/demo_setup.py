@@ -1,4 +1,5 @@
-"""Finish `make demo`: an admin login (printed once) and first model versions where possible."""
+"""Finish `make demo`: an admin login (printed once), first model versions where possible and
+a few recorded instructor actions (analytics.demo)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,11 @@ class Command(BaseCommand):
                     written = batch_scores_refresh(kind=kind, course_ids=course_ids)
                     bar.update()
                     self.stdout.write(f"{kind}: scored {written} enrolments")
+            # a few made-up actions three weeks back: the course page's outcome card (#27)
+            from analytics.demo import demo_actions_record
+
+            recorded = demo_actions_record(user=user)
+            self.stdout.write(f"demo: recorded {recorded} instructor actions")
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo ready: open http://127.0.0.1:8000/ and log in as admin / {password}"
