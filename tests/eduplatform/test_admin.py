@@ -160,3 +160,35 @@ def test_plain_delete_selected_is_not_offered_for_learners(admin_client):
     page = admin_client.get(reverse("admin:analytics_learner_changelist"))
     assert 'value="delete_selected"' not in page.content.decode()
     assert 'value="erase"' in page.content.decode()
+
+
+def test_admins_edit_an_item_title_and_a_reimport_keeps_it(admin_client, oulad_slice):
+    """#27 item 3: imported titles ("Quiz, week 5") are data an admin may correct in the
+    admin; importing the same files again does not undo the correction. Killed mutant:
+    title in ContentItemAdmin.readonly_fields."""
+    from django.core.management import call_command
+
+    from analytics.models import ContentItem
+
+    def import_slice():
+        call_command("import_oulad", str(oulad_slice), "--no-progress")
+
+    import_slice()
+    item = ContentItem.objects.order_by("pk").first()
+    assert item.title  # a readable label from the import
+    url = reverse("admin:analytics_contentitem_change", args=[item.pk])
+    form = {
+        "course": item.course_id,
+        "external_id": item.external_id,
+        "activity_type": item.activity_type,
+        "title": "Week 5 quiz: cells and tissues",
+        "week_from": item.week_from or "",
+        "week_to": item.week_to or "",
+    }
+    response = admin_client.post(url, form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    item.refresh_from_db()
+    assert item.title == "Week 5 quiz: cells and tissues"
+    import_slice()
+    item.refresh_from_db()
+    assert item.title == "Week 5 quiz: cells and tissues"
