@@ -61,3 +61,17 @@ def test_models_page_shows_the_card_and_folds_the_raw_metrics() -> None:
     card = html.index("data-headline")
     assert html.index("tuned HGB 0.731", card) < html.index("data-raw-metrics")
     assert '<details class="raw-metrics"' in html
+
+
+def test_models_page_folds_the_compression_policy_settings() -> None:
+    """#27 item 4: the compression report's settings (the policy's choice and the like)
+    sit in a closed details block under the variants table, not inline. Killed mutant:
+    the <details> wrapper removed."""
+    _served(metrics=METRICS, compression_report=REPORT, served_variant="structured+quantized")
+    admin = UserFactory(username="root", is_superuser=True, is_staff=True)
+    html = client_for(admin).get("/models/").content.decode()
+    settings_block = html.split("data-report-settings", 1)[1].split("</details>", 1)[0]
+    assert "Selection policy and report settings" in settings_block
+    assert "structured+quantized" in settings_block  # the report's "chosen"
+    tag = html[html.rindex("<details", 0, html.index("data-report-settings")) :].split(">", 1)[0]
+    assert " open" not in tag  # collapsed until asked for
