@@ -119,8 +119,9 @@ def _with_net(rec: Recommender, module: nn.Module, fn: Callable[[], T]) -> T:
 
 def ndcg_evaluator(
     rec: Recommender, splits: list[RunSplit], split_day: int, k: int = 10
-) -> Callable[[nn.Module], float]:
-    """NDCG@k of the recommender with a given network on the held-out first visits."""
+) -> Callable[[nn.Module], np.ndarray]:
+    """Each test learner's NDCG@k with a given network on the held-out first visits (the
+    policy takes the mean, and a 95% interval of the loss from the paired values)."""
     from recommender.model.evaluate import evaluate_scorer
 
     def scorer(s: RunSplit) -> np.ndarray:
@@ -128,8 +129,9 @@ def ndcg_evaluator(
         cols = np.searchsorted(rec.item_ids(s.course_id), s.item_ids)
         return scores[:, cols]
 
-    def evaluate(module: nn.Module) -> float:
-        return float(_with_net(rec, module, lambda: evaluate_scorer(splits, scorer, k))["ndcg"])
+    def evaluate(module: nn.Module) -> np.ndarray:
+        out = _with_net(rec, module, lambda: evaluate_scorer(splits, scorer, k, per_learner=True))
+        return np.asarray(out["per_learner_ndcg"], dtype=np.float64)
 
     return evaluate
 
@@ -296,7 +298,7 @@ def serving_state_fn(rec: Recommender, variant: str | None = None) -> StateFn:
 def compress_recommender(
     rec: Recommender,
     *,
-    evaluate: Callable[[nn.Module], float],
+    evaluate: Callable[[nn.Module], float | np.ndarray],
     finetune: Callable[[nn.Module], nn.Module] | None,
     policy: SelectionPolicy | None = None,
     settings: CompressionSettings | None = None,
@@ -365,6 +367,7 @@ def compression_report(
             raise ValueError("--catalog-items must be at least 20")
         large = catalog_items > 5000
         t0 = time.perf_counter()
+        evaluate: Callable[[nn.Module], float | np.ndarray]
         if untrained:
             from recommender.model.synthetic import build_synthetic
 

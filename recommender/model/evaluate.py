@@ -252,7 +252,11 @@ def peer_scorer(name: str, seed: int = 0) -> Scorer:
 # ---------------------------------------------------------------- evaluation
 
 
-def evaluate_scorer(splits: list[RunSplit], scorer: Scorer, k: int) -> dict[str, Any]:
+def evaluate_scorer(
+    splits: list[RunSplit], scorer: Scorer, k: int, *, per_learner: bool = False
+) -> dict[str, Any]:
+    """Recall@k, NDCG@k (means over test learners), catalogue coverage; `per_learner`
+    also returns each learner's NDCG@k (an array: paired intervals, not for JSON)."""
     recalls, ndcgs, covered = [], [], 0
     catalogue = 0
     for s in splits:
@@ -270,6 +274,7 @@ def evaluate_scorer(splits: list[RunSplit], scorer: Scorer, k: int) -> dict[str,
         "ndcg": float(ndcg.mean()) if len(ndcg) else 0.0,
         "coverage": covered / catalogue if catalogue else 0.0,
         "learners": len(recall),
+        **({"per_learner_ndcg": ndcg} if per_learner else {}),
     }
 
 

@@ -26,6 +26,7 @@ from recommender.model.timeline import TYPE_CODE, LearnerBlock, Params, runs_fro
 
 STATE_FORMAT = "eduplatform.recommender/2"
 _CACHE_SIZE = 64
+PAIR_BUDGET = 256 * 1024  # (learner, item) pairs per network call in batch scoring
 CourseId: TypeAlias = Any
 # A learner's own click history: a DataFrame or rows of (item_id, day, clicks).
 History: TypeAlias = pd.DataFrame | Iterable[tuple[int, int, float]]
@@ -243,8 +244,14 @@ class Recommender:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Scores (learners x run items, item order = `item_ids(course)`) and the visited
         mask, from the stored history (clicks before the as-of day); unknown learners get
-        the cold-start scores."""
+        the cold-start scores.
+
+        At most `batch_size` learners and `PAIR_BUDGET` (learner, item) pairs per network
+        call: the first hidden layer holds 64 floats per pair, so 256 learners of a
+        50,000-item run would take 3.3 GB at once (a 50k compression report was killed
+        at 22 GB); a run of up to 1,024 items keeps whole batches of 256."""
         state = self._run(course)
+        batch_size = max(1, min(batch_size, PAIR_BUDGET // max(state.n_items, 1)))
         part = self._item_part(course, state.as_of if now_day is None else int(now_day))
         index = self.derived(course).learner_index
         rows = np.array([index.get(int(u), -1) for u in learner_ids], dtype=np.int64)

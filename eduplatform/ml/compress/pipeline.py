@@ -9,7 +9,9 @@
 * times it at batch 1 and batch 256 in this process, one thread count, the
   variants' calls interleaved (round-robin, the order rotating every round) so
   that load on the machine hits all of them alike,
-* scores it with the caller's ``evaluate(module) -> float`` (higher is better),
+* scores it with the caller's ``evaluate(module)`` (higher is better): a float, or
+  one value per test unit (e.g. per learner's NDCG@10), whose mean is the quality and
+  whose paired differences with fp32 give the loss a 95% interval,
 
 then `select_variant` applies the `SelectionPolicy`. The result and its report
 are JSON-serializable (`CompressionResult.to_dict`).
@@ -82,6 +84,11 @@ class SelectionPolicy:
     "speed"               the fastest at batch 256 (then batch 1, then size).
 
     With no qualifying variant, fp32 is served.
+
+    When `evaluate` gives one value per test unit, a loss inside the 95% interval of the
+    paired difference with fp32 (`ci_z` standard errors) is no measured loss: the
+    variant is equal on quality and qualifies whatever `tolerance` says (#23: a 40%
+    "loss" on two hits refused the fastest variant).
     """
 
     metric: str = "auc"
@@ -93,6 +100,7 @@ class SelectionPolicy:
     speed_weight: float = 1.0
     size_slack: float = 0.10
     candidates: tuple[str, ...] | None = None  # None: every built variant
+    ci_z: float = 1.96
 
     @classmethod
     def churn(cls, **overrides: Any) -> SelectionPolicy:
@@ -116,6 +124,21 @@ class SelectionPolicy:
         if self.relative:
             return loss / abs(base) if base else (0.0 if loss <= 0 else math.inf)
         return loss
+
+    def loss_interval(self, base: np.ndarray, values: np.ndarray) -> float | None:
+        """Half-width of the loss's interval (policy terms) from paired per-unit values;
+        None for a single figure or fewer than two units."""
+        if base.size < 2 or base.shape != values.shape:
+            return None
+        diff = base - values
+        half = self.ci_z * float(diff.std(ddof=1)) / math.sqrt(diff.size)
+        mean = float(base.mean())
+        if self.relative:
+            return half / abs(mean) if mean else math.inf
+        return half
+
+    def quality_ok(self, loss: float, interval: float | None) -> bool:
+        return loss <= self.tolerance or (interval is not None and loss <= interval)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -190,6 +213,9 @@ class VariantRow:
     serving_bytes: int | None = None  # the whole serving artifact with this module
     samples_b1: int = 0
     samples_b256: int = 0
+    # 95% half-width of quality_loss (paired per-unit values), None for a single figure
+    quality_interval: float | None = None
+    quality_units: int = 0
 
     @property
     def eligible(self) -> bool:
@@ -361,6 +387,10 @@ def select_variant(rows: Sequence[VariantRow], policy: SelectionPolicy) -> tuple
         why = "best size x speed score among qualifying variants"
     else:
         raise ValueError(f"unknown objective {policy.objective!r}")
+    if best.quality_interval is not None:
+        tol += f"; 95% interval +-{best.quality_interval:.4f} over {best.quality_units} units"
+        if best.quality_loss > policy.tolerance:
+            tol += ": inside it, no measured loss"
     return best.name, (
         f"{why}: {best.size_ratio:.1f}x smaller, {best.speedup_b1:.2f}x / "
         f"{best.speedup_b256:.2f}x as fast at batch 1 / 256, quality loss "
@@ -377,7 +407,7 @@ def compress_model(
     build_base: Callable[[], nn.Module],
     example_inputs_b1: Inputs,
     example_inputs_b256: Inputs,
-    evaluate: Callable[[nn.Module], float],
+    evaluate: Callable[[nn.Module], float | np.ndarray],
     finetune: Finetune | None,
     policy: SelectionPolicy | None = None,
     settings: CompressionSettings | None = None,
@@ -452,9 +482,10 @@ def compress_model(
             threads=s.threads,
         )
 
-    quality = {}
+    quality, units = {}, {}
     for name, m in built.items():
-        quality[name] = float(evaluate(m))
+        units[name] = np.atleast_1d(np.asarray(evaluate(m), dtype=np.float64))
+        quality[name] = float(units[name].mean()) if units[name].size else math.nan
         say(f"{name}: {policy.metric} {quality[name]:.4f}")
 
     base = FP32
@@ -463,6 +494,7 @@ def compress_model(
         p50_1, p50_256 = percentile_ms(lat["b1"][name], 50), percentile_ms(lat["b256"][name], 50)
         b1_ref, b256_ref = percentile_ms(lat["b1"][base], 50), percentile_ms(lat["b256"][base], 50)
         loss = 0.0 if name == base else policy.quality_loss(quality[base], quality[name])
+        interval = policy.loss_interval(units[base], units[name])
         rows.append(
             VariantRow(
                 name=name,
@@ -478,7 +510,7 @@ def compress_model(
                 speedup_b256=b256_ref / p50_256 if p50_256 else math.nan,
                 quality=quality[name],
                 quality_loss=loss,
-                quality_ok=name == base or loss <= policy.tolerance,
+                quality_ok=name == base or policy.quality_ok(loss, interval),
                 latency_ok=name == base
                 or (
                     p50_1 <= policy.max_latency_ratio * b1_ref
@@ -488,6 +520,8 @@ def compress_model(
                 serving_bytes=serving.get(name),
                 samples_b1=len(lat["b1"][name]),
                 samples_b256=len(lat["b256"][name]),
+                quality_interval=interval,
+                quality_units=int(units[name].size),
             )
         )
     chosen, reason = select_variant(rows, policy)
@@ -507,7 +541,7 @@ def format_table(result: CompressionResult) -> str:
     head = (
         f"{'variant':<22} {'bytes':>10} {'smaller':>7} {'params':>9} {'nonzero':>9} "
         f"{'b1 p50':>8} {'b1 p99':>8} {'speedup':>7} {'b256 p50':>9} {'b256 p99':>9} "
-        f"{'speedup':>7} {metric:>8} {'loss':>8}  ok"
+        f"{'speedup':>7} {metric:>8} {'loss':>8} {'+-95%':>7}  ok"
     )
     lines = [head, "-" * len(head)]
     for r in result.rows:
@@ -521,12 +555,14 @@ def format_table(result: CompressionResult) -> str:
             f"{mark}{r.name:<21} {r.artifact_bytes:>10,} {r.size_ratio:>6.2f}x {r.params:>9,} "
             f"{r.nonzero_params:>9,} {r.p50_b1_ms:>8.3f} {r.p99_b1_ms:>8.3f} "
             f"{r.speedup_b1:>6.2f}x {r.p50_b256_ms:>9.3f} {r.p99_b256_ms:>9.3f} "
-            f"{r.speedup_b256:>6.2f}x {r.quality:>8.4f} {r.quality_loss:>+8.4f}  {ok}"
+            f"{r.speedup_b256:>6.2f}x {r.quality:>8.4f} {r.quality_loss:>+8.4f} "
+            f"{'' if r.quality_interval is None else f'{r.quality_interval:.4f}':>7}  {ok}"
         )
     lines.append(f"served: {result.chosen} ({result.reason})")
     lines.append(
         "times in ms (p50 / p99 over interleaved calls, "
         f"{result.environment.get('threads')} thread(s)); 'smaller' and 'speedup' vs fp32; "
-        "ok: q = quality out of tolerance, t = slower than allowed"
+        "ok: q = quality loss above tolerance and outside its 95% interval, "
+        "t = slower than allowed"
     )
     return "\n".join(lines)

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from eduplatform.ml.artifacts import load_artifact, save_artifact
-from recommender.model import Recommendation, Recommender
+from recommender.model import Recommendation, Recommender, predictor
 from recommender.model.evaluate import (
     evaluate_scorer,
     peer_scorer,
@@ -229,6 +229,25 @@ def test_build_synthetic_catalogue_of_n_items():
     recs = rec.recommend(int(run.learner_ids[0]), "SYN_BENCH", k=10)
     assert len(recs) == 10
     assert len(rec.similar_items(recs[0].item_id, k=5)) == 5
+
+
+def test_batch_scoring_keeps_each_network_call_within_the_pair_budget(monkeypatch):
+    """A 50,000-item run scored 256 learners at a time took 3.3 GB per call (killed at
+    22 GB): batches shrink to the pair budget, with the same scores."""
+    rec = build_synthetic(n_items=3000, seed=0, n_learners=300)
+    learners = rec.runs["SYN_BENCH"].learner_ids[:40]
+    sizes: list[int] = []
+    score = rec._score
+    monkeypatch.setattr(
+        rec, "_score", lambda part, lb: (sizes.append(len(lb.seen)), score(part, lb))[1]
+    )
+    whole, _ = rec.score_learners("SYN_BENCH", learners)
+    assert sizes == [40]  # 40 x 3,000 pairs: within the default budget, one call
+    sizes.clear()
+    monkeypatch.setattr(predictor, "PAIR_BUDGET", 16 * 3000)
+    chunked, _ = rec.score_learners("SYN_BENCH", learners)
+    assert sizes == [16, 16, 8]
+    np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-6)
 
 
 def test_product_scorer_rows_align_with_the_protocol(synthetic_data):
