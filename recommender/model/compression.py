@@ -45,7 +45,7 @@ from eduplatform.ml.compress.pipeline import (
 from eduplatform.ml.compress.serialize import load_variant, variant_state
 from eduplatform.ml.data import LearningData
 from eduplatform.ml.ranking import dcg_discounts
-from recommender.model.predictor import CourseId, Recommender
+from recommender.model.predictor import PAIR_BUDGET, CourseId, Recommender
 from recommender.model.ranker_net import RankerScoringNet
 
 if TYPE_CHECKING:
@@ -104,6 +104,21 @@ def prepare_scoring(module: nn.Module, raw: tuple[torch.Tensor, ...]) -> tuple[t
     """The serving call's inputs: the item block computed by this module."""
     item_x, learner_x, pair_x = raw
     return (_as_scoring(module).item_hidden(item_x), learner_x, pair_x)
+
+
+def chunked_scoring(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """The network over a batch of learners as batch scoring runs it: at most
+    `PAIR_BUDGET` (learner, item) pairs per call (timed so in the compression report)."""
+    item_h, learner_x, pair_x = inputs
+    step = max(1, PAIR_BUDGET // max(int(item_h.shape[0]), 1))
+    if learner_x.shape[0] <= step:
+        return cast(torch.Tensor, module(item_h, learner_x, pair_x))
+    return torch.cat(
+        [
+            module(item_h, learner_x[s : s + step], pair_x[s : s + step])
+            for s in range(0, int(learner_x.shape[0]), step)
+        ]
+    )
 
 
 def _with_net(rec: Recommender, module: nn.Module, fn: Callable[[], T]) -> T:
@@ -318,6 +333,7 @@ def compress_recommender(
         policy=policy or SelectionPolicy.recommender(),
         settings=settings or CompressionSettings.recommender(),
         groups=scoring_groups(rec.net),
+        forward=chunked_scoring,
         prepare_inputs=prepare_scoring,
         serving_state=serving_state_fn(rec) if with_serving_bytes else None,
         log=log,
