@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.serializers.json import DjangoJSONEncoder
@@ -14,6 +15,8 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from analytics.ingest.lrs import PlacementRefused, statement_place
+from analytics.ingest.lrs_auth import new_credentials, secret_digest
 from analytics.models import (
     Assessment,
     ContentItem,
@@ -24,6 +27,8 @@ from analytics.models import (
     Intervention,
     Learner,
     LearningEvent,
+    LrsClient,
+    Statement,
     Submission,
 )
 from analytics.selectors.learners import learner_export
@@ -33,10 +38,128 @@ from eduplatform.core.admin import ReadOnlyAdmin
 
 @admin.register(Course)
 class CourseAdmin(admin.ModelAdmin):
-    list_display = ["code", "title", "module_code", "presentation", "start_date", "length_days"]
+    """Course runs; the course IRI field says which xAPI activity id is the run (#25)."""
+
+    list_display = [
+        "code", "title", "module_code", "presentation", "start_date", "length_days", "iri",
+    ]  # fmt: skip
     list_filter = ["module_code", "presentation"]
-    search_fields = ["code", "title"]
+    search_fields = ["code", "title", "iri"]
     filter_horizontal = ["instructors"]
+    actions = ["place_statements"]
+
+    @admin.action(description=_("Place held xAPI statements (on each run's course IRI)"))
+    def place_statements(self, request: HttpRequest, queryset: QuerySet[Course]) -> None:
+        for course in queryset.exclude(iri__isnull=True).exclude(iri=""):
+            placed = statement_place(iri=str(course.iri), course=course)
+            self.message_user(
+                request,
+                gettext("%(run)s: %(n)s held statements placed")
+                % {"run": course.code, "n": placed},
+                messages.SUCCESS,
+            )
+
+
+class LrsClientForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(
+        label=_("scopes"),
+        choices=LrsClient.Scope.choices,
+        widget=forms.CheckboxSelectMultiple,
+        initial=[LrsClient.Scope.WRITE],
+    )
+
+    class Meta:
+        model = LrsClient
+        fields = ["name", "scopes", "is_active"]
+
+
+@admin.register(LrsClient)
+class LrsClientAdmin(admin.ModelAdmin):
+    """xAPI credentials (#25): the key and secret are made on creation and the secret is
+    shown once (only its SHA-256 is kept); a lost secret means a new client."""
+
+    form = LrsClientForm
+    list_display = ["name", "key", "scopes", "is_active", "created_at"]
+    readonly_fields = ["key", "created_at"]
+
+    def save_model(self, request: HttpRequest, obj: LrsClient, form: Any, change: bool) -> None:
+        if not change:
+            key, secret = new_credentials()
+            obj.key, obj.secret_sha256 = key, secret_digest(secret)
+            self.message_user(
+                request,
+                gettext(
+                    "xAPI credentials of %(name)s (HTTP Basic): key %(key)s, secret %(secret)s. "
+                    "Copy the secret now: it is not shown again."
+                )
+                % {"name": obj.name, "key": key, "secret": secret},
+                messages.WARNING,
+            )
+        super().save_model(request, obj, form, change)
+
+
+class PlaceForm(forms.Form):
+    course = forms.ModelChoiceField(label=_("course run"), queryset=Course.objects.all())
+
+
+@admin.register(Statement)
+class StatementAdmin(ReadOnlyAdmin):
+    """Stored statements (read only). Held ones (no course run) can be mapped to a run:
+    the action maps their IRI to the run chosen and turns them into events."""
+
+    list_display = ["statement_id", "stored", "verb_id", "activity_id", "course", "place_iri"]
+    list_filter = [("course", admin.EmptyFieldListFilter), "voided"]
+    search_fields = ["=statement_id", "=place_iri", "=activity_id"]
+    list_select_related = ["course"]
+    exclude = ["data", "agents", "related_agents", "actor_key"]
+    date_hierarchy = "stored"
+    actions = ["map_to_course"]
+
+    @admin.action(description=_("Map the held statements' IRI to a course run"))
+    def map_to_course(
+        self, request: HttpRequest, queryset: QuerySet[Statement]
+    ) -> TemplateResponse | None:
+        iris = sorted(set(queryset.filter(course__isnull=True).values_list("place_iri", flat=True)))
+        if len(iris) != 1 or not iris[0]:
+            self.message_user(
+                request,
+                gettext("Select held statements of one IRI (filter by course: empty)."),
+                messages.ERROR,
+            )
+            return None
+        form = PlaceForm(request.POST if request.POST.get("post") == "yes" else None)
+        if form.is_valid():
+            course = form.cleaned_data["course"]
+            try:
+                placed = statement_place(iri=iris[0], course=course)
+            except PlacementRefused:
+                self.message_user(
+                    request,
+                    gettext("%(run)s already has another course IRI, or another run has this one.")
+                    % {"run": course.code},
+                    messages.ERROR,
+                )
+                return None
+            self.message_user(
+                request,
+                gettext("%(iri)s is now %(run)s: %(n)s statements placed")
+                % {"iri": iris[0], "run": course.code, "n": placed},
+                messages.SUCCESS,
+            )
+            return None
+        return TemplateResponse(
+            request,
+            "admin/analytics/statement/map_to_course.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": gettext("Map a course IRI to a course run"),
+                "opts": self.model._meta,
+                "iri": iris[0],
+                "form": form,
+                "statements": list(queryset.values_list("pk", flat=True)),
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            },
+        )
 
 
 @admin.register(Intervention)

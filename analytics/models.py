@@ -28,7 +28,20 @@ class Course(models.Model):
     start_date = models.DateField()
     length_days = models.PositiveIntegerField()
     # xAPI activity IRI of the course, used to place statements about new items.
-    iri = models.CharField(max_length=500, unique=True, null=True, blank=True)
+    iri = models.CharField(
+        _("course IRI"),
+        max_length=500,
+        unique=True,
+        null=True,
+        blank=True,
+        help_text=_(
+            "The xAPI activity id the LMS uses for this course run (Moodle: "
+            "https://<site>/course/view.php?id=<n>; Open edX: https://<lms>/course/<course key>). "
+            "Statements naming it as their object, parent or grouping activity become this "
+            "run's events; the action 'Place held xAPI statements' turns those already "
+            "received into events."
+        ),
+    )
     instructors = models.ManyToManyField(
         settings.AUTH_USER_MODEL, related_name="taught_courses", blank=True
     )
@@ -273,3 +286,86 @@ class Intervention(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.learner_id}@{self.course_id} {self.date}"
+
+
+class LrsClient(models.Model):
+    """An xAPI client (an LMS's logstore, an event router): HTTP Basic key/secret and scopes.
+
+    The secret is stored as its SHA-256: it is 32 random bytes made by the admin, so a slow
+    password hash adds nothing against guessing and would cost every request ~0.5 s.
+    """
+
+    class Scope(models.TextChoices):
+        WRITE = "statements/write", "statements/write"
+        READ = "statements/read", "statements/read"
+        READ_MINE = "statements/read/mine", "statements/read/mine"
+        ALL_READ = "all/read", "all/read"
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    key = models.CharField(_("key"), max_length=64, unique=True)
+    secret_sha256 = models.CharField(max_length=64, unique=True)
+    scopes = models.JSONField(_("scopes"), default=list)
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("LRS client")
+        verbose_name_plural = _("LRS clients")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Statement(models.Model):
+    """An accepted xAPI statement, kept as sent with the properties the LRS fills.
+
+    `data` is the statement as GET answers it (format=exact); `filled` names the properties
+    the LRS added (so a re-sent statement compares with what its sender sent). The other
+    columns exist to filter GET and to place the statement: `course` is null while the
+    platform does not know the course ("unplaced", held on `place_iri`); placed, unvoided
+    statements about an Agent (or a Group's members) are also learner events.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    statement_id = models.UUIDField(unique=True)
+    data = models.JSONField()
+    filled = models.JSONField(default=list)
+    stored = models.DateTimeField(db_index=True)
+    timestamp = models.DateTimeField()
+    voided = models.BooleanField(default=False)
+    verb_id = models.TextField()
+    activity_id = models.TextField(blank=True, default="")
+    registration = models.UUIDField(null=True, blank=True)
+    actor_key = models.TextField()
+    # Identity keys of actor and object (the `agent` filter) and of every agent anywhere
+    # (`related_agents`); activity ids anywhere (`related_activities`). JSON lists.
+    agents = models.JSONField(default=list)
+    related_agents = models.JSONField(default=list)
+    related_activities = models.JSONField(default=list)
+    voids = models.UUIDField(null=True, blank=True)
+    client = models.ForeignKey(
+        LrsClient, on_delete=models.SET_NULL, null=True, blank=True, related_name="statements"
+    )
+    course = models.ForeignKey(
+        Course, on_delete=models.SET_NULL, null=True, blank=True, related_name="statements"
+    )
+    place_iri = models.TextField(blank=True, default="")
+    placed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("xAPI statement")
+        verbose_name_plural = _("xAPI statements")
+        indexes = [
+            models.Index(fields=["actor_key", "stored"], name="statement_actor_idx"),
+            models.Index(fields=["verb_id", "stored"], name="statement_verb_idx"),
+            models.Index(fields=["activity_id", "stored"], name="statement_activity_idx"),
+            models.Index(fields=["registration"], name="statement_registration_idx"),
+            models.Index(
+                fields=["place_iri", "stored"],
+                condition=Q(course__isnull=True),
+                name="statement_unplaced_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.statement_id)

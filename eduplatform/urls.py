@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.permissions import AllowAny
 
-from analytics.ingest.api import XapiStatementsView
+from analytics.ingest.lrs_api import XapiAboutView, XapiStatementsView
 from eduplatform.core.access import PUBLIC, declare
 from eduplatform.core.accounts import HardenedLoginView
 from eduplatform.core.api_docs import RedocView, SwaggerUIView
@@ -36,6 +36,7 @@ urlpatterns = [
     path("api/v1/", include("churn.urls")),
     path("api/v1/", include("recommender.urls")),
     path("xapi/statements", XapiStatementsView.as_view(), name="xapi-statements"),
+    path("xapi/about", XapiAboutView.as_view(), name="xapi-about"),
     path("", include("eduplatform.registry.page_urls")),
     path("", include("analytics.urls")),
 ]

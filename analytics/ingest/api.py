@@ -11,7 +11,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from analytics.ingest.lookups import item_courses_by_iri
 from analytics.ingest.services import events_ingest
 from analytics.ingest.validation import (
     MAX_COUNT,
@@ -20,13 +19,9 @@ from analytics.ingest.validation import (
     ValidationFailure,
     validate_api_events,
 )
-from analytics.ingest.xapi import MAX_IRI, MAX_NAME, object_ids, parse_statements
-from analytics.models import Course, EventSource
+from analytics.models import EventSource
 from eduplatform.core.access import EVENT_WRITERS, declare
 from eduplatform.core.throttles import IngestRateThrottle
-
-XAPI_VERSION = "1.0.3"
-
 
 # Backends that grant no permissions of their own besides ModelBackend's.
 _MODEL_PERMISSIONS_ONLY = {
@@ -83,79 +78,6 @@ class EventsStored(serializers.Serializer):
     )
 
 
-# One xAPI statement as the schema documents it: the parts xapi.py reads, with its bounds
-# (other properties of the specification are allowed and ignored).
-_IRI = {"type": "string", "format": "iri", "minLength": 1, "maxLength": MAX_IRI}
-_ACTIVITY = {"type": "object", "required": ["id"], "properties": {"id": _IRI}}
-_ACTIVITIES = {"oneOf": [_ACTIVITY, {"type": "array", "items": _ACTIVITY}]}
-_NUMBER = {"type": "number", "minimum": -MAX_SCORE, "maximum": MAX_SCORE}
-STATEMENT_SCHEMA = {
-    "type": "object",
-    "required": ["actor", "verb", "object"],
-    "properties": {
-        "id": {"type": "string", "format": "uuid", "description": "Assigned when missing"},
-        "actor": {
-            "type": "object",
-            "description": "An Agent with exactly one of mbox or account",
-            "properties": {
-                "objectType": {"type": "string", "enum": ["Agent"]},
-                "name": {"type": "string", "maxLength": MAX_NAME},
-                "mbox": {"type": "string", "pattern": "^mailto:[^@\\s]+@[^@\\s]+$"},
-                "account": {
-                    "type": "object",
-                    "required": ["homePage", "name"],
-                    "properties": {"homePage": _IRI, "name": {"type": "string", "minLength": 1}},
-                },
-            },
-        },
-        "verb": {"type": "object", "required": ["id"], "properties": {"id": _IRI}},
-        "object": {
-            "type": "object",
-            "required": ["id"],
-            "description": "An Activity: a content item's IRI, or the course's own",
-            "properties": {
-                "objectType": {"type": "string", "enum": ["Activity"]},
-                "id": _IRI,
-                "definition": {
-                    "type": "object",
-                    "properties": {
-                        "type": _IRI,
-                        "name": {"type": "object", "additionalProperties": {"type": "string"}},
-                    },
-                },
-            },
-        },
-        "timestamp": {"type": "string", "format": "date-time"},
-        "result": {
-            "type": "object",
-            "properties": {
-                "score": {
-                    "type": "object",
-                    "properties": {
-                        "scaled": {"type": "number", "minimum": -1, "maximum": 1},
-                        "raw": _NUMBER,
-                        "min": _NUMBER,
-                        "max": _NUMBER,
-                    },
-                },
-                "duration": {"type": "string", "description": "ISO 8601, e.g. PT2M30S"},
-                "completion": {"type": "boolean"},
-            },
-        },
-        "context": {
-            "type": "object",
-            "properties": {
-                "contextActivities": {
-                    "type": "object",
-                    "description": "The course's activity IRI as parent or grouping",
-                    "properties": {"parent": _ACTIVITIES, "grouping": _ACTIVITIES},
-                }
-            },
-        },
-    },
-}
-
-
 @declare(EVENT_WRITERS)
 class EventsView(APIView):
     permission_classes = [CanIngestEvents]
@@ -193,53 +115,3 @@ class EventsView(APIView):
             },
             status=status.HTTP_201_CREATED,
         )
-
-
-@declare(EVENT_WRITERS)
-class XapiStatementsView(APIView):
-    permission_classes = [CanIngestEvents]
-    throttle_classes = [IngestRateThrottle]
-
-    @extend_schema(
-        request={
-            "application/json": {
-                "oneOf": [
-                    STATEMENT_SCHEMA,
-                    {
-                        "type": "array",
-                        "minItems": 1,
-                        "maxItems": settings.EVENTS_MAX_BATCH,
-                        "items": STATEMENT_SCHEMA,
-                    },
-                ]
-            }
-        },
-        responses={
-            200: OpenApiResponse(
-                {"type": "array", "items": {"type": "string", "format": "uuid"}},
-                description="The statements' ids, in order",
-            ),
-            400: OpenApiResponse(description="Invalid statements; nothing stored"),
-        },
-        summary="Store xAPI 1.0.3 statements (one or a list)",
-    )
-    def post(self, request: Request) -> Response:
-        known_iris = {
-            iri
-            for iri in Course.objects.exclude(iri__isnull=True).values_list("iri", flat=True)
-            if iri is not None
-        }
-        try:
-            events = parse_statements(
-                request.data,
-                max_batch=settings.EVENTS_MAX_BATCH,
-                known_course_iris=known_iris,
-                item_course_iris=item_courses_by_iri(object_ids(request.data)),
-            )
-            result = events_ingest(events=events, source=EventSource.XAPI)
-        except ValidationFailure as failure:
-            response = Response(failure.as_response(), status=status.HTTP_400_BAD_REQUEST)
-        else:
-            response = Response(result.event_ids, status=status.HTTP_200_OK)
-        response["X-Experience-API-Version"] = XAPI_VERSION
-        return response

@@ -18,6 +18,7 @@ from analytics.selectors.activity import (
     last_activity_date,
     last_import_by_source,
 )
+from analytics.selectors.statements import unplaced_by_iri
 from eduplatform.core import access
 from eduplatform.core.charts import chart_card, chart_specs, data_table, pct
 
@@ -107,6 +108,10 @@ def data_quality_page(user: Any, courses: Sequence[Course], now: dt.datetime) ->
         "charts": charts,
         "chart_data": chart_specs(charts),
         "window_days": QUALITY_WINDOW_DAYS,
+        # Held xAPI statements belong to no run yet: platform-wide, for platform readers.
+        "unplaced": (
+            unplaced_by_iri() if access.role_of(user) in (access.ADMIN, access.ANALYST) else None
+        ),
     }
 
 

@@ -201,6 +201,9 @@ EVENTS_MAX_BATCH = env_int("EVENTS_MAX_BATCH", 5000)
 # Plausible event times: none before this date, none more than this far ahead of now.
 EVENT_EARLIEST_DATE = env_date("EVENT_EARLIEST_DATE", dt.date(1990, 1, 1))
 EVENT_MAX_FUTURE_SECONDS = env_int("EVENT_MAX_FUTURE_SECONDS", 300)
+# Browser origins allowed to call the xAPI routes (CORS), e.g.
+# "https://moodle.example.edu,https://lms.example.org"; none by default.
+XAPI_CORS_ORIGINS = env_list("XAPI_CORS_ORIGINS", [])
 # Sort memory of the index builds in a bulk import (PostgreSQL size, e.g. "512MB";
 # one import at a time, only inside its transaction).
 IMPORT_MAINTENANCE_WORK_MEM = env_str("IMPORT_MAINTENANCE_WORK_MEM", "1GB")

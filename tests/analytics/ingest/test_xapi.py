@@ -111,8 +111,10 @@ def test_repeated_statement_is_stored_once(client, course):
         ({"timestamp": "18/11/2015"}, "timestamp"),
         ({"result": {"duration": "1 hour"}}, "result.duration"),
         ({"result": {"score": {"scaled": 1.5}}}, "result.score.scaled"),
-        ({"object": {"objectType": "Agent", "mbox": "mailto:a@b.c"}}, "object"),
-        ({"context": {}}, "context.contextActivities"),
+        # Agent objects and statements without a known course are valid since #25; an
+        # Agent without an identifier and an unknown context-activity key are not.
+        ({"object": {"objectType": "Agent", "name": "x"}}, "object"),
+        ({"context": {"contextActivities": {"sibling": []}}}, "context.contextActivities.sibling"),
     ],
 )
 def test_invalid_statements_rejected_and_nothing_written(client, course, change, field):

@@ -68,3 +68,35 @@ def test_learner_features_mark_unknowns_missing(world: World) -> None:
     shares = [c for c in frame.columns if c.startswith("share_")]
     assert active[shares].sum() == pytest.approx(1.0)
     assert active["recency_days"] == 0 and -1 <= active["trend"] <= 1
+
+
+def test_held_xapi_statements_counted_by_iri_for_platform_readers_only() -> None:
+    import datetime as dt
+    import uuid
+
+    from analytics.models import Statement
+    from tests.factories import CourseFactory
+
+    def held(iri: str, day: int) -> Statement:
+        return Statement.objects.create(
+            statement_id=uuid.uuid4(), data={}, verb_id="http://v", actor_key="k",
+            stored=dt.datetime(2026, 11, day, tzinfo=dt.UTC),
+            timestamp=dt.datetime(2026, 11, day, tzinfo=dt.UTC), place_iri=iri,
+        )  # fmt: skip
+
+    site, course_iri = (
+        "https://moodle.example.edu",
+        "https://moodle.example.edu/course/view.php?id=3",
+    )
+    held(site, 1), held(site, 3), held(course_iri, 2)
+    placed = held(course_iri, 4)
+    placed.course = CourseFactory()
+    placed.save()
+    admin = UserFactory(username="root3", is_superuser=True)
+    response = client_for(admin).get("/data-quality/")
+    rows = [(u["place_iri"], u["statements"], u["first_seen"].day, u["last_seen"].day)
+            for u in response.context["unplaced"]]  # fmt: skip
+    assert rows == [(site, 2, 1, 3), (course_iri, 1, 2, 2)]
+    assert course_iri in body(response)
+    nobody = UserFactory(username="plain")
+    assert client_for(nobody).get("/data-quality/").context["unplaced"] is None

@@ -34,7 +34,10 @@ def test_flows_log_pseudonyms_only(caplog, tmp_path):
     user = UserFactory(username="ingest")
     user.user_permissions.add(Permission.objects.get(codename="add_learningevent"))
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.credentials(
+        HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}",
+        HTTP_X_EXPERIENCE_API_VERSION="1.0.3",
+    )
     statement = {
         "actor": {"mbox": "mailto:yolanda.pii@example.org", "name": "Yolanda Piimaker"},
         "verb": {"id": "http://adlnet.gov/expapi/verbs/experienced"},

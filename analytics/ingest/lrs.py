@@ -1,0 +1,263 @@
+"""The xAPI Statement resource's writes: store, void, place held statements. All-or-nothing.
+
+`statements_store` validates every statement (statement_rules.py), fills `id`, `stored`,
+`timestamp`, `authority` and `version`, refuses an id stored before with other content
+(`StatementConflict`, 409; the same content is a no-op), keeps each statement (placed on a
+known course run, or held as unplaced), voids the targets of voiding statements and
+withdraws their events, and derives learner events from the placed ones
+(services.events_ingest). `statement_place` places the statements held on an IRI.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from analytics.ingest.lookups import item_courses_by_iri
+from analytics.ingest.services import events_ingest
+from analytics.ingest.statement_privacy import identity_pseudonym, opened, sealed
+from analytics.ingest.statement_rules import statement_errors
+from analytics.ingest.validation import NormalizedEvent, ValidationFailure
+from analytics.ingest.xapi import course_of, statement_events, statement_facts
+from analytics.models import (
+    Course,
+    DailyActivity,
+    EventSource,
+    LearningEvent,
+    LrsClient,
+    Statement,
+)
+
+# Properties the LRS sets whatever the sender sent: left out when comparing a re-sent
+# statement with the stored one.
+LRS_SET = ("stored", "authority")
+
+
+class StatementConflict(Exception):
+    """A statement id already stored with different content (409)."""
+
+    def __init__(self, statement_id: str) -> None:
+        super().__init__(statement_id)
+        self.statement_id = statement_id
+
+
+class PlacementRefused(Exception):
+    """The course run already has another IRI, or another run has this one."""
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    ids: list[str]
+    stored: int
+    unplaced: int
+    events: int
+
+
+def authority_of(client: LrsClient | None, username: str) -> dict[str, Any]:
+    """The Agent the platform vouches for: the LRS client, or the token's user."""
+    name = client.key if client is not None else username
+    return {
+        "objectType": "Agent",
+        "name": client.name if client is not None else username,
+        "account": {"homePage": "urn:eduplatform:lrs-client", "name": name},
+    }
+
+
+def _validated(statements: list[Any]) -> None:
+    errors: list[dict[str, list[str]] | None] = []
+    seen: set[str] = set()
+    for statement in statements:
+        found = statement_errors(statement)
+        sid = statement.get("id") if isinstance(statement, dict) else None
+        if isinstance(sid, str) and not found:
+            if sid.lower() in seen:
+                found.setdefault("id", []).append("Repeated statement id in this request.")
+            seen.add(sid.lower())
+        errors.append(found or None)
+    if any(errors):
+        raise ValidationFailure(errors=errors, message="invalid statements")
+
+
+def _comparable(data: dict[str, Any], skip: set[str]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k not in skip}
+
+
+@transaction.atomic
+def statements_store(
+    *,
+    statements: list[Any],
+    client: LrsClient | None,
+    authority: dict[str, Any],
+    now: dt.datetime | None = None,
+) -> StoreResult:
+    """Store valid statements (raise ValidationFailure or StatementConflict, storing nothing)."""
+    if not statements:
+        raise ValidationFailure(message="No statements.")
+    _validated(statements)
+    now = now or timezone.now()
+    stamp = now.isoformat()
+    prepared: list[tuple[dict[str, Any], list[str]]] = []
+    for sent in statements:
+        data = dict(sent)
+        filled = [k for k in ("id", "timestamp", "version") if k not in sent]
+        data["id"] = str(sent["id"]).lower() if "id" in sent else str(uuid.uuid4())
+        data.setdefault("timestamp", stamp)
+        data.setdefault("version", "1.0.0")
+        data["stored"], data["authority"] = stamp, authority
+        prepared.append((data, filled))
+    existing = {
+        str(row.statement_id): row
+        for row in Statement.objects.filter(statement_id__in=[d["id"] for d, _ in prepared])
+    }
+    new: list[tuple[dict[str, Any], list[str]]] = []
+    for data, filled in prepared:
+        row = existing.get(data["id"])
+        if row is None:
+            new.append((data, filled))
+        # What either side left to the LRS is not compared (a re-sent statement without
+        # its timestamp is the same statement).
+        elif _comparable(opened(row.data), skip := {"id", *LRS_SET, *row.filled, *filled}) != (
+            _comparable(data, skip)
+        ):
+            raise StatementConflict(data["id"])
+    rows, events = _rows(new, client, now)
+    try:
+        with transaction.atomic():
+            Statement.objects.bulk_create(rows)
+    except IntegrityError as exc:  # a concurrent request stored one of these ids first
+        raise StatementConflict(str(rows[0].statement_id)) from exc
+    targets = [str(row.voids) for row in rows if row.voids is not None]
+    if targets:
+        _void(targets)
+        voided = {str(t) for t in targets}
+        events = [e for e in events if e.client_event_id.split(":")[0] not in voided]
+    created = events_ingest(events=events, source=EventSource.XAPI).created if events else 0
+    return StoreResult(
+        ids=[d["id"] for d, _ in prepared],
+        stored=len(rows),
+        unplaced=sum(1 for row in rows if row.course_id is None),
+        events=created,
+    )
+
+
+def _rows(
+    new: list[tuple[dict[str, Any], list[str]]], client: LrsClient | None, now: dt.datetime
+) -> tuple[list[Statement], list[NormalizedEvent]]:
+    """Statement rows (placed when their course is known) and the placed ones' events."""
+    facts = [statement_facts(data) for data, _ in new]
+    candidates = {iri for f in facts for iri in f.candidates}
+    courses: dict[str, Course] = {
+        str(c.iri): c for c in Course.objects.filter(iri__in=candidates or [""])
+    }
+    items = item_courses_by_iri({f.activity_id for f in facts if f.activity_id})
+    for iri in set(items.values()) - courses.keys():
+        courses.update({str(c.iri): c for c in Course.objects.filter(iri=iri)})
+    rows, events = [], []
+    for (data, filled), fact in zip(new, facts, strict=True):
+        course_iri = course_of(fact, set(courses), items)
+        course = courses.get(course_iri) if course_iri else None
+        timestamp = parse_datetime(data["timestamp"]) or now
+        rows.append(
+            Statement(
+                statement_id=data["id"],
+                data=sealed(data),
+                filled=filled,
+                stored=now,
+                timestamp=timestamp,
+                verb_id=fact.verb_id,
+                activity_id=fact.activity_id,
+                registration=fact.registration,
+                actor_key=identity_pseudonym(fact.actor_key),
+                agents=[identity_pseudonym(k) for k in fact.agents],
+                related_agents=[identity_pseudonym(k) for k in fact.related_agents],
+                related_activities=fact.related_activities,
+                voids=fact.voids,
+                client=client,
+                course=course,
+                place_iri="" if course else (fact.candidates[0] if fact.candidates else ""),
+                placed_at=now if course else None,
+            )
+        )
+        if course is not None and course_iri is not None:
+            events += statement_events(data, course_iri=course_iri, occurred_at=timestamp)
+    return rows, events
+
+
+def _void(targets: list[str]) -> None:
+    """Mark the targets voided (not voiding statements: those cannot be voided) and
+    withdraw their events."""
+    voidable = Statement.objects.filter(statement_id__in=targets, voids__isnull=True)
+    ids = [str(s) for s in voidable.values_list("statement_id", flat=True)]
+    voidable.update(voided=True)
+    if ids:
+        events_withdraw(statement_ids=ids)
+
+
+def events_withdraw(*, statement_ids: list[str]) -> int:
+    """Delete the learner events of these statements and take them out of the rollup."""
+    match = Q()
+    for sid in statement_ids:
+        match |= Q(client_event_id=sid) | Q(client_event_id__startswith=f"{sid}:")
+    events = LearningEvent.objects.filter(match, source=EventSource.XAPI)
+    totals: dict[tuple[int, int, dt.date, str], list[float]] = defaultdict(lambda: [0, 0, 0.0])
+    for course_id, learner_id, at, kind, verb, count, seconds in events.values_list(
+        "course_id", "learner_id", "occurred_at", "item__activity_type", "verb", "count",
+        "duration_seconds",
+    ):  # fmt: skip
+        total = totals[(course_id, learner_id, at.astimezone(dt.UTC).date(), kind or verb)]
+        total[0] += 1
+        total[1] += count
+        total[2] += seconds or 0.0
+    deleted, _ = events.delete()
+    for (course_id, learner_id, day, kind), (n, clicks, seconds) in sorted(totals.items()):
+        rollup = DailyActivity.objects.filter(
+            course_id=course_id, learner_id=learner_id, date=day, activity_type=kind
+        )
+        rollup.update(
+            events=F("events") - n, clicks=F("clicks") - clicks,
+            active_seconds=F("active_seconds") - seconds,
+        )  # fmt: skip
+        rollup.filter(events__lte=0).delete()
+    return deleted
+
+
+@transaction.atomic
+def statement_place(*, iri: str, course: Course, now: dt.datetime | None = None) -> int:
+    """Map `iri` to the course run and turn the statements held on it into events.
+
+    Idempotent: placed statements are no longer held, and event client ids are unique.
+    Returns how many statements were placed.
+    """
+    course = Course.objects.select_for_update().get(pk=course.pk)
+    if course.iri not in (None, "", iri):
+        raise PlacementRefused(course.iri)
+    if course.iri != iri:
+        if Course.objects.filter(iri=iri).exclude(pk=course.pk).exists():
+            raise PlacementRefused(iri)
+        course.iri = iri
+        course.save(update_fields=["iri"])
+    held = list(
+        Statement.objects.select_for_update()
+        .filter(course__isnull=True, place_iri=iri)
+        .order_by("pk")
+    )
+    events: list[NormalizedEvent] = []
+    for row in held:
+        if not row.voided:
+            data = opened(copy.deepcopy(row.data))
+            events += statement_events(data, course_iri=iri, occurred_at=row.timestamp)
+    if events:
+        events_ingest(events=events, source=EventSource.XAPI)
+    Statement.objects.filter(pk__in=[r.pk for r in held]).update(
+        course=course, placed_at=now or timezone.now()
+    )
+    return len(held)
