@@ -13,6 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
+from django.db.models import OuterRef, Subquery
 from django.utils.translation import ngettext
 
 from analytics.models import Course, Learner
@@ -214,7 +215,14 @@ def bands_on(course: Course, day: dt.date, learner_ids: Collection[int] | None) 
     rows = RiskHistory.objects.filter(course=course, as_of__lte=day)
     if learner_ids is not None:
         rows = rows.filter(learner_id__in=list(learner_ids))
-    latest = rows.order_by("learner_id", "-as_of").distinct("learner_id")
+    # A correlated subquery, not DISTINCT ON: SQLite (the zero-config default) has none.
+    # (learner, course, as_of) is unique, so each learner matches one row.
+    last_day = (
+        RiskHistory.objects.filter(course=course, learner=OuterRef("learner"), as_of__lte=day)
+        .order_by("-as_of")
+        .values("as_of")[:1]
+    )
+    latest = rows.filter(as_of=Subquery(last_day))
     return dict(latest.values_list("learner_id", "band"))
 
 
