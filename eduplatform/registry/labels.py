@@ -32,6 +32,7 @@ LABELS: dict[str, Promise] = {
     "quality": _("quality"),
     "quality_loss": _("quality loss"),
     "quality_ok": _("quality within tolerance"),
+    # xgettext:no-python-format ("95% i" is text, not a %i directive)
     "quality_interval": _("quality loss, 95% interval (+/-)"),
     "quality_units": _("quality test units"),
     "latency_ok": _("latency within limit"),
