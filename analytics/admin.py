@@ -80,6 +80,8 @@ class LrsClientAdmin(admin.ModelAdmin):
 
     form = LrsClientForm
     list_display = ["name", "key", "scopes", "is_active", "created_at"]
+    list_filter = ["is_active"]
+    search_fields = ["name", "=key"]
     readonly_fields = ["key", "created_at"]
 
     def save_model(self, request: HttpRequest, obj: LrsClient, form: Any, change: bool) -> None:
