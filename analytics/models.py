@@ -343,6 +343,7 @@ class Statement(models.Model):
     related_agents = models.JSONField(default=list)
     related_activities = models.JSONField(default=list)
     voids = models.UUIDField(null=True, blank=True)
+    target = models.UUIDField(null=True, blank=True, db_index=True)  # a StatementRef object
     client = models.ForeignKey(
         LrsClient, on_delete=models.SET_NULL, null=True, blank=True, related_name="statements"
     )

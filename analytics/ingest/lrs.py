@@ -87,6 +87,23 @@ def _validated(statements: list[Any]) -> None:
         raise ValidationFailure(errors=errors, message="invalid statements")
 
 
+def _normalised(statement: dict[str, Any]) -> dict[str, Any]:
+    """The statement with each context activity list as a list (the spec's canonical form,
+    which GET answers), in the statement and in a SubStatement object."""
+    data = dict(statement)
+    for part, key in ((data, "context"), (data.get("object"), "context")):
+        if not isinstance(part, dict) or not isinstance(part.get(key), dict):
+            continue
+        activities = part[key].get("contextActivities")
+        if isinstance(activities, dict) and any(isinstance(v, dict) for v in activities.values()):
+            fixed = {k: [v] if isinstance(v, dict) else v for k, v in activities.items()}
+            if part is data:
+                data[key] = {**data[key], "contextActivities": fixed}
+            else:
+                data["object"] = {**part, key: {**part[key], "contextActivities": fixed}}
+    return data
+
+
 def _comparable(data: dict[str, Any], skip: set[str]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k not in skip}
 
@@ -107,7 +124,7 @@ def statements_store(
     stamp = now.isoformat()
     prepared: list[tuple[dict[str, Any], list[str]]] = []
     for sent in statements:
-        data = dict(sent)
+        data = _normalised(sent)
         filled = [k for k in ("id", "timestamp", "version") if k not in sent]
         data["id"] = str(sent["id"]).lower() if "id" in sent else str(uuid.uuid4())
         data.setdefault("timestamp", stamp)
@@ -181,6 +198,7 @@ def _rows(
                 related_agents=[identity_pseudonym(k) for k in fact.related_agents],
                 related_activities=fact.related_activities,
                 voids=fact.voids,
+                target=fact.target,
                 client=client,
                 course=course,
                 place_iri="" if course else (fact.candidates[0] if fact.candidates else ""),
@@ -188,7 +206,9 @@ def _rows(
             )
         )
         if course is not None and course_iri is not None:
-            events += statement_events(data, course_iri=course_iri, occurred_at=timestamp)
+            # A statement dated in the future is an event of the moment it was stored.
+            at = min(timestamp, now)
+            events += statement_events(data, course_iri=course_iri, occurred_at=at)
     return rows, events
 
 
@@ -254,7 +274,8 @@ def statement_place(*, iri: str, course: Course, now: dt.datetime | None = None)
     for row in held:
         if not row.voided:
             data = opened(copy.deepcopy(row.data))
-            events += statement_events(data, course_iri=iri, occurred_at=row.timestamp)
+            at = min(row.timestamp, row.stored)
+            events += statement_events(data, course_iri=iri, occurred_at=at)
     if events:
         events_ingest(events=events, source=EventSource.XAPI)
     Statement.objects.filter(pk__in=[r.pk for r in held]).update(

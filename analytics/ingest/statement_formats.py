@@ -1,7 +1,7 @@
 """The `format` of statements a GET answers (xAPI 1.0.3 Communication 2.1.3).
 
 exact: as stored. ids: Agents and Groups reduced to objectType and their identifier
-(Groups keep their members, reduced), Activities to objectType and id. canonical: each
+(Groups keep their members, reduced), Activities to their id. canonical: each
 language map reduced to the entry of the best language the caller accepts (else its
 first entry).
 """
@@ -31,7 +31,7 @@ def _ids(value: dict[str, Any]) -> dict[str, Any]:
     obj = out.get("object", {})
     kind = obj.get("objectType", "Activity")
     if kind == "Activity":
-        out["object"] = {"objectType": "Activity", "id": obj["id"]}
+        out["object"] = {"id": obj["id"]}
     elif kind in ("Agent", "Group"):
         out["object"] = _agent_ids(obj)
     elif kind == "SubStatement":
@@ -44,8 +44,7 @@ def _ids(value: dict[str, Any]) -> dict[str, Any]:
         if "contextActivities" in context:
             context["contextActivities"] = {
                 key: [
-                    {"objectType": "Activity", "id": a["id"]}
-                    for a in (entries if isinstance(entries, list) else [entries])
+                    {"id": a["id"]} for a in (entries if isinstance(entries, list) else [entries])
                 ]
                 for key, entries in context["contextActivities"].items()
             }

@@ -15,6 +15,7 @@ the plausible event range.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from typing import Any
 
@@ -41,9 +42,10 @@ _TIMESTAMP = re.compile(
 )
 # RFC 3339 reserves -00:00 for "offset unknown", which xAPI forbids.
 _UNKNOWN_OFFSET = re.compile(r"-00(?::?00)?$")
+# ISO 8601 durations: PnYnMnDTnHnMnS, or weeks alone (PnW).
 _DURATION = re.compile(
-    r"^P(?:\d+(?:\.\d+)?Y)?(?:\d+(?:\.\d+)?M)?(?:\d+(?:\.\d+)?W)?(?:\d+(?:\.\d+)?D)?"
-    r"(?:T(?:\d+(?:\.\d+)?H)?(?:\d+(?:\.\d+)?M)?(?:\d+(?:\.\d+)?S)?)?$"
+    r"^P(?:\d+(?:\.\d+)?Y)?(?:\d+(?:\.\d+)?M)?(?:\d+(?:\.\d+)?D)?"
+    r"(?:T(?:\d+(?:\.\d+)?H)?(?:\d+(?:\.\d+)?M)?(?:\d+(?:\.\d+)?S)?)?$|^P\d+(?:\.\d+)?W$"
 )
 _DURATION_PARTS = re.compile(r"(\d+(?:\.\d+)?)([YMWDHS])")
 # Seconds per unit; M before T is months, after it minutes (an approximate year and month
@@ -115,7 +117,7 @@ def statement_errors(statement: Any, *, now: dt.datetime | None = None) -> Error
     if "stored" in statement:
         _timestamp(statement["stored"], "stored", errors, None)
     if "authority" in statement:
-        _actor(statement["authority"], "authority", errors)
+        _authority(statement["authority"], errors)
     if "version" in statement and not (
         isinstance(statement["version"], str) and _VERSION.match(statement["version"])
     ):
@@ -313,6 +315,17 @@ def _actor(value: Any, path: str, errors: Errors) -> None:
         _agent(actor, path, errors)
 
 
+def _authority(value: Any, errors: Errors) -> None:
+    """An Agent, or an OAuth pair: an anonymous Group of exactly two Agents."""
+    _actor(value, "authority", errors)
+    if isinstance(value, dict) and value.get("objectType") == "Group":
+        members = value.get("member")
+        if any(name in value for name in IFIS) or not (
+            isinstance(members, list) and len(members) == 2
+        ):
+            _add(errors, "authority", "A Group authority is an anonymous pair of Agents.")
+
+
 # --- verb and object ------------------------------------------------------------------
 
 
@@ -363,8 +376,14 @@ def _activity(activity: dict[str, Any], path: str, errors: Errors) -> None:
             _iri(definition[name], _join(where, name), errors, MAX_IRI)
     if "extensions" in definition:
         _extensions(definition["extensions"], _join(where, "extensions"), errors)
-    if "interactionType" in definition and definition["interactionType"] not in INTERACTION_TYPES:
+    kind = definition.get("interactionType")
+    if "interactionType" in definition and not (
+        isinstance(kind, str) and kind in INTERACTION_TYPES
+    ):
         _add(errors, _join(where, "interactionType"), "Unknown interaction type.")
+    for name in ("correctResponsesPattern", *COMPONENT_LISTS):
+        if name in definition and "interactionType" not in definition:
+            _add(errors, _join(where, name), "Only allowed with an interactionType.")
     pattern = definition.get("correctResponsesPattern")
     if pattern is not None and not (
         isinstance(pattern, list) and all(isinstance(p, str) for p in pattern)
@@ -418,7 +437,10 @@ def _common(value: dict[str, Any], path: str, errors: Errors, now: dt.datetime |
     if "context" in value:
         _context(value["context"], value.get("object"), _join(path, "context"), errors)
     if "timestamp" in value:
-        bounds = event_time_bounds(now or timezone.now())
+        # Statements may be dated in the future (an LRS must accept them; their events are
+        # dated when stored), not before the platform's earliest plausible date.
+        earliest, _ = event_time_bounds(now or timezone.now())
+        bounds = (earliest, dt.datetime.max.replace(tzinfo=dt.UTC) - dt.timedelta(days=2))
         _timestamp(value["timestamp"], _join(path, "timestamp"), errors, bounds)
     if "attachments" in value:
         _attachments(value["attachments"], _join(path, "attachments"), errors)
@@ -455,9 +477,9 @@ def _result(value: Any, path: str, errors: Errors) -> None:
         and not duration.endswith("T")
     ):
         _add(errors, _join(path, "duration"), "Must be an ISO 8601 duration.")
-    elif isinstance(duration, str) and duration_seconds(duration) > MAX_DURATION_SECONDS:
-        # Platform bound: a result may cover a course attempt, not more than a year.
-        _add(errors, _join(path, "duration"), "At most 366 days.")
+    elif isinstance(duration, str) and not math.isfinite(duration_seconds(duration)):
+        # Platform bound: a number of 400 digits is no duration (events keep at most 366 days).
+        _add(errors, _join(path, "duration"), "Out of range.")
     if "extensions" in result:
         _extensions(result["extensions"], _join(path, "extensions"), errors)
     if "score" in result:

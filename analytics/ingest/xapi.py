@@ -106,6 +106,9 @@ class StatementFacts:
     # unplaced statement is held (the data-quality page counts by it).
     candidates: list[str] = field(default_factory=list)
     voids: str | None = None
+    # The statement a StatementRef object points to (filters also return statements
+    # targeting a match).
+    target: str | None = None
 
 
 def _part_facts(part: dict[str, Any], activities: list[str], agents: list[str]) -> None:
@@ -148,6 +151,7 @@ def statement_facts(statement: dict[str, Any]) -> StatementFacts:
         related_activities=sorted(set(activities)),
         candidates=_candidates(statement),
         voids=obj["id"].lower() if statement["verb"]["id"] == VOIDED else None,
+        target=obj["id"].lower() if kind == "StatementRef" else None,
     )
 
 

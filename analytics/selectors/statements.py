@@ -55,8 +55,39 @@ def _json_list_has(column: str, value: str) -> Q:
 
 
 def statements_page(query: StatementQuery) -> tuple[list[Statement], bool]:
-    """One page of statements matching `query`, and whether more follow."""
-    rows: QuerySet[Statement] = Statement.objects.filter(voided=False)
+    """One page of statements matching `query`, and whether more follow.
+
+    The filters select among all statements, voided ones included; the page holds the
+    unvoided ones among them and the statements whose StatementRef object targets one
+    (a voiding statement is returned with a filter its voided target matches).
+    """
+    rows = Statement.objects.filter(voided=False)
+    if any(
+        v is not None for v in (query.agent_key, query.verb, query.activity, query.registration)
+    ):
+        matched = _filtered(Statement.objects.all(), query)
+        rows = rows.filter(
+            Q(pk__in=matched.values("pk")) | Q(target__in=matched.values("statement_id"))
+        )
+    if query.since is not None:
+        rows = rows.filter(stored__gt=query.since)
+    if query.until is not None:
+        rows = rows.filter(stored__lte=query.until)
+    if query.only_client is not None:
+        rows = rows.filter(client=query.only_client)
+    if query.after is not None:
+        stored, pk = query.after
+        if query.ascending:
+            rows = rows.filter(Q(stored__gt=stored) | Q(stored=stored, pk__gt=pk))
+        else:
+            rows = rows.filter(Q(stored__lt=stored) | Q(stored=stored, pk__lt=pk))
+    order = ["stored", "pk"] if query.ascending else ["-stored", "-pk"]
+    page = list(rows.order_by(*order).defer("agents", "related_agents")[: query.limit + 1])
+    return page[: query.limit], len(page) > query.limit
+
+
+def _filtered(rows: QuerySet[Statement], query: StatementQuery) -> QuerySet[Statement]:
+    """The statements the agent, verb, activity and registration filters select."""
     if connection.vendor != "postgresql":
         rows = rows.annotate(
             agents_text=Cast("agents", TextField()),
@@ -75,21 +106,7 @@ def statements_page(query: StatementQuery) -> tuple[list[Statement], bool]:
             rows = rows.filter(activity_id=query.activity)
     if query.registration is not None:
         rows = rows.filter(registration=query.registration)
-    if query.since is not None:
-        rows = rows.filter(stored__gt=query.since)
-    if query.until is not None:
-        rows = rows.filter(stored__lte=query.until)
-    if query.only_client is not None:
-        rows = rows.filter(client=query.only_client)
-    if query.after is not None:
-        stored, pk = query.after
-        if query.ascending:
-            rows = rows.filter(Q(stored__gt=stored) | Q(stored=stored, pk__gt=pk))
-        else:
-            rows = rows.filter(Q(stored__lt=stored) | Q(stored=stored, pk__lt=pk))
-    order = ["stored", "pk"] if query.ascending else ["-stored", "-pk"]
-    page = list(rows.order_by(*order).defer("agents", "related_agents")[: query.limit + 1])
-    return page[: query.limit], len(page) > query.limit
+    return rows
 
 
 def unplaced_by_iri(limit: int = 50) -> list[dict[str, Any]]:

@@ -190,7 +190,7 @@ def test_filters_and_more_paging(lrs):
     got = lrs.get(URL, {"format": "ids", "limit": 1})
     assert got.status_code == 200, got.content
     ids = got.json()["statements"][0]
-    assert ids["object"] == {"objectType": "Activity", "id": ids["object"]["id"]}
+    assert ids["object"] == {"id": ids["object"]["id"]}
     assert "name" not in ids["actor"]
     for bad in ({"agent": "{"}, {"limit": "x"}, {"since": "yesterday"}, {"foo": "1"},
                 {"format": "full"}, {"statementId": "nope"}):  # fmt: skip
@@ -225,3 +225,18 @@ def test_invalid_statement_in_a_batch_stores_nothing(lrs):
     assert response.status_code == 400
     assert response.json()["errors"][0]["index"] == 1
     assert Statement.objects.count() == 0
+
+
+def test_single_context_activities_are_returned_as_lists_and_refs_follow_filters(lrs):
+    one = statement(1, context={"contextActivities": {"category": {"id": COURSE}}})
+    assert lrs.post(URL, one, format="json").status_code == 200
+    got = lrs.get(URL, {"statementId": one["id"]}).json()
+    assert got["context"]["contextActivities"]["category"] == [{"id": COURSE}]
+    # A statement about statement 1 is found by the verb filter statement 1 matches.
+    ref = statement(2, verb={"id": "http://v.org/liked"},
+                    object={"objectType": "StatementRef", "id": one["id"]})  # fmt: skip
+    del ref["context"]
+    assert lrs.post(URL, ref, format="json").status_code == 200
+    verb = one["verb"]["id"]
+    found = [s["id"] for s in lrs.get(URL, {"verb": verb}).json()["statements"]]
+    assert found == [ref["id"], one["id"]]

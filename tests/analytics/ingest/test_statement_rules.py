@@ -127,6 +127,17 @@ MUST_ACCEPT = {
     },
 }
 
+MUST_ACCEPT.update(
+    {
+        "duration in years": with_("result", {"duration": "P3Y1M29DT4H35M59.14S"}),
+        "timestamp in the future": with_("timestamp", "2999-01-01T00:00:00Z"),
+        "authority OAuth pair": {
+            **base(),
+            "authority": {"objectType": "Group", "member": [MBOX, {"openid": "http://o.org/app"}]},
+        },
+    }
+)
+
 MUST_REJECT = {
     "unknown top-level property": (with_("foo", 1), "foo"),
     "null property": (with_("result", None), "result"),
@@ -244,6 +255,23 @@ MUST_REJECT = {
     ),
     "NUL in text": (with_("verb", {"id": "http://v.org/v\x00"}), "verb.id"),
     "not an object": ([], "non_field_errors"),
+    "interactionType an object": (
+        with_("object.definition", {"interactionType": {"a": 1}}),
+        "object.definition.interactionType",
+    ),
+    "choices without interactionType": (
+        with_("object.definition", {"choices": [{"id": "a"}]}),
+        "object.definition.choices",
+    ),
+    "weeks with days": (with_("result", {"duration": "P4W1D"}), "result.duration"),
+    "authority identified group": (
+        {**base(), "authority": {"objectType": "Group", **MBOX, "member": [MBOX, MBOX]}},
+        "authority",
+    ),
+    "authority group of three": (
+        {**base(), "authority": {"objectType": "Group", "member": [MBOX, MBOX, MBOX]}},
+        "authority",
+    ),
 }
 
 
