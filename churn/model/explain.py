@@ -334,7 +334,8 @@ def _fact(feature: str, row: pd.Series) -> Phrase:
         if feature in FRACTIONS:
             return _("%(name)s: %(percent).0f%%", name=name, percent=float(raw) * 100)
         value = float(raw)
-        if abs(value) >= 10:
+        # counts come as floats too: "3 tutor-marked assignments", never "3.0"
+        if abs(value) >= 10 or value.is_integer():
             return _("%(name)s: %(value).0f", name=name, value=value)
         return _("%(name)s: %(value).1f", name=name, value=value)
     # Categorical values (region, age band, ...) are data: shown as they are.

@@ -52,6 +52,8 @@ KNOWN = [
     ("region", {"region": "Wales"}, "region: Wales"),
     ("imd_band", {}, "deprivation band: unknown"),
     ("some_new_feature", {"some_new_feature": 0.123456}, "some new feature: 0.1"),
+    # a count stored as a float reads as a count (was "3.0")
+    ("tma_submitted", {"tma_submitted": 3.0}, "tutor-marked assignments submitted: 3"),
 ]
 
 
