@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('analytics', '0005_lrs_statements'),
+        ("analytics", "0005_lrs_statements"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='statement',
-            name='target',
+            model_name="statement",
+            name="target",
             field=models.UUIDField(blank=True, db_index=True, null=True),
         ),
     ]
