@@ -129,6 +129,8 @@ HUMAN_NAMES: dict[str, Phrase] = {
 FRACTIONS = frozenset(
     {
         "active_day_fraction",
+        "active_weeks_fraction",
+        "elapsed_fraction",
         "share_active_weeks",
         "submitted_fraction",
         "run_recent_withdrawal",

@@ -54,6 +54,9 @@ KNOWN = [
     ("some_new_feature", {"some_new_feature": 0.123456}, "some new feature: 0.1"),
     # a count stored as a float reads as a count (was "3.0")
     ("tma_submitted", {"tma_submitted": 3.0}, "tutor-marked assignments submitted: 3"),
+    # shares as percentages (were "0.9", seen on the demo course page)
+    ("active_weeks_fraction", {"active_weeks_fraction": 0.9}, "share of weeks active: 90%"),
+    ("elapsed_fraction", {"elapsed_fraction": 0.25}, "share of the course elapsed: 25%"),
 ]
 
 
