@@ -14,6 +14,8 @@ Experiments:
   tuned HGB and logreg beside; run-rate logit RMSE of `RunPrior` and of the teacher.
 - ``selection``: `ChurnSettings.select_min_drop` None / 0 / 0.0005.
 - ``settings``: network sizes and optimiser settings, test and inner-validation AUC.
+- ``recipe``: the recipe's parts chosen earlier on research folds' test rows (run offset,
+  distillation weight, run-level inputs), now with their inner-validation AUC beside.
 - ``new-course``: lomo 2014B at 60/90/150 without / with the new run's day-30 rows
   (unenrolment or inactivity labels, known on day 58) / fine-tuned on them.
 """
@@ -171,6 +173,20 @@ def settings(s: Splits) -> dict[str, Any]:
     )
 
 
+def recipe(s: Splits) -> dict[str, Any]:
+    base = ChurnSettings()
+    return _products(
+        s,
+        {
+            "recipe": base,
+            "no_run_prior": replace(base, run_prior=False),
+            "lambda0": replace(base, distill_lambda=0.0),
+            "lambda3": replace(base, distill_lambda=3.0),
+            "run_level_inputs": replace(base, exclude=()),
+        },
+    )
+
+
 def new_course(s: Splits) -> dict[str, Any]:
     probs: dict[str, list[np.ndarray]] = {"A": [], "B": [], "C": []}
     labels, cuts = [], []
@@ -211,6 +227,7 @@ EXPERIMENTS = {
     "offset": offset,
     "selection": selection,
     "settings": settings,
+    "recipe": recipe,
     "new-course": new_course,
 }
 
