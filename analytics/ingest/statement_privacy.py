@@ -9,15 +9,25 @@ filter columns hold pseudonyms of identities (`identity_pseudonym`), never the i
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
+
+from django.conf import settings
 
 from eduplatform.core.privacy import decrypt_text, encrypt_text, pseudonymise
 
 _FIELDS = ("name", "mbox", "mbox_sha1sum", "openid")
 
 
+@lru_cache(maxsize=65536)
+def _pseudonym(key: str, secret: str, identity: str) -> str:
+    return pseudonymise("xapi-agent", identity)
+
+
 def identity_pseudonym(key: str) -> str:
-    return pseudonymise("xapi-agent", key)
+    """The pseudonym of an agent identity, memoised per pseudonym key (the same agents send
+    statement after statement)."""
+    return _pseudonym(settings.PSEUDONYM_KEY or "", settings.SECRET_KEY, key)
 
 
 def _agent(agent: Any, change: Callable[[str], str]) -> Any:

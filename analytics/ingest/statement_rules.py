@@ -23,7 +23,13 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from analytics.ingest.validation import MAX_SCORE
-from eduplatform.core.inputs import bounded_event_time, event_time_bounds, number_error, text_error
+from eduplatform.core.inputs import (
+    bounded_event_time,
+    event_time_bounds,
+    number_error,
+    storable_text,
+    text_error,
+)
 
 Errors = dict[str, list[str]]
 
@@ -137,8 +143,28 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
+def _clean(value: Any, in_extensions: bool = False) -> bool:
+    """True if `value` holds no null outside extensions and only storable text: the fast
+    path of `_document`, which builds field paths only for a document that needs them."""
+    if isinstance(value, str):
+        return "\x00" not in value and (value.isascii() or storable_text(value))
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not _clean(key) or (item is None and not in_extensions):
+                return False
+            if item is not None and not _clean(item, in_extensions or key == "extensions"):
+                return False
+    elif isinstance(value, list):
+        for item in value:
+            if (item is None and not in_extensions) or not _clean(item, in_extensions):
+                return False
+    return True
+
+
 def _document(value: Any, path: str, errors: Errors) -> None:
     """No null values outside extensions (spec: 2.2), and only text PostgreSQL can store."""
+    if not path and _clean(value):
+        return
     if isinstance(value, dict):
         for key, item in value.items():
             child = _join(path, str(key))
