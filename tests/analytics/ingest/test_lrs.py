@@ -75,7 +75,7 @@ def test_personal_data_is_encrypted_in_the_table_and_returned_as_sent(lrs):
 
     assert lrs.post(URL, statement(1), format="json").status_code == 200
     with connection.cursor() as cursor:
-        cursor.execute("SELECT data::text, actor_key FROM analytics_statement")
+        cursor.execute("SELECT CAST(data AS TEXT), actor_key FROM analytics_statement")
         text, actor_key = cursor.fetchone()
     assert "ada1@example.org" not in text and "Ada" not in text
     assert "ada1" not in actor_key
