@@ -342,6 +342,9 @@ class Statement(models.Model):
     agents = models.JSONField(default=list)
     related_agents = models.JSONField(default=list)
     related_activities = models.JSONField(default=list)
+    # Pseudonyms of the learners the statement is about (an Agent actor, a Group's members),
+    # as Learner.pseudonym: the data subject's export and erasure find them by it.
+    learners = models.JSONField(default=list)
     voids = models.UUIDField(null=True, blank=True)
     target = models.UUIDField(null=True, blank=True, db_index=True)  # a StatementRef object
     client = models.ForeignKey(

@@ -28,6 +28,7 @@ from analytics.models import (
     Submission,
 )
 from analytics.risk_bands import band_history
+from analytics.selectors.statements import statements_about
 from eduplatform.core import access
 from eduplatform.core.inputs import text_error
 
@@ -71,6 +72,7 @@ class ErasureResult:
     rollup_rows: int = 0
     submissions: int = 0
     enrollments: int = 0
+    statements: int = 0
 
 
 @transaction.atomic
@@ -88,9 +90,12 @@ def learner_erase(*, pseudonym: str) -> ErasureResult:
     # only erasure needs of this module.
     from eduplatform.registry.services import models_mark_retrain_due
 
+    # Stored xAPI statements about the learner (#25) go too, also those held before any
+    # event made the learner (their course not known yet).
+    statements, _ = statements_about(pseudonym).delete()
     learner = Learner.objects.filter(pseudonym=pseudonym).first()
     if learner is None:
-        return ErasureResult(found=False)
+        return ErasureResult(found=statements > 0, statements=statements)
     course_ids = list(
         Enrollment.objects.filter(learner=learner).values_list("course_id", flat=True)
     ) + list(
@@ -114,6 +119,7 @@ def learner_erase(*, pseudonym: str) -> ErasureResult:
         rollup_rows=rollup,
         submissions=submissions,
         enrollments=enrollments,
+        statements=statements,
     )
 
 

@@ -26,7 +26,12 @@ from django.utils.dateparse import parse_datetime
 from analytics.importers import pg_bulk
 from analytics.ingest.lookups import item_courses_by_iri
 from analytics.ingest.services import events_ingest
-from analytics.ingest.statement_privacy import identity_pseudonym, opened, sealed
+from analytics.ingest.statement_privacy import (
+    identity_pseudonym,
+    learner_pseudonym,
+    opened,
+    sealed,
+)
 from analytics.ingest.statement_rules import statement_errors
 from analytics.ingest.validation import NormalizedEvent, ValidationFailure
 from analytics.ingest.xapi import course_of, statement_events, statement_facts
@@ -168,15 +173,16 @@ def statements_store(
 _PG_INSERT = """
 INSERT INTO analytics_statement
     (statement_id, data, filled, stored, timestamp, voided, verb_id, activity_id, registration,
-     actor_key, agents, related_agents, related_activities, voids, target, client_id, course_id,
-     place_iri, placed_at)
+     actor_key, agents, related_agents, related_activities, learners, voids, target, client_id,
+     course_id, place_iri, placed_at)
 SELECT r.statement_id, r.data, r.filled, r.stored, r.timestamp, false, r.verb_id, r.activity_id,
-       r.registration, r.actor_key, r.agents, r.related_agents, r.related_activities, r.voids,
-       r.target, r.client_id, r.course_id, r.place_iri, r.placed_at
+       r.registration, r.actor_key, r.agents, r.related_agents, r.related_activities, r.learners,
+       r.voids, r.target, r.client_id, r.course_id, r.place_iri, r.placed_at
 FROM jsonb_to_recordset(%s::jsonb) AS r(
     statement_id uuid, data jsonb, filled jsonb, stored timestamptz, timestamp timestamptz,
     verb_id text, activity_id text, registration uuid, actor_key text, agents jsonb,
-    related_agents jsonb, related_activities jsonb, voids uuid, target uuid, client_id bigint,
+    related_agents jsonb, related_activities jsonb, learners jsonb, voids uuid, target uuid,
+    client_id bigint,
     course_id bigint, place_iri text, placed_at timestamptz)
 ON CONFLICT (statement_id) DO NOTHING
 RETURNING statement_id
@@ -241,6 +247,7 @@ def _rows(
                 "agents": [identity_pseudonym(k) for k in fact.agents],
                 "related_agents": [identity_pseudonym(k) for k in fact.related_agents],
                 "related_activities": fact.related_activities,
+                "learners": sorted({learner_pseudonym(*identity) for identity in fact.learners}),
                 "voids": fact.voids,
                 "target": fact.target,
                 "client_id": client.pk if client is not None else None,

@@ -71,3 +71,13 @@ def sealed(data: dict[str, Any]) -> dict[str, Any]:
 def opened(data: dict[str, Any]) -> dict[str, Any]:
     """The statement as it was sent (with the LRS's fields)."""
     return _statement(data, decrypt_text)
+
+
+@lru_cache(maxsize=65536)
+def _learner(key: str, secret: str, namespace: str, identifier: str) -> str:
+    return pseudonymise(namespace, identifier)
+
+
+def learner_pseudonym(namespace: str, identifier: str) -> str:
+    """Learner.pseudonym of an identity (the one ingestion gives the learner's events)."""
+    return _learner(settings.PSEUDONYM_KEY or "", settings.SECRET_KEY, namespace, identifier)

@@ -109,6 +109,8 @@ class StatementFacts:
     # The statement a StatementRef object points to (filters also return statements
     # targeting a match).
     target: str | None = None
+    # (namespace, identifier) of each learner: the Agent actor, or the Group actor's members.
+    learners: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _part_facts(part: dict[str, Any], activities: list[str], agents: list[str]) -> None:
@@ -152,7 +154,18 @@ def statement_facts(statement: dict[str, Any]) -> StatementFacts:
         candidates=_candidates(statement),
         voids=obj["id"].lower() if statement["verb"]["id"] == VOIDED else None,
         target=obj["id"].lower() if kind == "StatementRef" else None,
+        learners=[
+            identity[:2]
+            for agent in _learner_agents(statement["actor"])
+            if (identity := _identity(agent)) is not None
+        ],
     )
+
+
+def _learner_agents(actor: dict[str, Any]) -> list[dict[str, Any]]:
+    if actor.get("objectType") == "Group":
+        return _entries(actor.get("member", []))
+    return [actor]
 
 
 def _candidates(statement: dict[str, Any]) -> list[str]:
@@ -212,11 +225,11 @@ def statement_events(
     if statement["verb"]["id"] == VOIDED:
         return []
     actor = statement["actor"]
+    learners = _learner_agents(actor)
     if actor.get("objectType") == "Group":
-        learners = _entries(actor.get("member", []))
         ids = [f"{statement['id']}:{n}" for n in range(len(learners))]
     else:
-        learners, ids = [actor], [statement["id"]]
+        ids = [statement["id"]]
     obj = statement["object"]
     is_activity = obj.get("objectType", "Activity") == "Activity"
     definition = obj.get("definition", {}) if is_activity else {}

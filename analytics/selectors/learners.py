@@ -8,6 +8,7 @@ from typing import Any
 from django.apps import apps
 from django.db.models import Sum
 
+from analytics.ingest.statement_privacy import opened
 from analytics.models import (
     DailyActivity,
     Enrollment,
@@ -17,6 +18,7 @@ from analytics.models import (
     Submission,
 )
 from analytics.selectors.activity import value_rows
+from analytics.selectors.statements import statements_about
 
 
 def learner_enrollments(learner: Learner, course_ids: Sequence[int]) -> list[Enrollment]:
@@ -105,6 +107,13 @@ def learner_export(*, pseudonym: str) -> dict | None:
             .values("course__code", "kind", "date", "note", "created_at")
         ),
         "predictions": _predictions(learner),
+        # the xAPI statements stored about the learner (#25), as sent (identifiers decrypted)
+        "xapi_statements": [
+            opened(data)
+            for data in statements_about(learner.pseudonym)
+            .order_by("stored", "id")
+            .values_list("data", flat=True)
+        ],
     }
 
 

@@ -46,7 +46,7 @@ def statement_get(*, statement_id: str, voided: bool) -> Statement | None:
     return Statement.objects.filter(statement_id=statement_id, voided=voided).first()
 
 
-def _json_list_has(column: str, value: str) -> Q:
+def json_list_has(column: str, value: str) -> Q:
     """Rows whose JSON list `column` holds `value`: jsonb containment on PostgreSQL, the
     quoted value in the list's text elsewhere (SQLite has no JSON containment)."""
     if connection.vendor == "postgresql":
@@ -96,17 +96,25 @@ def _filtered(rows: QuerySet[Statement], query: StatementQuery) -> QuerySet[Stat
         )
     if query.agent_key is not None:
         column = "related_agents" if query.related_agents else "agents"
-        rows = rows.filter(_json_list_has(column, query.agent_key))
+        rows = rows.filter(json_list_has(column, query.agent_key))
     if query.verb is not None:
         rows = rows.filter(verb_id=query.verb)
     if query.activity is not None:
         if query.related_activities:
-            rows = rows.filter(_json_list_has("related_activities", query.activity))
+            rows = rows.filter(json_list_has("related_activities", query.activity))
         else:
             rows = rows.filter(activity_id=query.activity)
     if query.registration is not None:
         rows = rows.filter(registration=query.registration)
     return rows
+
+
+def statements_about(pseudonym: str) -> QuerySet[Statement]:
+    """The stored statements about one learner (their actor, or a member of its Group)."""
+    rows = Statement.objects.all()
+    if connection.vendor != "postgresql":
+        rows = rows.annotate(learners_text=Cast("learners", TextField()))
+    return rows.filter(json_list_has("learners", pseudonym))
 
 
 def unplaced_by_iri(limit: int = 50) -> list[dict[str, Any]]:

@@ -240,3 +240,29 @@ def test_single_context_activities_are_returned_as_lists_and_refs_follow_filters
     verb = one["verb"]["id"]
     found = [s["id"] for s in lrs.get(URL, {"verb": verb}).json()["statements"]]
     assert found == [ref["id"], one["id"]]
+
+
+def test_export_and_erasure_cover_the_learners_statements(lrs):
+    from analytics.ingest.statement_privacy import learner_pseudonym
+    from analytics.selectors.learners import learner_export
+    from analytics.services import learner_erase
+
+    CourseFactory(code="MOODLE_7", iri=COURSE)
+    members = [{"mbox": "mailto:ada1@example.org"}, {"mbox": "mailto:bo@x.org"}]
+    group = statement(3, actor={"objectType": "Group", "member": members})
+    other = statement(
+        4, context={"contextActivities": {"grouping": [{"id": "https://other.org/c"}]}}
+    )
+    assert lrs.post(URL, [statement(1), group, other], format="json").status_code == 200
+    ada = learner_pseudonym("mbox", "ada1@example.org")
+    exported = learner_export(pseudonym=ada)
+    assert [s["id"] for s in exported["xapi_statements"]] == [statement(1)["id"], group["id"]]
+    assert exported["xapi_statements"][0]["actor"]["mbox"] == "mailto:ada1@example.org"
+    assert learner_erase(pseudonym=ada).statements == 2
+    assert list(Statement.objects.values_list("statement_id", flat=True)) == [
+        uuid.UUID(other["id"])
+    ]
+    # A learner known only from held statements (no events yet) is erased too.
+    held = learner_pseudonym("mbox", "ada4@example.org")
+    result = learner_erase(pseudonym=held)
+    assert result.found and result.statements == 1 and not Statement.objects.exists()
