@@ -56,6 +56,44 @@ def _compression(version: ModelVersion) -> str | None:
     }
 
 
+def _bands(metrics: Mapping[str, Any]) -> list[str]:
+    """Precision / recall / F1 at each band's threshold (#27 item 4), high then medium:
+    churn stores the high band's report as `report`, the medium band's as `report_medium`
+    (churn/services.py `band_reports`); versions without the band thresholds get none."""
+    thresholds = metrics.get("band_thresholds")
+    if not isinstance(thresholds, Mapping):
+        return []
+    bands = (
+        ("report", _("at the high band's threshold (%(threshold)s)"), thresholds.get("high")),
+        (
+            "report_medium",
+            _("at the medium band's threshold (%(threshold)s)"),
+            thresholds.get("medium"),
+        ),
+    )
+    out = []
+    for key, where, threshold in bands:
+        report = metrics.get(key)
+        figures = (
+            [_number(report.get(k)) for k in ("precision", "recall", "f1")]
+            if (isinstance(report, Mapping))
+            else []
+        )
+        if _number(threshold) is None or len(figures) != 3 or None in figures:
+            continue
+        precision, recall, f1 = (f"{v:.2f}" for v in figures if v is not None)
+        out.append(
+            _("%(where)s: precision %(precision)s, recall %(recall)s, F1 %(f1)s")
+            % {
+                "where": where % {"threshold": f"{float(threshold):.2f}"},
+                "precision": precision,
+                "recall": recall,
+                "f1": f1,
+            }
+        )
+    return out
+
+
 def headline(version: ModelVersion | None, primary: str) -> list[str]:
     """The card's sentences for `version` (the served one), [] without one."""
     if version is None:
@@ -83,6 +121,7 @@ def headline(version: ModelVersion | None, primary: str) -> list[str]:
             if ece <= CALIBRATED_ECE
             else _("probabilities off by %(ece)s on average (ECE)") % {"ece": f"{ece:.3f}"}
         )
+    out.extend(_bands(metrics))
     compression = _compression(version)
     if compression:
         out.append(compression)

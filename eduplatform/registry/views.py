@@ -138,6 +138,15 @@ def _headline_metrics(version: ModelVersion, primary: str) -> list[dict[str, Any
     if isinstance(report, Mapping):
         for key, value in report.items():
             add(f"report.{key}", _("validation %(metric)s") % {"metric": _label(key)}, value)
+    # churn: the same figures at the medium band's threshold (#27 item 4)
+    medium = metrics.get("report_medium")
+    if isinstance(medium, Mapping):
+        for key in ("threshold", "precision", "recall", "f1"):
+            add(
+                f"report_medium.{key}",
+                _("validation %(metric)s, medium band") % {"metric": _label(key)},
+                medium.get(key),
+            )
     return out
 
 

@@ -75,3 +75,54 @@ def test_models_page_folds_the_compression_policy_settings() -> None:
     assert "structured+quantized" in settings_block  # the report's "chosen"
     tag = html[html.rindex("<details", 0, html.index("data-report-settings")) :].split(">", 1)[0]
     assert " open" not in tag  # collapsed until asked for
+
+
+def test_band_reports_are_at_each_bands_threshold() -> None:
+    """#27 item 4: churn stores precision / recall / F1 at the high band's threshold
+    (`report`) and at the medium band's (`report_medium`). Killed mutant: the medium
+    report computed at the high threshold."""
+    from churn.services import band_reports
+
+    labels = [1, 1, 0, 1, 0, 0, 0, 0]
+    probs = [0.9, 0.5, 0.45, 0.3, 0.2, 0.1, 0.05, 0.02]
+    out = band_reports(labels, probs, (0.25, 0.6))
+    assert out["band_thresholds"] == {"medium": 0.25, "high": 0.6}
+    high, medium = out["report"], out["report_medium"]
+    assert (high["threshold"], medium["threshold"]) == (0.6, 0.25)
+    # high: 1 flagged, right; medium: 4 flagged (0.9, 0.5, 0.45, 0.3), 3 right
+    assert (high["precision"], high["recall"]) == pytest.approx((1.0, 1 / 3))
+    assert (medium["precision"], medium["recall"]) == pytest.approx((0.75, 1.0))
+    assert medium["f1"] == pytest.approx(2 * 0.75 / 1.75)
+
+
+BANDS = {
+    "band_thresholds": {"medium": 0.12, "high": 0.31},
+    "report": {"threshold": 0.31, "precision": 0.45, "recall": 0.3, "f1": 0.36},
+    "report_medium": {"threshold": 0.12, "precision": 0.25, "recall": 0.7, "f1": 0.368},
+}
+
+
+def test_headline_reports_precision_recall_f1_at_both_bands() -> None:
+    """Killed mutant: `_bands` returns the high band only."""
+    row = _served(metrics={**METRICS, **BANDS}, served_variant="fp32")
+    with translation.override("en"):
+        lines = headline(row, "auc")
+    assert lines[2] == ("at the high band's threshold (0.31): precision 0.45, recall 0.30, F1 0.36")
+    assert lines[3] == (
+        "at the medium band's threshold (0.12): precision 0.25, recall 0.70, F1 0.37"
+    )
+    assert lines[4].startswith("trained ")
+
+
+def test_models_page_shows_medium_band_figures() -> None:
+    """The card and the raw metrics both carry the medium band's figures. Killed mutant:
+    the raw list skips `report_medium`."""
+    _served(metrics={**METRICS, **BANDS}, served_variant="fp32")
+    admin = UserFactory(username="root", is_superuser=True, is_staff=True)
+    html = client_for(admin).get("/models/").content.decode()
+    card = html.index("data-headline")
+    assert html.index("at the medium band&#x27;s threshold (0.12)", card) < html.index(
+        "data-raw-metrics"
+    )
+    raw = html[html.index("data-raw-metrics") :]
+    assert "validation precision, medium band" in raw
