@@ -52,6 +52,27 @@ def test_the_instructor_records_an_action_from_the_learner_page(world: World) ->
     assert "Action recorded." in page and "Phoned about the TMA" in page
 
 
+def test_the_learner_page_lists_each_records_stored_band(world: World) -> None:
+    """#27 item 5: each recorded action shows the band stored with it (the learner's band on
+    the action's day), "not scored" when the run had none. Killed mutant: the band cell
+    left out of the records table."""
+    learner = _learner(world)
+    InterventionFactory(
+        course=world.course_a, learner=learner, date=world.today, risk_band="high", note="A"
+    )
+    InterventionFactory(
+        course=world.course_a, learner=learner, kind="met", date=world.today, note="B"
+    )
+    page = body(client_for(world.instructor_a).get(f"/learners/{learner.pseudonym}/"))
+    records = page.split('id="actions-title"', 1)[1].split("</table>", 1)[0]
+    assert "Risk band that day" in records
+    cells = re.findall(r'<td data-band="(\w*)">(.*?)</td>', records, re.S)
+    assert sorted((band, text.strip()) for band, text in cells) == [
+        ("", "not scored"),
+        ("high", "high"),
+    ]
+
+
 def test_the_form_post_needs_its_csrf_token(world: World) -> None:
     client = Client(enforce_csrf_checks=True)
     client.force_login(world.instructor_a)
