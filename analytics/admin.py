@@ -29,6 +29,7 @@ from analytics.models import (
     LearningEvent,
     LrsClient,
     Statement,
+    StatementAttachment,
     Submission,
 )
 from analytics.selectors.learners import learner_export
@@ -339,3 +340,11 @@ class ImportRunAdmin(ReadOnlyAdmin):
     list_filter = ["source"]
     search_fields = ["course__code"]
     list_select_related = ["course"]
+
+
+@admin.register(StatementAttachment)
+class StatementAttachmentAdmin(ReadOnlyAdmin):
+    list_display = ["sha2", "content_type", "length", "stored"]
+    list_filter = ["content_type"]
+    search_fields = ["=sha2"]
+    exclude = ["content"]

@@ -373,3 +373,20 @@ class Statement(models.Model):
 
     def __str__(self) -> str:
         return str(self.statement_id)
+
+
+class StatementAttachment(models.Model):
+    """The bytes of an xAPI attachment sent in a `multipart/mixed` request, once per SHA-2."""
+
+    sha2 = models.CharField(max_length=128, primary_key=True)
+    content_type = models.CharField(max_length=255)
+    length = models.PositiveBigIntegerField()
+    content = models.BinaryField()
+    stored = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("xAPI attachment")
+        verbose_name_plural = _("xAPI attachments")
+
+    def __str__(self) -> str:
+        return self.sha2

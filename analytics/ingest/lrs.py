@@ -42,6 +42,7 @@ from analytics.models import (
     LearningEvent,
     LrsClient,
     Statement,
+    StatementAttachment,
 )
 
 # Properties the LRS sets whatever the sender sent: left out when comparing a re-sent
@@ -122,8 +123,10 @@ def statements_store(
     client: LrsClient | None,
     authority: dict[str, Any],
     now: dt.datetime | None = None,
+    attachments: dict[str, tuple[str, bytes]] | None = None,
 ) -> StoreResult:
-    """Store valid statements (raise ValidationFailure or StatementConflict, storing nothing)."""
+    """Store valid statements (raise ValidationFailure or StatementConflict, storing nothing)
+    and the attachments' bytes sent with them (by SHA-2, once)."""
     if not statements:
         raise ValidationFailure(message="No statements.")
     _validated(statements)
@@ -156,6 +159,14 @@ def statements_store(
     rows, events = _rows(new, client, now)
     if rows:
         _insert(rows)
+    if attachments:
+        StatementAttachment.objects.bulk_create(
+            [
+                StatementAttachment(sha2=sha2, content_type=kind, length=len(data), content=data)
+                for sha2, (kind, data) in attachments.items()
+            ],
+            ignore_conflicts=True,
+        )
     targets = [str(row["voids"]) for row in rows if row["voids"] is not None]
     if targets:
         _void(targets)

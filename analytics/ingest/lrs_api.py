@@ -22,7 +22,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNegotiation
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -40,13 +40,19 @@ from analytics.ingest.lrs_auth import (
     reads_only_own,
     scopes_of,
 )
+from analytics.ingest.statement_attachments import (
+    MultipartMixedParser,
+    MultipartStatements,
+    attachment_errors,
+    multipart_body,
+)
 from analytics.ingest.statement_formats import FORMATS, accepted_languages, formatted
 from analytics.ingest.statement_privacy import identity_pseudonym, opened
 from analytics.ingest.statement_rules import agent_errors, iri_ok
 from analytics.ingest.validation import ValidationFailure
 from analytics.ingest.xapi import agent_key
 from analytics.ingest.xapi_schema import STATEMENT_REQUEST, STATEMENT_SCHEMA
-from analytics.models import LrsClient
+from analytics.models import LrsClient, StatementAttachment
 from analytics.selectors.statements import (
     MAX_PAGE,
     StatementQuery,
@@ -54,7 +60,7 @@ from analytics.selectors.statements import (
     statements_page,
 )
 from eduplatform.core.access import EVENT_WRITERS, PUBLIC, declare
-from eduplatform.core.inputs import ascii_int, text_error
+from eduplatform.core.inputs import BoundedJSONParser, ascii_int, text_error
 from eduplatform.core.throttles import IngestRateThrottle
 
 XAPI_VERSION = "1.0.3"
@@ -115,6 +121,7 @@ class XapiStatementsView(APIView):
     permission_classes = [HasXapiScope]
     throttle_classes = [IngestRateThrottle]
     content_negotiation_class = JsonOnly
+    parser_classes = [BoundedJSONParser, MultipartMixedParser]
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         preflight = request.method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in (
@@ -128,6 +135,12 @@ class XapiStatementsView(APIView):
         version = request.META.get("HTTP_X_EXPERIENCE_API_VERSION", "")
         if not _VERSION.match(version):
             raise _bad("X-Experience-API-Version must be 1.0.x.")
+
+    def handle_exception(self, exc: Exception) -> Response:
+        # xAPI answers 400 to a body it cannot read (multipart/form-data included), not 415.
+        if isinstance(exc, UnsupportedMediaType):
+            exc = ParseError(f"Unsupported content type: {exc.detail}")
+        return super().handle_exception(exc)
 
     def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
         response = super().finalize_response(request, response, *args, **kwargs)
@@ -146,13 +159,18 @@ class XapiStatementsView(APIView):
         response["Allow"] = "GET, HEAD, POST, PUT, OPTIONS"
         return response
 
-    def _store(self, request: Request, statements: list[Any]) -> Response | list[str]:
+    def _store(
+        self, request: Request, statements: list[Any], parts: dict[str, tuple[str, bytes]]
+    ) -> Response | list[str]:
         client = request.auth if isinstance(request.auth, LrsClient) else None
+        if (problem := attachment_errors(statements, parts)) is not None:
+            raise _bad(problem)
         try:
             result = statements_store(
                 statements=statements,
                 client=client,
                 authority=authority_of(client, getattr(request.user, "username", "")),
+                attachments=parts,
             )
         except ValidationFailure as failure:
             return Response(failure.as_response(), status=status.HTTP_400_BAD_REQUEST)
@@ -179,8 +197,8 @@ class XapiStatementsView(APIView):
     def post(self, request: Request) -> Response:
         if request.query_params:
             raise _bad("POST takes no parameters (the alternate request syntax is unsupported).")
-        data = request.data
-        stored = self._store(request, data if isinstance(data, list) else [data])
+        data, parts = _body(request)
+        stored = self._store(request, data if isinstance(data, list) else [data], parts)
         if isinstance(stored, Response):
             return stored
         return Response(stored, status=status.HTTP_200_OK)
@@ -200,12 +218,12 @@ class XapiStatementsView(APIView):
         statement_id = params.get("statementId", "")
         if set(params) != {"statementId"} or not _UUID.match(statement_id):
             raise _bad("PUT takes one parameter: statementId, a UUID.")
-        statement = request.data
+        statement, parts = _body(request)
         if not isinstance(statement, dict):
             raise _bad("PUT takes one statement (a JSON object).")
         if "id" in statement and str(statement["id"]).lower() != statement_id.lower():
             raise _bad("The statement's id differs from statementId.")
-        stored = self._store(request, [{**statement, "id": statement_id.lower()}])
+        stored = self._store(request, [{**statement, "id": statement_id.lower()}], parts)
         if isinstance(stored, Response):
             return stored
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -259,10 +277,10 @@ class XapiStatementsView(APIView):
             rest = {k: v for k, v in params.items() if k != "cursor"}
             rest["cursor"] = f"{last.stored.isoformat()}|{last.pk}"
             next_url = f"{request.path}?{urlencode(rest)}"
-        body = {
-            "statements": [formatted(opened(r.data), fmt, languages) for r in rows],
-            "more": next_url,
-        }
+        statements = [formatted(opened(r.data), fmt, languages) for r in rows]
+        body = {"statements": statements, "more": next_url}
+        if params.get("attachments") == "true":
+            return _with_attachments(body, statements)
         return Response(body)
 
     def _one(self, request: Request, fmt: str, languages: list[str], own: bool) -> Response:
@@ -278,7 +296,11 @@ class XapiStatementsView(APIView):
         row = statement_get(statement_id=wanted.lower(), voided=voided)
         if row is None or (own and row.client_id != request.auth.pk):
             return Response({"detail": "No such statement."}, status=status.HTTP_404_NOT_FOUND)
-        response = Response(formatted(opened(row.data), fmt, languages))
+        statement = formatted(opened(row.data), fmt, languages)
+        if params.get("attachments") == "true":
+            response: Any = _with_attachments(statement, [statement])
+        else:
+            response = Response(statement)
         response["Last-Modified"] = row.stored.strftime("%a, %d %b %Y %H:%M:%S GMT")
         return response
 
@@ -287,6 +309,28 @@ class XapiStatementsView(APIView):
         response = self.get(request)
         response.data = None
         return response
+
+
+def _body(request: Request) -> tuple[Any, dict[str, tuple[str, bytes]]]:
+    """The statement JSON of the request and its attachment parts (multipart/mixed only)."""
+    data = request.data
+    if isinstance(data, MultipartStatements):
+        return data.statements, data.parts
+    return data, {}
+
+
+def _with_attachments(result: Any, statements: list[dict[str, Any]]) -> HttpResponse:
+    """`result` as multipart/mixed with the stored bytes of the statements' attachments."""
+    wanted = {
+        str(a.get("sha2", "")).lower()
+        for s in statements
+        for a in s.get("attachments", [])
+        if isinstance(a, dict)
+    }
+    stored = StatementAttachment.objects.filter(sha2__in=wanted)
+    parts = {a.sha2: (a.content_type, bytes(a.content)) for a in stored}
+    body, content_type = multipart_body(result, parts)
+    return HttpResponse(body, content_type=content_type)
 
 
 def _flag(params: Any, name: str) -> bool:
