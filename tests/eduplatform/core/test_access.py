@@ -1,13 +1,11 @@
-"""The access layer and the role matrix over every dashboard URL and the CSV export."""
+"""The access helpers (`eduplatform.core.access`): roles, scoped objects, suppression and
+route declarations. The role matrix over the pages is test_access_pages.py; these call the
+helpers directly and are `make mutate`'s tests for the module."""
 
 from __future__ import annotations
 
-import csv
-import io
-
 import pytest
 from django.http import Http404
-from django.test import Client
 
 from eduplatform.core import access
 from tests.browser.world import World, build_world
@@ -19,28 +17,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def world() -> World:
     return build_world()
-
-
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def body(response) -> str:
-    if response.streaming:
-        return b"".join(response.streaming_content).decode()
-    return response.content.decode()
-
-
-def urls(world: World, course) -> dict[str, str]:
-    learner = world.learners[course.code][-2]  # enrolled in this course only
-    return {
-        "course": f"/courses/{course.pk}/",
-        "segments": f"/courses/{course.pk}/segments/",
-        "export": f"/courses/{course.pk}/export.csv",
-        "learner": f"/learners/{learner.pseudonym}/",
-    }
 
 
 # -- helpers -------------------------------------------------------------------
@@ -151,128 +127,200 @@ def test_suppress_small_groups(world: World) -> None:
     assert rows[1]["clicks"] == 40  # input rows untouched
 
 
-# -- the role matrix over URLs ----------------------------------------------------
-
-ROLES = ("admin", "analyst", "instructor_a", "instructor_b")
+# -- staff helpers (who may act on a run's learners) -------------------------------
 
 
-@pytest.mark.parametrize("role", ROLES)
-@pytest.mark.parametrize("page", ["course", "segments", "export", "learner"])
-@pytest.mark.parametrize("course_key", ["course_a", "course_b"])
-def test_matrix_course_pages(world: World, role: str, page: str, course_key: str) -> None:
-    user = getattr(world, role)
-    course = getattr(world, course_key)
-    allowed = role in ("admin", "analyst") or role == f"instructor_{course_key[-1]}"
-    response = client_for(user).get(urls(world, course)[page])
-    assert response.status_code == (200 if allowed else 404)
+def test_courses_for_staff(world: World) -> None:
+    assert set(access.courses_for_staff(world.admin)) == {world.course_a, world.course_b}
+    assert list(access.courses_for_staff(world.instructor_a)) == [world.course_a]
+    assert list(access.courses_for_staff(world.instructor_b)) == [world.course_b]
+    # Analysts read aggregates only: they act on no run.
+    assert list(access.courses_for_staff(world.analyst)) == []
+    assert list(access.courses_for_staff(world.nobody)) == []
 
 
-@pytest.mark.parametrize("role", [*ROLES, "nobody"])
-@pytest.mark.parametrize("url", ["/", "/data-quality/"])
-def test_matrix_scope_pages_render_for_everyone(world: World, role: str, url: str) -> None:
-    assert client_for(getattr(world, role)).get(url).status_code == 200
+def test_get_course_for_staff(world: World) -> None:
+    assert access.get_course_for_staff(world.admin, world.course_b.pk) == world.course_b
+    assert access.get_course_for_staff(world.instructor_a, str(world.course_a.pk)) == world.course_a
+    for user, course_id in [
+        (world.instructor_a, world.course_b.pk),
+        (world.analyst, world.course_a.pk),
+        (world.nobody, world.course_a.pk),
+        (world.admin, 999_999),
+        (world.admin, "abc"),
+        (world.admin, None),
+    ]:
+        with pytest.raises(Http404):
+            access.get_course_for_staff(user, course_id)
 
 
-def test_nobody_gets_404_on_every_object(world: World) -> None:
-    client = client_for(world.nobody)
-    for course in (world.course_a, world.course_b):
-        for url in urls(world, course).values():
-            assert client.get(url).status_code == 404, url
+def test_get_learner_for_staff(world: World) -> None:
+    a_only = world.learners[world.course_a.code][-1]
+    b_only = world.learners[world.course_b.code][-2]
+    loaded = access.get_learner_for_staff(world.instructor_a, a_only.pseudonym)
+    assert loaded == a_only
+    assert {"name", "email"} <= loaded.get_deferred_fields()
+    assert access.get_learner_for_staff(world.instructor_a, world.shared.pseudonym) == world.shared
+    assert access.get_learner_for_staff(world.admin, b_only.pseudonym) == b_only
+    for user, pseudonym in [
+        (world.instructor_a, b_only.pseudonym),
+        (world.analyst, a_only.pseudonym),
+        (world.nobody, a_only.pseudonym),
+        (world.admin, "ffffffffffffffffffffffff"),
+        (world.admin, "not a pseudonym!"),
+    ]:
+        with pytest.raises(Http404):
+            access.get_learner_for_staff(user, pseudonym)
 
 
-def test_anonymous_is_sent_to_login(world: World) -> None:
-    client = Client()
-    for url in ["/", "/data-quality/", *urls(world, world.course_a).values()]:
-        response = client.get(url)
-        assert response.status_code == 302, url
-        assert response["Location"].startswith("/accounts/login/?next="), url
+def test_malformed_pseudonym_is_404_before_any_query(world: World, django_assert_num_queries):
+    access.role_of(world.admin)  # the role is cached on the user: no query left
+    for pseudonym in ("", "x" * 33, "a/b", "é"):
+        with django_assert_num_queries(0), pytest.raises(Http404):
+            access.get_learner_for_user(world.admin, pseudonym)
+        with django_assert_num_queries(0), pytest.raises(Http404):
+            access.get_learner_for_staff(world.admin, pseudonym)
 
 
-def test_missing_course_and_learner_are_404(world: World) -> None:
-    client = client_for(world.admin)
-    assert client.get("/courses/999999/").status_code == 404
-    assert client.get("/courses/999999/export.csv").status_code == 404
-    assert client.get("/learners/ffffffffffffffffffffffff/").status_code == 404
+def test_role_labels_and_suppression_flag(world: World) -> None:
+    labels = {
+        user: access.role_label(getattr(world, user))
+        for user in ("admin", "analyst", "instructor_a", "nobody")
+    }
+    assert labels == {
+        "admin": "Platform admin",
+        "analyst": "Analyst",
+        "instructor_a": "Instructor",
+        "nobody": "No role",
+    }
+    assert access.suppresses_small_groups(world.analyst)
+    for user in (world.admin, world.instructor_a, world.nobody):
+        assert not access.suppresses_small_groups(user)
 
 
-def test_instructor_lists_contain_no_foreign_rows(world: World) -> None:
-    client = client_for(world.instructor_a)
-    a_pseudonyms = {learner.pseudonym for learner in world.learners[world.course_a.code]}
-    b_only = {learner.pseudonym for learner in world.learners[world.course_b.code]} - a_pseudonyms
+def test_no_user_other_groups_and_deleted_users_have_no_role(world: World) -> None:
+    from django.contrib.auth.models import Group
 
-    overview = body(client.get("/"))
-    assert world.course_a.code in overview
-    assert world.course_b.code not in overview
+    assert access.role_of(None) == access.NO_ROLE  # code outside a request: no user at all
+    support = Group.objects.create(name="support")
+    world.nobody.groups.add(support)  # a group, but not the analyst group
+    assert access.role_of(world.nobody) == access.NO_ROLE
+    # Deleted after the request authenticated it: its row is gone, so are its roles.
+    world.instructor_a.delete()
+    assert access.role_of(world.instructor_a) == access.NO_ROLE
+    world.analyst.delete()
+    assert access.role_of(world.analyst) == access.NO_ROLE
 
-    course = body(client.get(f"/courses/{world.course_a.pk}/?status=all"))
-    assert all(p not in course for p in b_only)
-    assert sum(p in course for p in a_pseudonyms) == len(a_pseudonyms)
 
-    rows = list(
-        csv.reader(
-            io.StringIO(body(client.get(f"/courses/{world.course_a.pk}/export.csv?status=all")))
-        )
+def test_role_change_takes_effect_on_a_fresh_user_object(world: World) -> None:
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    assert access.role_of(world.nobody) == access.NO_ROLE
+    world.nobody.groups.add(Group.objects.get(name=access.ANALYST_GROUP))
+    assert access.role_of(world.nobody) == access.NO_ROLE  # cached for this request
+    fresh = get_user_model().objects.get(pk=world.nobody.pk)
+    assert access.role_of(fresh) == access.ANALYST
+
+
+def test_suppress_small_groups_keys_and_bounds(world: World) -> None:
+    rows = [
+        {"week": 1, "n": 1, "score": 0.5, "clicks": 3},
+        {"week": 2, "n": 2, "score": 0.6, "clicks": 4},
+        {"week": 3, "n": 3, "score": 0.7, "clicks": 5},
+        {"week": 4, "score": 0.8},  # no size: nothing to count, nothing hidden
+        {"week": 5, "n": None, "score": 0.9},
+    ]
+    hidden = access.suppress_small_groups(
+        world.analyst, rows, size_key="n", value_keys=("score",), min_size=3
     )
-    exported = {row[0] for row in rows[1:]}
-    assert exported == a_pseudonyms
-    assert not exported & b_only
-
-    # The shared learner's page shows the A enrolment only.
-    shared = body(client.get(f"/learners/{world.shared.pseudonym}/"))
-    assert world.course_a.code in shared
-    assert world.course_b.code not in shared
-
-    quality = body(client.get("/data-quality/"))
-    assert f"({len(a_pseudonyms)} enrolments)" in quality
-
-
-def test_admin_and_analyst_exports_cover_only_the_requested_course(world: World) -> None:
-    for user in (world.admin, world.analyst):
-        response = client_for(user).get(f"/courses/{world.course_b.pk}/export.csv?status=all")
-        rows = list(csv.reader(io.StringIO(body(response))))
-        expected = {learner.pseudonym for learner in world.learners[world.course_b.code]}
-        assert {row[0] for row in rows[1:]} == expected
+    assert [(r.get("n"), r["score"], r["suppressed"]) for r in hidden] == [
+        (None, None, True),
+        (None, None, True),
+        (3, 0.7, False),
+        (None, 0.8, False),
+        (None, 0.9, False),
+    ]
+    # Keys outside value_keys stay, and the other rows keep every key.
+    assert [r.get("clicks") for r in hidden] == [3, 4, 5, None, None]
+    assert [r["week"] for r in hidden] == [1, 2, 3, 4, 5]
+    # The default threshold is MIN_GROUP_SIZE (5) and the default size key "learners".
+    default = access.suppress_small_groups(world.analyst, [{"learners": 4}, {"learners": 5}])
+    assert [r["suppressed"] for r in default] == [True, False]
 
 
-def all_page_urls(world: World) -> list[str]:
-    pages = ["/", "/data-quality/"]
-    for course in (world.course_a, world.course_b):
-        pages += [
-            f"/courses/{course.pk}/?status=all",
-            f"/courses/{course.pk}/segments/",
-            f"/courses/{course.pk}/export.csv?status=all",
-        ]
-    pages += [f"/learners/{learner.pseudonym}/" for learner in world.all_learners()]
-    return pages
+# -- route declarations --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("role", ["analyst", "instructor_a", "instructor_b"])
-def test_non_admins_never_see_names_or_emails(world: World, role: str) -> None:
-    client = client_for(getattr(world, role))
-    secrets = world.personal_strings()
-    assert secrets  # the check below must have something to find
-    checked = 0
-    for url in all_page_urls(world):
-        response = client.get(url)
-        if response.status_code == 404:
-            continue
-        html = body(response)
-        leaked = [s for s in secrets if s in html]
-        assert not leaked, f"{url} shows {leaked}"
-        checked += 1
-    assert checked >= 5
+def test_declare_marks_the_view_and_returns_it() -> None:
+    def view(request):
+        return None
+
+    assert access.declare(access.ADMINS)(view) is view
+    assert access.route_access(view, "anything") is access.ADMINS
 
 
-def test_admin_sees_personal_data_on_the_learner_page(world: World) -> None:
-    learner = world.learners[world.course_a.code][0]
-    html = body(client_for(world.admin).get(f"/learners/{learner.pseudonym}/"))
-    assert learner.name in html
-    assert learner.email in html
+def test_route_access_reads_django_and_drf_class_views() -> None:
+    from django.views import View
+    from rest_framework.views import APIView
+    from rest_framework.viewsets import ViewSet
+
+    @access.declare(access.COURSE_READERS)
+    class Page(View):
+        pass
+
+    @access.declare(access.PLATFORM_READERS)
+    class Api(APIView):
+        pass
+
+    @access.declare(access.ADMINS)
+    class Rows(ViewSet):
+        def list(self, request):
+            return None
+
+    assert access.route_access(Page.as_view(), "page") is access.COURSE_READERS
+    assert access.route_access(Api.as_view(), "api") is access.PLATFORM_READERS
+    # A viewset's view function carries the class as `cls` only.
+    rows = Rows.as_view({"get": "list"})
+    assert not hasattr(rows, "view_class")
+    assert access.route_access(rows, "rows") is access.ADMINS
 
 
-def test_analyst_sees_small_groups_suppressed(world: World) -> None:
-    # Six learners per course: the score bands hold one or two learners each.
-    html = body(client_for(world.analyst).get(f"/courses/{world.course_a.pk}/"))
-    assert "suppressed (fewer than 5 learners)" in html
-    admin_html = body(client_for(world.admin).get(f"/courses/{world.course_a.pk}/"))
-    assert "suppressed (fewer than 5 learners)" not in admin_html
+def test_route_access_by_name_and_namespace() -> None:
+    def undeclared(request):
+        return None
+
+    assert access.route_access(undeclared, "login") is access.PUBLIC
+    assert access.route_access(undeclared, "admin:login") is access.PUBLIC
+    assert access.route_access(undeclared, "admin:view_on_site") is access.NOBODY
+    # Any other admin route falls to the namespace's catch-all.
+    assert access.route_access(undeclared, "admin:auth_user_changelist") is access.ADMINS
+    # An unnamed route is known by its pattern, which may hold colons of its own.
+    assert access.route_access(undeclared, "admin:<path:object_id>/") is access.ADMINS
+    # The namespace's line covers names inside it only.
+    assert access.route_access(undeclared, "admin") is None
+    # Undeclared elsewhere: None, so the route matrix test fails on it.
+    assert access.route_access(undeclared, "courses:detail") is None
+    assert access.route_access(undeclared, "unknown") is None
+    assert access.route_access(undeclared, "") is None
+    # A declaration that is not a RouteAccess does not count.
+    undeclared.route_access = "admins"  # type: ignore[attr-defined]
+    assert access.route_access(undeclared, "unknown") is None
+
+
+def test_404_messages_name_the_missing_object(world: World) -> None:
+    """The API answers a helper's Http404 with its message as `detail` (DRF's handler)."""
+    a_only = world.learners[world.course_a.code][-1]
+    cases = [
+        (access.get_learner_for_user, world.nobody, a_only.pseudonym, "No such learner."),
+        (access.get_learner_for_user, world.admin, "bad pseudonym", "No such learner."),
+        (access.get_learner_for_user, world.admin, "ffffffffffffffff", "No such learner."),
+        (access.get_learner_for_staff, world.admin, "bad pseudonym", "No such learner."),
+        (access.get_learner_for_staff, world.analyst, a_only.pseudonym, "No such learner."),
+        (access.get_course_for_user, world.admin, "abc", "No such course run."),
+        (access.get_course_for_staff, world.analyst, world.course_a.pk, "No such course run."),
+    ]
+    for helper, user, key, message in cases:
+        with pytest.raises(Http404) as missing:
+            helper(user, key)
+        assert str(missing.value) == message, (helper.__name__, key)
