@@ -26,12 +26,6 @@ from django.utils.dateparse import parse_datetime
 from analytics.importers import pg_bulk
 from analytics.ingest.lookups import item_courses_by_iri
 from analytics.ingest.services import events_ingest
-from analytics.ingest.statement_privacy import (
-    identity_pseudonym,
-    learner_pseudonym,
-    opened,
-    sealed,
-)
 from analytics.ingest.statement_rules import statement_errors
 from analytics.ingest.validation import NormalizedEvent, ValidationFailure
 from analytics.ingest.xapi import course_of, statement_events, statement_facts
@@ -43,6 +37,12 @@ from analytics.models import (
     LrsClient,
     Statement,
     StatementAttachment,
+)
+from analytics.statement_privacy import (
+    identity_pseudonym,
+    learner_pseudonym,
+    opened,
+    sealed,
 )
 
 # Properties the LRS sets whatever the sender sent: left out when comparing a re-sent

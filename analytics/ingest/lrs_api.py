@@ -47,7 +47,6 @@ from analytics.ingest.statement_attachments import (
     multipart_body,
 )
 from analytics.ingest.statement_formats import FORMATS, accepted_languages, formatted
-from analytics.ingest.statement_privacy import identity_pseudonym, opened
 from analytics.ingest.statement_rules import agent_errors, iri_ok
 from analytics.ingest.validation import ValidationFailure
 from analytics.ingest.xapi import agent_key
@@ -59,6 +58,7 @@ from analytics.selectors.statements import (
     statement_get,
     statements_page,
 )
+from analytics.statement_privacy import identity_pseudonym, opened
 from eduplatform.core.access import EVENT_WRITERS, PUBLIC, declare
 from eduplatform.core.inputs import BoundedJSONParser, ascii_int, text_error
 from eduplatform.core.throttles import IngestRateThrottle

@@ -8,7 +8,6 @@ from typing import Any
 from django.apps import apps
 from django.db.models import Sum
 
-from analytics.ingest.statement_privacy import opened
 from analytics.models import (
     DailyActivity,
     Enrollment,
@@ -19,6 +18,7 @@ from analytics.models import (
 )
 from analytics.selectors.activity import value_rows
 from analytics.selectors.statements import statements_about
+from analytics.statement_privacy import opened
 
 
 def learner_enrollments(learner: Learner, course_ids: Sequence[int]) -> list[Enrollment]:

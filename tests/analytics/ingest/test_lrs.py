@@ -243,9 +243,9 @@ def test_single_context_activities_are_returned_as_lists_and_refs_follow_filters
 
 
 def test_export_and_erasure_cover_the_learners_statements(lrs):
-    from analytics.ingest.statement_privacy import learner_pseudonym
     from analytics.selectors.learners import learner_export
     from analytics.services import learner_erase
+    from analytics.statement_privacy import learner_pseudonym
 
     CourseFactory(code="MOODLE_7", iri=COURSE)
     members = [{"mbox": "mailto:ada1@example.org"}, {"mbox": "mailto:bo@x.org"}]
