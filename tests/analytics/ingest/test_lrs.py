@@ -266,3 +266,14 @@ def test_export_and_erasure_cover_the_learners_statements(lrs):
     held = learner_pseudonym("mbox", "ada4@example.org")
     result = learner_erase(pseudonym=held)
     assert result.found and result.statements == 1 and not Statement.objects.exists()
+
+
+def test_read_mine_sees_only_its_own_statements(lrs):
+    mine, _ = lrs_client(scopes=["statements/write", "statements/read/mine"])
+    assert lrs.post(URL, statement(1), format="json").status_code == 200
+    assert mine.post(URL, statement(2), format="json").status_code == 200
+    listed = [s["id"] for s in mine.get(URL).json()["statements"]]
+    assert listed == [statement(2)["id"]]
+    assert mine.get(URL, {"statementId": statement(1)["id"]}).status_code == 404
+    everything, _ = lrs_client(scopes=["all/read"])
+    assert len(everything.get(URL).json()["statements"]) == 2
