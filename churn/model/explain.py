@@ -137,22 +137,86 @@ FRACTIONS = frozenset(
     }
 )
 
-# Ranked features ("rank_<name>") in words: the English is the name with spaces.
+# Ranked features ("rank_<name>") in words, spelled out (was "clicks last 14d").
 RANK_NAMES: dict[str, Phrase] = {
-    "total_clicks": _("total clicks"),
-    "clicks_last_14d": _("clicks last 14d"),
-    "clicks_last_28d": _("clicks last 28d"),
-    "clicks_last_7d": _("clicks last 7d"),
-    "active_days": _("active days"),
-    "active_days_last_14d": _("active days last 14d"),
+    "total_clicks": _("clicks so far"),
+    "clicks_last_14d": _("clicks in the last 14 days"),
+    "clicks_last_28d": _("clicks in the last 28 days"),
+    "clicks_last_7d": _("clicks in the last 7 days"),
+    "active_days": _("active days so far"),
+    "active_days_last_14d": _("active days in the last 14 days"),
     "assessments_submitted": _("assessments submitted"),
-    "mean_score": _("mean score"),
-    "weighted_score": _("weighted score"),
-    "longest_gap_days": _("longest gap days"),
-    "mean_days_early": _("mean days early"),
+    "mean_score": _("average assessment score"),
+    "weighted_score": _("weighted assessment score"),
+    "longest_gap_days": _("longest break without activity"),
+    "mean_days_early": _("submission timing"),
 }
 
-# Activity groups ("share_<group>"); activity types ("clicks_type_<type>") are data values.
+# How a ranked feature compares with the class: (below most, above most, among the
+# lowest, among the highest). Counts are "fewer/more", a break "shorter/longer", timing
+# "later/earlier"; anything else "lower/higher".
+_COUNT = (
+    _("fewer than %(percent)d%% of classmates"),
+    _("more than %(percent)d%% of classmates"),
+    _("among the lowest in the class"),
+    _("among the highest in the class"),
+)
+_LEVEL = (
+    _("lower than %(percent)d%% of classmates"),
+    _("higher than %(percent)d%% of classmates"),
+    _("among the lowest in the class"),
+    _("among the highest in the class"),
+)
+COMPARISONS: dict[str, tuple[Phrase, Phrase, Phrase, Phrase]] = {
+    "total_clicks": _COUNT,
+    "clicks_last_7d": _COUNT,
+    "clicks_last_14d": _COUNT,
+    "clicks_last_28d": _COUNT,
+    "active_days": _COUNT,
+    "active_days_last_14d": _COUNT,
+    "assessments_submitted": _COUNT,
+    "longest_gap_days": (
+        _("shorter than for %(percent)d%% of classmates"),
+        _("longer than for %(percent)d%% of classmates"),
+        _("among the shortest in the class"),
+        _("among the longest in the class"),
+    ),
+    "mean_days_early": (
+        _("later than %(percent)d%% of classmates"),
+        _("earlier than %(percent)d%% of classmates"),
+        _("among the latest in the class"),
+        _("among the earliest in the class"),
+    ),
+}
+# Within this many percentiles of the median a learner reads as "close to the class median"
+MIDDLE = 0.1
+# From this share on a learner reads as "among the lowest/highest" (ranks are averages
+# over ties, so "the lowest" alone could be wrong; "100% of the class" read badly)
+EXTREME = 0.95
+
+# OULAD activity types ("clicks_type_<type>") in words; other types are data values.
+TYPE_NAMES: dict[str, Phrase] = {
+    "homepage": _("the course home page"),
+    "forumng": _("the forum"),
+    "subpage": _("course subpages"),
+    "oucontent": _("course content pages"),
+    "resource": _("resources"),
+    "url": _("links"),
+    "quiz": _("quizzes"),
+    "ouwiki": _("the wiki"),
+    "externalquiz": _("external quizzes"),
+    "page": _("pages"),
+    "oucollaborate": _("online sessions"),
+    "ouelluminate": _("online classroom sessions"),
+    "glossary": _("the glossary"),
+    "questionnaire": _("questionnaires"),
+    "dualpane": _("two-pane pages"),
+    "folder": _("folders"),
+    "dataplus": _("data activities"),
+    "other": _("other activities"),
+}
+
+# Activity groups ("share_<group>").
 GROUP_NAMES: dict[str, Phrase] = {
     "content": _("content"),
     "forum": _("forum"),
@@ -161,7 +225,14 @@ GROUP_NAMES: dict[str, Phrase] = {
     "other": _("other"),
 }
 
-SCORE_FEATURES = ("mean_score", "weighted_score", "last_score", "min_score")
+SCORE_FEATURES = (
+    "mean_score",
+    "weighted_score",
+    "last_score",
+    "min_score",
+    "tma_mean_score",
+    "latest_due_score",
+)
 
 
 def _num(row: pd.Series, name: str) -> float:
@@ -180,17 +251,45 @@ def describe(feature: str, row: pd.Series) -> str:
 def describe_phrase(feature: str, row: pd.Series) -> Phrase:
     """The description before translation, compared with the classmates (same run, same
     day) where the row has the feature's within-run percentile (#27 item 2):
-    "12 clicks in the last 14 days; lower than 85% of the class"."""
+    "12 clicks in the last 14 days; fewer than 85% of classmates"."""
     fact = _fact(feature, row)
     rank = _num(row, f"rank_{feature}")
     if math.isnan(rank) or feature.startswith("rank_"):
         return fact
-    # rank: the share of the class at or below this learner (pandas' average method)
-    if rank < 0.5:
-        compare = _("lower than %(percent).0f%% of the class", percent=(1 - rank) * 100)
-    else:
-        compare = _("higher than %(percent).0f%% of the class", percent=rank * 100)
-    return _("%(fact)s; %(compare)s", fact=fact, compare=compare)
+    return _("%(fact)s; %(compare)s", fact=fact, compare=compare(feature, rank))
+
+
+def compare(feature: str, rank: float) -> Phrase:
+    """Where a learner with within-run percentile `rank` (the share of the class at or
+    below them, pandas' average method) stands among the classmates, in whole percents:
+    "fewer than 85% of classmates", "among the lowest in the class", "close to the class
+    median"; for the days since the last activity "85% of classmates were active more
+    recently"."""
+    if feature == "days_since_last_activity":
+        if rank >= EXTREME:
+            return _("among the longest inactive in the class")
+        if rank <= 1 - EXTREME:
+            return _("among the most recently active in the class")
+        if rank >= 0.5 + MIDDLE:
+            return _(
+                "%(percent)d%% of classmates were active more recently", percent=round(rank * 100)
+            )
+        if rank <= 0.5 - MIDDLE:
+            return _(
+                "active more recently than %(percent)d%% of classmates",
+                percent=round((1 - rank) * 100),
+            )
+        return _("close to the class median")
+    below, above, lowest, highest = COMPARISONS.get(feature, _LEVEL)
+    if rank <= 1 - EXTREME:
+        return lowest
+    if rank >= EXTREME:
+        return highest
+    if rank <= 0.5 - MIDDLE:
+        return below._replace(params={"percent": round((1 - rank) * 100)})
+    if rank >= 0.5 + MIDDLE:
+        return above._replace(params={"percent": round(rank * 100)})
+    return _("close to the class median")
 
 
 def _fact(feature: str, row: pd.Series) -> Phrase:
@@ -249,6 +348,14 @@ def _fact(feature: str, row: pd.Series) -> Phrase:
     if feature == "assessments_late":
         if v == 0:
             return _("no late submission")
+        submitted = _num(row, "assessments_submitted")
+        if not math.isnan(submitted) and submitted >= v:
+            return ngettext(
+                "%(late)d of %(count)d assessment submitted late",
+                "%(late)d of %(count)d assessments submitted late",
+                submitted,
+                late=round(v),
+            )
         return ngettext(
             "%(count)d assessment submitted late", "%(count)d assessments submitted late", v
         )
@@ -259,7 +366,9 @@ def _fact(feature: str, row: pd.Series) -> Phrase:
     if feature == "days_since_last_submission":
         if missing:
             return _("nothing submitted yet")
-        return _("last submission %(days)d days ago", days=int(v))
+        return ngettext(
+            "last submission %(count)d day ago", "last submission %(count)d days ago", v
+        )
     if feature == "longest_gap_days":
         return ngettext(
             "longest break without activity: %(count)d day",
@@ -299,7 +408,7 @@ def _fact(feature: str, row: pd.Series) -> Phrase:
             "%(count)d click on %(kind)s so far",
             "%(count)d clicks on %(kind)s so far",
             v,
-            kind=kind,
+            kind=TYPE_NAMES.get(kind, kind),
         )
     if feature.startswith("share_") and not missing:
         group = feature.removeprefix("share_")
@@ -311,13 +420,11 @@ def _fact(feature: str, row: pd.Series) -> Phrase:
     if feature.startswith("rank_") and not missing:
         ranked = feature.removeprefix("rank_")
         if ranked == "days_since_last_activity":
-            return _(
-                "longer since last activity than %(percent).0f%% of the class", percent=v * 100
-            )
+            return compare(ranked, v)
         return _(
-            "%(what)s: higher than %(percent).0f%% of the class",
+            "%(what)s: %(compare)s",
             what=RANK_NAMES.get(ranked, ranked.replace("_", " ")),
-            percent=v * 100,
+            compare=compare(ranked, v),
         )
     if feature == "weekly_activity_recent":
         return _("pattern of weekly activity in the last 4 weeks")
@@ -327,6 +434,10 @@ def _fact(feature: str, row: pd.Series) -> Phrase:
         if v < 0:
             return _("registered %(days)d days after the start", days=int(-v))
         return _("registered %(days)d days before the start", days=int(v))
+    if not missing:
+        special = _measure(feature, v)
+        if special is not None:
+            return special
     name = HUMAN_NAMES.get(feature, feature.replace("_", " "))
     raw = row.get(feature) if hasattr(row, "get") else None
     if raw is None or (isinstance(raw, float) and math.isnan(raw)):
@@ -342,3 +453,111 @@ def _fact(feature: str, row: pd.Series) -> Phrase:
         return _("%(name)s: %(value).1f", name=name, value=value)
     # Categorical values (region, age band, ...) are data: shown as they are.
     return _("%(name)s: %(value)s", name=name, value=str(raw))
+
+
+# Counts with their unit, spelled out (were "name: 3"); the count is filled in per use
+COUNTS: dict[str, Phrase] = {
+    "course_length": ngettext("course length: %(count)d day", "course length: %(count)d days", 0),
+    "studied_credits": ngettext("study load: %(count)d credit", "study load: %(count)d credits", 0),
+    "clicks_before_start": ngettext(
+        "%(count)d click before the course start", "%(count)d clicks before the course start", 0
+    ),
+    "assessments_due": ngettext(
+        "%(count)d assessment due so far", "%(count)d assessments due so far", 0
+    ),
+    "tma_submitted": ngettext(
+        "%(count)d tutor-marked assignment submitted",
+        "%(count)d tutor-marked assignments submitted",
+        0,
+    ),
+    "cma_submitted": ngettext(
+        "%(count)d computer-marked assessment submitted",
+        "%(count)d computer-marked assessments submitted",
+        0,
+    ),
+    "banked_submissions": ngettext(
+        "%(count)d result carried over from an earlier attempt",
+        "%(count)d results carried over from an earlier attempt",
+        0,
+    ),
+    "clicks_first_14d": ngettext(
+        "%(count)d click in the first 2 weeks", "%(count)d clicks in the first 2 weeks", 0
+    ),
+    "run_size": ngettext("%(count)d learner in the class", "%(count)d learners in the class", 0),
+    "mean_gap_days": ngettext(
+        "typically %(count)d day between active days",
+        "typically %(count)d days between active days",
+        0,
+    ),
+    "days_since_last_due": ngettext(
+        "last deadline %(count)d day ago", "last deadline %(count)d days ago", 0
+    ),
+}
+# Shares (0..1) in a sentence of their own, in whole percents (were "share of ...: 90%")
+SHARES: dict[str, Phrase] = {
+    "active_day_fraction": _("active on %(percent)d%% of the days so far"),
+    "active_weeks_fraction": _("active in %(percent)d%% of the weeks so far"),
+    "elapsed_fraction": _("%(percent)d%% of the course elapsed"),
+    "submitted_fraction": _("%(percent)d%% of the assessments due submitted"),
+    "run_recent_withdrawal": _("%(percent)d%% of the class left in the last 30 days"),
+    "missed_weight": _("missed assessments worth %(percent)d%% of the marks"),
+}
+
+
+def _measure(feature: str, v: float) -> Phrase | None:
+    """A known value with its unit (days, credits, percents, ...), None for the rest."""
+    if feature in COUNTS:
+        n = round(v)
+        return COUNTS[feature]._replace(params={"count": n}, n=n)
+    if feature in SHARES:
+        # missed_weight is in weight points (a course's assessments add up to 100)
+        share = v if feature == "missed_weight" else v * 100
+        return SHARES[feature]._replace(params={"percent": round(share)})
+    if feature == "num_of_prev_attempts":
+        if v == 0:
+            return _("first attempt at this course")
+        return ngettext(
+            "%(count)d earlier attempt at this course",
+            "%(count)d earlier attempts at this course",
+            v,
+        )
+    if feature == "first_active_day":
+        if v < 0:
+            return ngettext(
+                "first active %(count)d day before the start",
+                "first active %(count)d days before the start",
+                -v,
+            )
+        return _("first active on day %(day)d of the course", day=round(v))
+    if feature == "cutoff_day":
+        return _("day %(day)d of the course", day=round(v))
+    if feature == "weekly_clicks_cv":
+        # coefficient of variation of weekly clicks: a week-to-week spread as large as the
+        # mean (1) is very irregular
+        if v < 0.5:
+            return _("steady weekly activity")
+        if v < 1:
+            return _("somewhat irregular weekly activity")
+        return _("very irregular weekly activity")
+    if feature == "mean_days_early":
+        if v >= 0.5:
+            return ngettext(
+                "submits %(count)d day before the deadline on average",
+                "submits %(count)d days before the deadline on average",
+                v,
+            )
+        if v <= -0.5:
+            return ngettext(
+                "submits %(count)d day after the deadline on average",
+                "submits %(count)d days after the deadline on average",
+                -v,
+            )
+        return _("submits on the deadline day on average")
+    if feature == "run_median_clicks":
+        # stored as log(1 + clicks)
+        return ngettext(
+            "class median: %(count)d click so far",
+            "class median: %(count)d clicks so far",
+            math.expm1(v),
+        )
+    return None

@@ -48,6 +48,10 @@ FEATURES = [
 VALUES = [float("nan"), 0.0, 1.0, 2.0, -3.0, 0.5, 1.5, 12.0, 0.03]
 
 
+# Within-run percentiles reaching every comparison with the classmates (#27 item 2)
+RANKS = [0.003, 0.2, 0.5, 0.8, 0.999]
+
+
 def all_phrases() -> list[Phrase]:
     phrases = []
     for feature, value, never in itertools.product(FEATURES, VALUES, (0.0, 1.0)):
@@ -56,6 +60,14 @@ def all_phrases() -> list[Phrase]:
             phrases.append(describe_phrase(feature, row))
         except ValueError:
             continue  # a count of NaN: the features never hold one
+    for feature, rank in itertools.product(RANKED, RANKS):
+        row = pd.Series({feature: 3.0, f"rank_{feature}": rank, "assessments_submitted": 4.0})
+        phrases.append(describe_phrase(feature, row))
+    phrases.append(
+        describe_phrase(
+            "assessments_late", pd.Series({"assessments_late": 1.0, "assessments_submitted": 3.0})
+        )
+    )
     return phrases
 
 
