@@ -76,16 +76,17 @@ def _bands(metrics: Mapping[str, Any]) -> list[str]:
         report = metrics.get(key)
         figures = (
             [_number(report.get(k)) for k in ("precision", "recall", "f1")]
-            if (isinstance(report, Mapping))
+            if isinstance(report, Mapping)
             else []
         )
-        if _number(threshold) is None or len(figures) != 3 or None in figures:
+        cut = _number(threshold)
+        if cut is None or len(figures) != 3 or None in figures:
             continue
         precision, recall, f1 = (f"{v:.2f}" for v in figures if v is not None)
         out.append(
             _("%(where)s: precision %(precision)s, recall %(recall)s, F1 %(f1)s")
             % {
-                "where": where % {"threshold": f"{float(threshold):.2f}"},
+                "where": where % {"threshold": f"{cut:.2f}"},
                 "precision": precision,
                 "recall": recall,
                 "f1": f1,
