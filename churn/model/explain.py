@@ -509,6 +509,8 @@ def _measure(feature: str, v: float) -> Phrase | None:
     if feature in COUNTS:
         n = round(v)
         return COUNTS[feature]._replace(params={"count": n}, n=n)
+    if feature == "missed_weight" and v == 0:
+        return _("no marks missed")
     if feature in SHARES:
         # missed_weight is in weight points (a course's assessments add up to 100)
         share = v if feature == "missed_weight" else v * 100

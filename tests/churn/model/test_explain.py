@@ -66,6 +66,7 @@ KNOWN = [
     ("mean_days_early", {"mean_days_early": -2.4}, "submits 2 days after the deadline on average"),
     ("run_median_clicks", {"run_median_clicks": math.log1p(66)}, "class median: 66 clicks so far"),
     ("missed_weight", {"missed_weight": 20.0}, "missed assessments worth 20% of the marks"),
+    ("missed_weight", {"missed_weight": 0.0}, "no marks missed"),
     ("num_of_prev_attempts", {"num_of_prev_attempts": 0.0}, "first attempt at this course"),
     ("clicks_type_forumng", {"clicks_type_forumng": 3.0}, "3 clicks on the forum so far"),
     # as in the issue: "2 of 3 assessments submitted late"
