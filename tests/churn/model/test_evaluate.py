@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from churn.model.estimators import EvalSettings
-from churn.model.evaluate import MODELS, evaluate_churn, split_by_time
-from churn.model.features import build_dataset
+from churn.model.evaluate import MODELS, evaluate_churn, fit_and_score, score_rows, split_by_time
+from churn.model.features import ChurnFeatures, build_dataset
 from churn.model.teacher import HGBSettings
 from churn.model.training import ChurnSettings
 
@@ -93,3 +93,125 @@ def test_a_cutoff_past_every_run_is_refused_before_training(synth_data, longer):
     short = "test" if longer == "train" else "train"
     with pytest.raises(ValueError, match=f"no {short} learner is enrolled on cut-off day {day}$"):
         evaluate_churn(train, test, [30, day], settings=FAST)
+
+
+# -- the evaluation loop's parts on hand-made rows (no training: make mutate's fast tests) --
+
+
+def _rows(course_ids, cutoffs, labels) -> ChurnFeatures:
+    frame = pd.DataFrame(
+        {
+            "course_id": course_ids,
+            "learner_id": range(len(course_ids)),
+            "cutoff": cutoffs,
+            "x": np.arange(len(course_ids), dtype=float),
+        }
+    )
+    return ChurnFeatures(
+        frame=frame,
+        labels=np.asarray(labels, dtype=float),
+        flat_columns=["x"],
+        seq_columns=[],
+        kinds={},
+        n_weeks=0,
+    )
+
+
+def test_score_rows_figures_and_notes():
+    y = np.array([0, 0, 1, 1, 0, 1])
+    p = np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.9])
+    s = score_rows("logreg", np.int64(30), y, p, 0.5)
+    assert (s.model, s.cutoff, s.n_learners, s.note) == ("logreg", 30, 6, "")
+    assert isinstance(s.cutoff, int)
+    assert s.auc == pytest.approx(8 / 9)  # one discordant pair of nine
+    assert s.positive_rate == pytest.approx(0.5)
+    assert s.f1 == pytest.approx(0.8)  # threshold 0.5: 2 of 3 positives, no false positive
+    assert s.brier == pytest.approx(np.mean((p - y) ** 2))
+    assert s.threshold == 0.5 and s.ece >= 0
+    assert s.pr_auc > 0.5
+    none_pos = score_rows("hgb", 7, np.zeros(3), np.array([0.2, 0.3, 0.4]), 0.5)
+    assert none_pos.note == "no positives" and math.isnan(none_pos.auc)
+    assert none_pos.positive_rate == 0.0 and none_pos.n_learners == 3
+    all_pos = score_rows("hgb", 7, np.ones(2), np.array([0.2, 0.9]), 0.5)
+    assert all_pos.note == "no negatives" and math.isnan(all_pos.auc)
+    empty = score_rows("hgb", 7, np.zeros(0), np.zeros(0), 0.5)
+    assert empty.n_learners == 0 and math.isnan(empty.ece)
+
+
+class _Recorder:
+    """An estimator that records what it was fitted on and scores by a fixed column."""
+
+    def __init__(self, name: str, threshold: float = 0.5):
+        self.name, self.threshold = name, threshold
+        self.fitted_on: tuple[list[int], list[int]] | None = None
+        self.predicted_on: list[int] | None = None
+
+    def fit(self, fit_part, val_part):
+        self.fitted_on = (list(fit_part.frame["x"]), list(val_part.frame["x"]))
+
+    def predict_proba(self, frame):
+        self.predicted_on = list(frame["x"])
+        return frame["x"].to_numpy() / 10
+
+
+def test_fit_and_score_fits_on_the_given_parts_and_scores_each_cutoff():
+    fit_part = _rows(["A"] * 2, [30, 60], [0, 1])
+    val_part = _rows(["B"] * 2, [30, 60], [1, 0])
+    val_part.frame["x"] = [7.0, 8.0]
+    test = _rows(["C"] * 6, [30, 60, 30, 60, 30, 60], [0, 0, 1, 1, 0, 1])
+    models = [_Recorder("a"), _Recorder("b", threshold=0.25)]
+    said = []
+    scores, seconds, probs = fit_and_score(models, fit_part, val_part, test, [30, 60], said.append)
+    for m in models:
+        assert m.fitted_on == ([0.0, 1.0], [7.0, 8.0])
+        assert m.predicted_on == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+        assert probs[m.name].tolist() == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
+        assert seconds[m.name] >= 0
+    assert [(s.model, s.cutoff) for s in scores] == [("a", 30), ("a", 60), ("b", 30), ("b", 60)]
+    at_30 = scores[0]  # rows 0, 2, 4: labels 0, 1, 0 with probabilities 0, 0.2, 0.4
+    assert at_30.n_learners == 3 and at_30.positive_rate == pytest.approx(1 / 3)
+    assert at_30.auc == pytest.approx(0.5)
+    assert scores[1].auc == pytest.approx(1.0)  # rows 1, 3, 5: 0, 1, 1 at 0.1, 0.3, 0.5
+    assert [s.threshold for s in scores] == [0.5, 0.5, 0.25, 0.25]
+    assert len(said) == 2 and said[0].startswith("a fitted and scored in ")
+
+
+def test_fit_and_score_with_no_test_rows():
+    part = _rows(["A"], [30], [1])
+    empty = part.subset(np.array([False]))
+    model = _Recorder("a")
+    scores, _, probs = fit_and_score([model], part, part, empty, [30])
+    assert model.predicted_on is None  # nothing to predict: not called
+    assert probs["a"].shape == (0,)
+    assert scores[0].n_learners == 0
+
+
+def test_split_by_time_on_hand_made_runs():
+    courses = pd.DataFrame(
+        {
+            "course_id": ["A_2013J", "A_2014B", "B_2013J", "A_2013B", "A_2013B"],
+            "presentation": ["2013J", "2014B", "2013J", "2013B", "2013B"],
+        }
+    )
+    f = _rows(["A_2013B", "A_2014B", "B_2013J", "A_2014B", "A_2013J"], [30] * 5, [0] * 5)
+    is_val, names = split_by_time(f, courses)
+    assert names == ["2014B"]
+    assert is_val.tolist() == [False, True, False, True, False]
+    # Two presentations are enough to split by time.
+    two = _rows(["A_2013J", "A_2014B", "B_2013J"], [30] * 3, [0] * 3)
+    is_val2, names2 = split_by_time(two, courses)
+    assert names2 == ["2014B"] and is_val2.tolist() == [False, True, False]
+    # One presentation: the last quarter of the runs (sorted by id, at least one) validate.
+    one = courses.assign(presentation="2013J")
+    runs = [f"R{i}" for i in range(8)]
+    f8 = _rows(runs[::-1], [30] * 8, [0] * 8)
+    is_val8, names8 = split_by_time(f8, pd.DataFrame({"course_id": runs, "presentation": "X"}))
+    assert names8 == ["R6", "R7"]
+    assert is_val8.tolist() == [True, True] + [False] * 6
+    f3 = _rows(["A_2013J", "B_2013J", "A_2013J"], [30] * 3, [0] * 3)
+    is_val3, names3 = split_by_time(f3, one)
+    assert names3 == ["B_2013J"] and is_val3.tolist() == [False, True, False]
+    # A single run cannot be split: no validation rows.
+    f1 = _rows(["A_2013J"] * 2, [30] * 2, [0] * 2)
+    is_val1, names1 = split_by_time(f1, one)
+    assert names1 == [] and not is_val1.any()

@@ -1,6 +1,9 @@
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 from eduplatform.ml.data import (
     ACTIVITY_COLUMNS,
@@ -12,6 +15,7 @@ from eduplatform.ml.data import (
 )
 from recommender.model.evaluate import (
     PRODUCT,
+    RunSplit,
     evaluate,
     evaluate_scorer,
     format_table,
@@ -139,3 +143,151 @@ def test_evaluate_reports_every_model_on_synthetic_data(synthetic_data):
     assert result["best_peer"] in {"popularity", "recent_popularity", "item_knn"}
     table = format_table(result)
     assert "NDCG@10" in table and "recent_popularity" in table
+
+
+# -- the protocol's boundaries, one by one (make mutate's tests for the split) ----------
+
+
+def test_train_view_cuts_both_click_frames_and_keeps_the_rest(tiny):
+    activity = pd.DataFrame(
+        {"course_id": "C", "learner_id": 100, "day": [8, 9, 10, 11], "clicks": [1, 2, 3, 4]}
+    )
+    data = dataclasses.replace(tiny, activity=activity)
+    view = train_view(data, SPLIT)
+    assert view.activity["day"].tolist() == [8, 9]
+    assert view.activity.index.tolist() == [0, 1]
+    assert view.item_activity.index.tolist() == list(range(6))
+    # the same frames, fewer rows: no column added (the old index is dropped)
+    assert list(view.activity.columns) == list(activity.columns)
+    assert list(view.item_activity.columns) == list(tiny.item_activity.columns)
+    for name in ("courses", "enrolments", "items", "assessments", "submissions"):
+        assert getattr(view, name) is getattr(data, name)
+
+
+def test_recent_popularity_counts_the_14_days_before_the_split():
+    items = [("C", i, "resource") for i in (1, 2, 3)]
+    rows = [
+        ("C", 1, 1, 5, 100),  # 15 days before the split: too old
+        ("C", 1, 2, 6, 10),  # 14 days before: in
+        ("C", 2, 3, 19, 1),  # the day before: in
+        ("C", 2, 1, 20, 7),  # the split day: a test click, not popularity
+    ]
+    (s,) = split_runs(_data(rows, items), 20)
+    assert s.recent.tolist() == [0.0, 10.0, 1.0]
+    assert s.train.toarray().tolist() == [[100.0, 10.0, 0.0], [0.0, 0.0, 1.0]]
+    assert list(s.learner_ids) == [2] and s.test.toarray().tolist() == [[1.0, 0.0, 0.0]]
+
+
+def test_catalogue_without_an_items_table_and_unknown_test_items():
+    # Course E has no row in `items`: its catalogue is the items clicked before the split.
+    rows = [
+        ("E", 1, 7, 1, 2),
+        ("E", 1, 5, 2, 1),
+        ("E", 2, 7, 3, 1),
+        ("E", 1, 8, 12, 1),  # not in the catalogue: not a test item
+        ("E", 2, 5, 12, 3),
+        ("E", 2, 5, 13, 1),  # the same first visit twice: one test item
+    ]
+    (s,) = split_runs(_data(rows, [("C", 1, "resource")]), SPLIT)
+    assert s.course_id == "E"
+    assert list(s.item_ids) == [5, 7]
+    assert list(s.learner_ids) == [2]
+    assert s.test.toarray().tolist() == [[1.0, 0.0]]
+    assert s.visited.tolist() == [[False, True]]
+    assert s.item_ids.dtype == np.int64  # item ids stay integers
+
+
+def test_runs_come_in_course_order_whatever_the_row_order(tiny):
+    rows = tiny.item_activity
+    shuffled = dataclasses.replace(tiny, item_activity=rows.iloc[::-1].reset_index(drop=True))
+    more = pd.concat(
+        [shuffled.item_activity, rows.assign(course_id="B")], ignore_index=True
+    )  # run B: a copy of C, listed last
+    splits = split_runs(dataclasses.replace(tiny, item_activity=more), SPLIT)
+    assert [s.course_id for s in splits] == ["B", "C"]
+
+
+def test_runs_without_learners_or_test_items_are_left_out():
+    items = [("C", 1, "resource"), ("D", 2, "resource")]
+    rows = [
+        ("C", 1, 1, 12, 1),  # C: clicks after the split only
+        ("D", 1, 2, 1, 1),  # D: before only
+    ]
+    assert split_runs(_data(rows, items), SPLIT) == []
+
+
+def test_metrics_count_padding_as_no_hit():
+    # Learner 0 has three unvisited items for k = 4: the fourth slot is padding (-1), which
+    # must not read item 0 (relevant) as a hit.
+    scores = np.array([[0.0, 3.0, 2.0, 1.0, 0.0]])
+    visited = np.array([[True, False, False, False, True]])
+    test = sp.csr_matrix(np.array([[1.0, 0.0, 0.0, 1.0, 0.0]]))
+    top = top_k(scores, visited, 4)
+    assert top.tolist() == [[1, 2, 3, -1]]
+    split = RunSplit(
+        course_id="C",
+        item_ids=np.arange(5),
+        train_learners=np.array([7]),
+        train=sp.csr_matrix(visited.astype(float)),
+        recent=np.zeros(5),
+        test_rows=np.array([0]),
+        test=test,
+    )
+    m = evaluate_scorer([split], lambda s: scores, k=4, per_learner=True)
+    assert m["recall"] == pytest.approx(0.5)  # one of two relevant items (3), not two
+    assert m["ndcg"] == pytest.approx((1 / np.log2(4)) / (1 + 1 / np.log2(3)))
+    assert m["per_learner_ndcg"].tolist() == pytest.approx([m["ndcg"]])
+    assert m["coverage"] == pytest.approx(3 / 5)
+    assert "per_learner_ndcg" not in evaluate_scorer([split], lambda s: scores, k=4)
+
+
+def test_metrics_of_several_learners_and_the_first_item():
+    # Two learners; item 0 is relevant to both and ranked first for learner 1.
+    scores = np.array([[0.0, 3.0, 2.0], [9.0, 1.0, 0.0]])
+    test = sp.csr_matrix(np.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]))
+    split = RunSplit(
+        course_id="C",
+        item_ids=np.arange(3),
+        train_learners=np.array([1, 2]),
+        train=sp.csr_matrix((2, 3)),
+        recent=np.zeros(3),
+        test_rows=np.array([0, 1]),
+        test=test,
+    )
+    m = evaluate_scorer([split], lambda s: scores, k=1, per_learner=True)
+    # learner 0's top item is 1 (a miss), learner 1's is item 0 (a hit)
+    assert m["per_learner_ndcg"].tolist() == [0.0, 1.0]
+    assert m["recall"] == pytest.approx(0.5)
+    nobody = evaluate_scorer([], lambda s: scores, k=1, per_learner=True)
+    assert nobody["per_learner_ndcg"].shape == (0,)
+
+
+def test_evaluate_scorer_pools_learners_and_catalogues_over_runs(tiny):
+    splits = split_runs(tiny, SPLIT)
+    two = [splits[0], dataclasses.replace(splits[0], course_id="C2")]
+    one = evaluate_scorer(splits, peer_scorer("popularity"), k=2)
+    both = evaluate_scorer(two, peer_scorer("popularity"), k=2)
+    assert both["learners"] == 2 * one["learners"] == 4
+    assert both["ndcg"] == pytest.approx(one["ndcg"])
+    assert both["coverage"] == pytest.approx(one["coverage"])  # 6 of 10, as 3 of 5
+    assert evaluate_scorer([], peer_scorer("popularity"), k=2) == {
+        "recall": 0.0,
+        "ndcg": 0.0,
+        "coverage": 0.0,
+        "learners": 0,
+    }
+
+
+def test_peer_scorers_on_the_tiny_run(tiny):
+    (s,) = split_runs(tiny, SPLIT)
+    # distinct learners before the split per item 1..5: 100, 300, 400 opened 1; 100 opened 2;
+    # 300 opened 5
+    assert peer_scorer("popularity")(s).tolist() == [[3, 1, 0, 0, 1]] * 2
+    assert peer_scorer("recent_popularity")(s).tolist() == [s.recent.tolist()] * 2
+    knn = peer_scorer("item_knn")(s)
+    assert knn.shape == (2, 5)
+    # learner 400 opened item 1 only: item 2 (shared with 1 by learner 100) and item 5 (by
+    # 300) are similar to it, items 3 and 4 (never opened) are not; no self-similarity.
+    assert knn[1].tolist() == pytest.approx([0.0, 1 / np.sqrt(3), 0.0, 0.0, 1 / np.sqrt(3)])
+    with pytest.raises(ValueError, match="unknown peer 'nope'"):
+        peer_scorer("nope")
