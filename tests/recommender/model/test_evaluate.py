@@ -165,7 +165,7 @@ def test_train_view_cuts_both_click_frames_and_keeps_the_rest(tiny):
 
 
 def test_recent_popularity_counts_the_14_days_before_the_split():
-    items = [("C", i, "resource") for i in (1, 2, 3)]
+    items = [("C", i, "resource") for i in (1, 2, 3, 4)]  # item 4: never opened
     rows = [
         ("C", 1, 1, 5, 100),  # 15 days before the split: too old
         ("C", 1, 2, 6, 10),  # 14 days before: in
@@ -173,9 +173,9 @@ def test_recent_popularity_counts_the_14_days_before_the_split():
         ("C", 2, 1, 20, 7),  # the split day: a test click, not popularity
     ]
     (s,) = split_runs(_data(rows, items), 20)
-    assert s.recent.tolist() == [0.0, 10.0, 1.0]
-    assert s.train.toarray().tolist() == [[100.0, 10.0, 0.0], [0.0, 0.0, 1.0]]
-    assert list(s.learner_ids) == [2] and s.test.toarray().tolist() == [[1.0, 0.0, 0.0]]
+    assert s.recent.tolist() == [0.0, 10.0, 1.0, 0.0]
+    assert s.train.toarray().tolist() == [[100.0, 10.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]]
+    assert list(s.learner_ids) == [2] and s.test.toarray().tolist() == [[1.0, 0.0, 0.0, 0.0]]
 
 
 def test_catalogue_without_an_items_table_and_unknown_test_items():
@@ -205,6 +205,26 @@ def test_runs_come_in_course_order_whatever_the_row_order(tiny):
     )  # run B: a copy of C, listed last
     splits = split_runs(dataclasses.replace(tiny, item_activity=more), SPLIT)
     assert [s.course_id for s in splits] == ["B", "C"]
+
+
+def test_a_run_of_one_learner_is_evaluated():
+    rows = [("C", 1, 1, 2, 1), ("C", 1, 2, 12, 1)]
+    (s,) = split_runs(_data(rows, [("C", i, "resource") for i in (1, 2)]), SPLIT)
+    assert list(s.learner_ids) == [1] and s.test.toarray().tolist() == [[0.0, 1.0]]
+
+
+def test_skipped_runs_do_not_stop_the_others(tiny):
+    extra = pd.DataFrame(
+        [
+            ("A", 1, 1, 12, 1),  # A: clicks after the split only (no learner)
+            ("B", 1, 1, 1, 1),  # B: before only (no test item)
+        ],
+        columns=tiny.item_activity.columns,
+    )
+    data = dataclasses.replace(
+        tiny, item_activity=pd.concat([extra, tiny.item_activity], ignore_index=True)
+    )
+    assert [s.course_id for s in split_runs(data, SPLIT)] == ["C"]
 
 
 def test_runs_without_learners_or_test_items_are_left_out():
