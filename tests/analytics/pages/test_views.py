@@ -43,6 +43,9 @@ QUERY_COUNTS = {
 # Reads only for roles that may act on learners (admins, instructors; not analysts): the
 # learner page's recorded actions (#27 item 5).
 STAFF_QUERIES = {"learner": 1}
+# Reads only for platform readers (admins, analysts; not instructors): the data-quality
+# page's held xAPI statements by activity IRI (#25).
+READER_QUERIES = {"data_quality": 1}
 
 
 @pytest.mark.parametrize("page", list(QUERY_COUNTS))
@@ -51,6 +54,7 @@ def test_query_counts(world: World, page: str, role: str, django_assert_num_quer
     client = client_for(getattr(world, role))
     expected = SESSION + QUERY_COUNTS[page] + (0 if role == "admin" else 1)
     expected += 0 if role == "analyst" else STAFF_QUERIES.get(page, 0)
+    expected += 0 if role == "instructor_a" else READER_QUERIES.get(page, 0)
     with django_assert_num_queries(expected):
         response = client.get(page_urls(world)[page])
         text = body(response)  # streaming responses query while streaming
