@@ -87,7 +87,9 @@ def test_noise_level_loss_is_no_loss_and_a_measured_loss_is_refused():
     assert row.quality_loss == pytest.approx(0.3)
     assert row.quality_interval is not None and row.quality_interval > row.quality_loss
     assert row.quality_units == 400 and row.quality_ok
-    assert noisy.chosen == "structured" and "inside it" in noisy.reason
+    assert noisy.chosen == "structured"
+    assert "(tolerance 0.02 relative; 95% interval +-" in noisy.reason
+    assert noisy.reason.endswith(" over 400 units: inside it, no measured loss)")
     measured = _report(_per_unit(noise=0.01)).row("structured")
     assert measured.quality_interval is not None and measured.quality_interval < 0.01
     assert not measured.quality_ok
@@ -101,3 +103,14 @@ def test_a_single_figure_keeps_the_tolerance_rule():
     row = result.row("structured")
     assert row.quality_interval is None and not row.quality_ok
     assert result.chosen == "fp32"
+
+
+def test_interval_edges():
+    """Two units already give an interval; a zero base gives an infinite relative one;
+    a loss equal to the tolerance or to the interval qualifies (mutmut survivors)."""
+    policy = C.SelectionPolicy.recommender()
+    half = policy.loss_interval(np.array([0.2, 0.4]), np.array([0.1, 0.4]))
+    assert half == pytest.approx(1.96 * np.std([0.1, 0.0], ddof=1) / np.sqrt(2) / 0.3)
+    assert policy.loss_interval(np.zeros(3), np.array([0.0, 0.1, 0.0])) == float("inf")
+    assert policy.quality_ok(policy.tolerance, None)
+    assert policy.quality_ok(0.3, 0.3)
