@@ -28,6 +28,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import Http404
+from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from analytics.models import Course, Enrollment, Learner
@@ -113,7 +114,7 @@ def get_course_for_user(user: Any, course_id: int | str) -> Course:
     try:
         return courses_for_user(user).get(pk=int(course_id))
     except (Course.DoesNotExist, ValueError, TypeError) as exc:
-        raise Http404("No such course run.") from exc
+        raise Http404(_("No such course run.")) from exc
 
 
 def courses_for_staff(user: Any) -> QuerySet[Course]:
@@ -132,14 +133,14 @@ def get_course_for_staff(user: Any, course_id: int | str) -> Course:
     try:
         return courses_for_staff(user).get(pk=int(course_id))
     except (Course.DoesNotExist, ValueError, TypeError) as exc:
-        raise Http404("No such course run.") from exc
+        raise Http404(_("No such course run.")) from exc
 
 
 def get_learner_for_staff(user: Any, pseudonym: str) -> Learner:
     """The learner if enrolled in a run the user may act on (`courses_for_staff`), else Http404
     (as for every foreign object); name and email are not loaded."""
     if not is_pseudonym(pseudonym):
-        raise Http404("No such learner.")
+        raise Http404(_("No such learner."))
     learner = (
         Learner.objects.filter(
             pk__in=Enrollment.objects.filter(course__in=courses_for_staff(user)).values(
@@ -151,7 +152,7 @@ def get_learner_for_staff(user: Any, pseudonym: str) -> Learner:
         .first()
     )
     if learner is None:
-        raise Http404("No such learner.")
+        raise Http404(_("No such learner."))
     return learner
 
 
@@ -164,7 +165,7 @@ def get_learner_for_user(user: Any, pseudonym: str) -> Learner:
     """
     role = role_of(user)
     if role == NO_ROLE or not is_pseudonym(pseudonym):
-        raise Http404("No such learner.")
+        raise Http404(_("No such learner."))
     learners = Learner.objects.filter(pseudonym=pseudonym)
     if role != ADMIN:
         learners = learners.defer("name", "email")
@@ -176,7 +177,7 @@ def get_learner_for_user(user: Any, pseudonym: str) -> Learner:
         learners = learners.filter(pk__in=Enrollment.objects.values("learner_id"))
     learner = learners.first()
     if learner is None:
-        raise Http404("No such learner.")
+        raise Http404(_("No such learner."))
     return learner
 
 

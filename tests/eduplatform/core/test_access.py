@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from django.http import Http404
+from django.utils import translation
 
 from eduplatform.core import access
 from tests.browser.world import World, build_world
@@ -324,3 +325,14 @@ def test_404_messages_name_the_missing_object(world: World) -> None:
         with pytest.raises(Http404) as missing:
             helper(user, key)
         assert str(missing.value) == message, (helper.__name__, key)
+
+
+def test_404_messages_are_translated(world: World) -> None:
+    """The API shows these messages to users: they follow the request's language."""
+    with translation.override("zh-hans"):
+        with pytest.raises(Http404) as learner:
+            access.get_learner_for_user(world.admin, "bad pseudonym")
+        with pytest.raises(Http404) as course:
+            access.get_course_for_user(world.admin, "abc")
+    assert str(learner.value) == "没有这个学习者。"
+    assert str(course.value) == "没有这个开课期。"
