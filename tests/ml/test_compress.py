@@ -329,26 +329,41 @@ def test_loading_a_state_that_misses_tensors_fails():
 # --------------------------------------------------------------- report and policy
 
 
-def row(name, nbytes, quality, p50=1.0, base_quality=0.80):
-    policy = C.SelectionPolicy(tolerance=0.005)
-    loss = policy.quality_loss(base_quality, quality)
+def timed(
+    name, nbytes, *, b1=1.0, b256=1.0, loss=0.0, quality=None, quality_ok=True, latency_ok=True
+):
     return VariantRow(
         name=name,
         artifact_bytes=nbytes,
         size_ratio=1000 / nbytes,
         params=1,
         nonzero_params=1,
-        p50_b1_ms=p50,
-        p99_b1_ms=p50,
-        p50_b256_ms=p50,
-        p99_b256_ms=p50,
-        speedup_b1=1 / p50,
-        speedup_b256=1 / p50,
-        quality=quality,
+        p50_b1_ms=b1,
+        p99_b1_ms=b1,
+        p50_b256_ms=b256,
+        p99_b256_ms=b256,
+        speedup_b1=1 / b1,
+        speedup_b256=1 / b256,
+        quality=0.8 - loss if quality is None else quality,
         quality_loss=loss,
+        quality_ok=quality_ok,
+        latency_ok=latency_ok,
+        build_seconds=0.0,
+    )
+
+
+def row(name, nbytes, quality, p50=1.0, base_quality=0.80):
+    policy = C.SelectionPolicy(tolerance=0.005)
+    loss = policy.quality_loss(base_quality, quality)
+    return timed(
+        name,
+        nbytes,
+        b1=p50,
+        b256=p50,
+        loss=loss,
+        quality=quality,
         quality_ok=loss <= policy.tolerance,
         latency_ok=p50 <= 1.25,
-        build_seconds=0.0,
     )
 
 
@@ -559,27 +574,6 @@ def test_compact_linear_matches_linear_in_both_orientations(tmp_path):
 
 # ------------------------------------------------- the selection policy, case by case
 # (make mutate's tests for select_variant and SelectionPolicy: each names a boundary)
-
-
-def timed(name, nbytes, *, b1=1.0, b256=1.0, loss=0.0, quality_ok=True, latency_ok=True):
-    return VariantRow(
-        name=name,
-        artifact_bytes=nbytes,
-        size_ratio=1000 / nbytes,
-        params=1,
-        nonzero_params=1,
-        p50_b1_ms=b1,
-        p99_b1_ms=b1,
-        p50_b256_ms=b256,
-        p99_b256_ms=b256,
-        speedup_b1=1 / b1,
-        speedup_b256=1 / b256,
-        quality=0.8 - loss,
-        quality_loss=loss,
-        quality_ok=quality_ok,
-        latency_ok=latency_ok,
-        build_seconds=0.0,
-    )
 
 
 def test_balanced_score_is_log_size_plus_log_mean_speedup():
