@@ -123,13 +123,11 @@ def chunked_scoring(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> torc
 
 def _with_net(rec: Recommender, module: nn.Module, fn: Callable[[], T]) -> T:
     saved = rec.net
-    rec.net = _as_scoring(module.eval())
-    rec._cache.clear()
+    rec.use_network(module)
     try:
         return fn()
     finally:
-        rec.net = saved
-        rec._cache.clear()
+        rec.use_network(saved)
 
 
 def ndcg_evaluator(
@@ -290,8 +288,7 @@ def load_recommender(tensors: dict[str, torch.Tensor], config: dict[str, Any]) -
     variant = {
         k[len(VARIANT_PREFIX) :]: v for k, v in tensors.items() if k.startswith(VARIANT_PREFIX)
     }
-    rec.net = _as_scoring(load_variant(variant, config["compression"], build))
-    rec._cache.clear()
+    rec.use_network(load_variant(variant, config["compression"], build))
     return rec
 
 

@@ -10,7 +10,7 @@ import dataclasses
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Sequence
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
 import numpy as np
 import pandas as pd
@@ -128,6 +128,12 @@ class Recommender:
         if log:
             log(f"recommender: fitted in {stats['fit_seconds']}s, epochs {ranker.chosen}")
         return cls(net, scaler, states, p, stats)
+
+    def use_network(self, net: torch.nn.Module) -> None:
+        """Serve `net` (a compressed variant of the same shape) from now on; the cached
+        item blocks were computed by the previous network, so they go."""
+        self.net = cast(RankerScoringNet, net.eval())
+        self._cache.clear()
 
     def course_ids(self) -> list[CourseId]:
         return list(self.runs)

@@ -258,3 +258,22 @@ def test_product_scorer_rows_align_with_the_protocol(synthetic_data):
     direct, _ = rec.score_learners(s.course_id, s.learner_ids[:1], SPLIT)
     col = int(np.searchsorted(rec.item_ids(s.course_id), s.item_ids[7]))
     assert scores[0, 7] == pytest.approx(direct[0, col], rel=1e-5)
+
+
+def test_use_network_serves_the_new_network_not_the_old_item_blocks():
+    """The item block of the first layer is cached per run-day: swapping in a compressed
+    network must drop it, or requests mix the old network's item block with the new one."""
+    rec = build_synthetic(n_items=200, seed=0, n_learners=100)
+    learner = int(rec.runs["SYN_BENCH"].learner_ids[0])
+    before, _ = rec.score_learners("SYN_BENCH", [learner])
+    other = predictor.RankerScoringNet()
+    with torch.no_grad():
+        for p in other.parameters():
+            p.mul_(3.0)
+    rec.use_network(other)
+    swapped, _ = rec.score_learners("SYN_BENCH", [learner])
+    fresh = predictor.Recommender(other, rec.scaler, list(rec.runs.values()), rec.config)
+    expected, _ = fresh.score_learners("SYN_BENCH", [learner])
+    assert not np.allclose(swapped, before)
+    np.testing.assert_array_equal(swapped, expected)
+    assert not rec.net.training
