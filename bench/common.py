@@ -76,9 +76,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def gunicorn(env: dict[str, str], workers: int = 2) -> Iterator[str]:
+def gunicorn(env: dict[str, str], workers: int = 2, root: Path = ROOT) -> Iterator[str]:
     """The product served as in production (gunicorn sync workers) on a free
-    loopback port: yields the base URL once /healthz answers, stops it on exit."""
+    loopback port: yields the base URL once /healthz answers, stops it on exit. `root`:
+    the code tree served (another checkout, e.g. a commit's worktree, compared in one
+    run; this tree's virtualenv)."""
     import requests
 
     port = free_port()
@@ -93,7 +95,7 @@ def gunicorn(env: dict[str, str], workers: int = 2) -> Iterator[str]:
             "--log-level",
             "warning",
         ],
-        cwd=ROOT,
+        cwd=root,
         env=env,
         start_new_session=True,
     )

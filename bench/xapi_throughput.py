@@ -1,38 +1,62 @@
 """xAPI statements served (#25): POST /xapi/statements in 100-statement batches, beside the
 events API (1,000-event batches) in the same run, gunicorn with 2 sync workers.
 
-    .venv/bin/python -m bench.xapi_throughput [--batches 200] [--clients 2]
+    .venv/bin/python -m bench.xapi_throughput [--batches 200] [--clients 2] [--trees A B]
 
-A scratch database (BENCH_DB + "_xapi"), one course run whose IRI the statements name (so
-every statement is stored and becomes an event), an LRS client (HTTP Basic) and an ingestion
-token. The clients are threads of one Python process on HTTP/1.1 keep-alive connections,
-sharing the machine's cores with the server and PostgreSQL; bodies are encoded before the
-clock starts. Prints one JSON line per API and run.
+A scratch database per code tree (BENCH_DB + "_xapi" + index), one course run whose IRI the
+statements name (so every statement is stored and becomes an event), an LRS client (HTTP
+Basic) and an ingestion token. The clients are threads of one Python process on HTTP/1.1
+keep-alive connections, sharing the machine's cores with the server and PostgreSQL; bodies
+are encoded before the clock starts. `--trees` serves other checkouts (e.g. worktrees of
+the commits before and after a change) one after the other in each run, on the same rows.
+
+Prints one JSON line per tree, API and run: `per_s` (served per second, wall clock) and
+`cpu_ms` (CPU milliseconds per 100 statements or 1,000 events of the gunicorn workers and
+the database's backends, read from /proc: less sensitive than `per_s` to the other jobs of
+a shared machine).
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import http.client
 import json
+import os
 import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 
-from bench.common import BENCH_DB, ROOT, django_env, gunicorn, recreate_database
+import psycopg
+
+from bench.common import (
+    BENCH_DB,
+    PG_ADMIN_URL,
+    ROOT,
+    django_env,
+    gunicorn,
+    recreate_database,
+)
 
 DB = f"{BENCH_DB}_xapi"
 COURSE_IRI = "https://moodle.bench.example/course/view.php?id=1"
 
 
-def _setup() -> tuple[str, str]:
-    """Migrate the scratch database; return (Basic credentials, ingestion token)."""
-    env = {**django_env(DB)}
+def _env(db: str, root: Path) -> dict[str, str]:
+    return {**django_env(db), "PYTHONPATH": str(root), "INGEST_RATE_LIMIT": "100000000/min"}
+
+
+def _setup(db: str, root: Path) -> tuple[str, str]:
+    """Migrate the scratch database with `root`'s code; return (Basic credentials,
+    ingestion token)."""
+    env = _env(db, root)
     subprocess.run(
         [str(ROOT / ".venv" / "bin" / "python"), "manage.py", "migrate", "-v0"],
-        cwd=ROOT, env=env, check=True,
+        cwd=root, env=env, check=True,
     )  # fmt: skip
     script = f"""
 import datetime as dt
@@ -50,7 +74,7 @@ print(Token.objects.create(user=user).key)
 """
     out = subprocess.run(
         [str(ROOT / ".venv" / "bin" / "python"), "manage.py", "shell", "-c", script],
-        cwd=ROOT, env=env, check=True, capture_output=True, text=True,
+        cwd=root, env=env, check=True, capture_output=True, text=True,
     )  # fmt: skip
     token = out.stdout.strip().splitlines()[-1]
     return base64.b64encode(b"benchkey:benchsecret").decode(), token
@@ -114,36 +138,106 @@ def served(
     return time.perf_counter() - started
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of the processes still running."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _server_pids(base: str, db: str) -> list[int]:
+    """The gunicorn processes listening at `base` (found by the listening socket: gunicorn
+    rewrites its command line) and the backends of database `db`."""
+    port = int(base.rsplit(":", 1)[1])
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # LISTEN
+            inodes.add(f"socket:[{fields[9]}]")
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if any(os.readlink(fd) in inodes for fd in (entry / "fd").iterdir()):
+                pids.append(int(entry.name))
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [db])
+        pids += [row[0] for row in rows]
+    return pids
+
+
+def _measured(base: str, db: str, post: Callable[[], float]) -> tuple[float, float]:
+    """(seconds, server CPU seconds) of `post`. The processes are listed again after it: a
+    backend opened during the run counts from zero (one closed during it is lost; Django
+    keeps its connections for CONN_MAX_AGE, 60 s)."""
+    cpu_before = _cpu_seconds(_server_pids(base, db))
+    seconds = post()
+    return seconds, _cpu_seconds(_server_pids(base, db)) - cpu_before
+
+
+def _commit(root: Path) -> str:
+    out = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
+    )  # fmt: skip
+    return out.stdout.strip()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--batches", type=int, default=200)
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--trees", nargs="*", type=Path, default=[ROOT])
     args = parser.parse_args()
-    recreate_database(DB)
-    basic, token = _setup()
-    env = {**django_env(DB), "INGEST_RATE_LIMIT": "100000000/min"}
-    with gunicorn(env) as base:
+    with contextlib.ExitStack() as stack:
+        servers = []
+        for k, root in enumerate(args.trees):
+            db = f"{DB}{k if len(args.trees) > 1 else ''}"
+            recreate_database(db)
+            basic, token = _setup(db, root)
+            base = stack.enter_context(gunicorn(_env(db, root), root=root))
+            servers.append((_commit(root), db, base, basic, token))
         for run in range(args.runs):
-            size = 100
-            bodies = [
-                json.dumps([statement(b * size + i, f"x{run}") for i in range(size)]).encode()
-                for b in range(args.batches + args.clients)
-            ]
-            headers = {"Authorization": f"Basic {basic}", "Content-Type": "application/json",
-                       "X-Experience-API-Version": "1.0.3"}  # fmt: skip
-            seconds = served(base, "/xapi/statements", headers, bodies, args.clients, 200)
-            print(json.dumps({"api": "xapi", "run": run, "batch": size,
-                              "per_s": round(args.batches * size / seconds)}))  # fmt: skip
-            size = 1000
-            bodies = [
-                json.dumps([event(b * size + i, f"e{run}") for i in range(size)]).encode()
-                for b in range(args.batches // 10 + args.clients)
-            ]
-            headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
-            seconds = served(base, "/api/v1/events", headers, bodies, args.clients, 201)
-            print(json.dumps({"api": "events", "run": run, "batch": size,
-                              "per_s": round(args.batches // 10 * size / seconds)}))  # fmt: skip
+            for commit, db, base, basic, token in servers:
+                _one_run(args, run, commit, db, base, basic, token)
+
+
+def _one_run(
+    args: argparse.Namespace, run: int, commit: str, db: str, base: str, basic: str, token: str
+) -> None:
+    """Both APIs once against one server, on the rows of run `run` (the same for every
+    tree: each tree has its own database)."""
+    size = 100
+    bodies = [
+        json.dumps([statement(b * size + i, f"x{run}") for i in range(size)]).encode()
+        for b in range(args.batches + args.clients)
+    ]
+    headers = {"Authorization": f"Basic {basic}", "Content-Type": "application/json",
+               "X-Experience-API-Version": "1.0.3"}  # fmt: skip
+    seconds, cpu = _measured(
+        base, db, lambda: served(base, "/xapi/statements", headers, bodies, args.clients, 200)
+    )
+    print(json.dumps({"commit": commit, "api": "xapi", "run": run, "batch": size,
+                      "per_s": round(args.batches * size / seconds),
+                      "cpu_ms": round(cpu * 1000 / args.batches, 1),
+                      "load": os.getloadavg()[0]}), flush=True)  # fmt: skip
+    size = 1000
+    bodies = [
+        json.dumps([event(b * size + i, f"e{run}") for i in range(size)]).encode()
+        for b in range(args.batches // 10 + args.clients)
+    ]
+    headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+    seconds, cpu = _measured(
+        base, db, lambda: served(base, "/api/v1/events", headers, bodies, args.clients, 201)
+    )
+    print(json.dumps({"commit": commit, "api": "events", "run": run, "batch": size,
+                      "per_s": round(args.batches // 10 * size / seconds),
+                      "cpu_ms": round(cpu * 1000 / (args.batches // 10), 1),
+                      "load": os.getloadavg()[0]}), flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

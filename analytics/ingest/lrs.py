@@ -116,6 +116,31 @@ def _comparable(data: dict[str, Any], skip: set[str]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k not in skip}
 
 
+def _resent(
+    prepared: list[tuple[dict[str, Any], list[str]]],
+) -> list[tuple[dict[str, Any], list[str]]]:
+    """The statements not stored yet; raise StatementConflict for an id stored with other
+    content (the same content again is a no-op)."""
+    if not prepared:
+        return []
+    existing = {
+        str(row.statement_id): row
+        for row in Statement.objects.filter(statement_id__in=[d["id"] for d, _ in prepared])
+    }
+    new: list[tuple[dict[str, Any], list[str]]] = []
+    for data, filled in prepared:
+        row = existing.get(data["id"])
+        if row is None:
+            new.append((data, filled))
+        # What either side left to the LRS is not compared (a re-sent statement without
+        # its timestamp is the same statement).
+        elif _comparable(opened(row.data), skip := {"id", *LRS_SET, *row.filled, *filled}) != (
+            _comparable(data, skip)
+        ):
+            raise StatementConflict(data["id"])
+    return new
+
+
 @transaction.atomic
 def statements_store(
     *,
@@ -141,24 +166,18 @@ def statements_store(
         data.setdefault("version", "1.0.0")
         data["stored"], data["authority"] = stamp, authority
         prepared.append((data, filled))
-    existing = {
-        str(row.statement_id): row
-        for row in Statement.objects.filter(statement_id__in=[d["id"] for d, _ in prepared])
-    }
-    new: list[tuple[dict[str, Any], list[str]]] = []
-    for data, filled in prepared:
-        row = existing.get(data["id"])
-        if row is None:
-            new.append((data, filled))
-        # What either side left to the LRS is not compared (a re-sent statement without
-        # its timestamp is the same statement).
-        elif _comparable(opened(row.data), skip := {"id", *LRS_SET, *row.filled, *filled}) != (
-            _comparable(data, skip)
-        ):
-            raise StatementConflict(data["id"])
-    rows, events = _rows(new, client, now)
-    if rows:
-        _insert(rows)
+    if connection.vendor == "postgresql":
+        # The stored-id check rides on the insert (ON CONFLICT DO NOTHING RETURNING): only
+        # the ids it did not insert are read back and compared, usually none.
+        rows, events = _rows(prepared, client, now)
+        inserted = _pg_insert(rows)
+        _resent([p for p in prepared if p[0]["id"] not in inserted])
+        rows = [row for row in rows if row["statement_id"] in inserted]
+        events = [e for e in events if e.client_event_id.split(":")[0] in inserted]
+    else:
+        rows, events = _rows(_resent(prepared), client, now)
+        if rows:
+            _sqlite_insert(rows)
     if attachments:
         StatementAttachment.objects.bulk_create(
             [
@@ -200,27 +219,27 @@ RETURNING statement_id
 """
 
 
-def _insert(rows: list[dict[str, Any]]) -> None:
-    """Store the rows; a concurrent request that stored one of the ids first is a conflict.
+def _sqlite_insert(rows: list[dict[str, Any]]) -> None:
+    """Store the rows (SQLite); a concurrent request that stored one of the ids first is a
+    conflict."""
+    try:
+        with transaction.atomic():
+            Statement.objects.bulk_create([Statement(**row) for row in rows])
+    except IntegrityError as exc:
+        raise StatementConflict(str(rows[0]["statement_id"])) from exc
 
-    On PostgreSQL the rows travel as one JSON parameter bound server-side: Django's
-    bulk_create quotes every value into the SQL text in Python (about 1 ms per statement)
-    and builds a model instance per row.
+
+def _pg_insert(rows: list[dict[str, Any]]) -> set[str]:
+    """Store the rows whose id is not stored yet; return the ids inserted.
+
+    The rows travel as one JSON parameter bound server-side: Django's bulk_create quotes
+    every value into the SQL text in Python (about 1 ms per statement) and builds a model
+    instance per row.
     """
-    if connection.vendor != "postgresql":
-        try:
-            with transaction.atomic():
-                Statement.objects.bulk_create([Statement(**row) for row in rows])
-        except IntegrityError as exc:
-            raise StatementConflict(str(rows[0]["statement_id"])) from exc
-        return
     payload = json.dumps(rows, default=_json_value, allow_nan=False)
     with pg_bulk.raw_cursor() as cursor:
         cursor.execute(_PG_INSERT, [payload])
-        inserted = {str(r[0]) for r in cursor.fetchall()}
-    missing = [row["statement_id"] for row in rows if row["statement_id"] not in inserted]
-    if missing:  # rolls the request back (statements_store is atomic)
-        raise StatementConflict(missing[0])
+        return {str(r[0]) for r in cursor.fetchall()}
 
 
 def _json_value(value: Any) -> str:
@@ -236,9 +255,7 @@ def _rows(
     ones' events."""
     facts = [statement_facts(data) for data, _ in new]
     candidates = {iri for f in facts for iri in f.candidates}
-    items = item_courses_by_iri({f.activity_id for f in facts if f.activity_id})
-    known = Course.objects.filter(iri__in=(candidates | set(items.values())) or [""])
-    courses = {str(iri): pk for iri, pk in known.values_list("iri", "pk")}
+    courses, items = _places(candidates, {f.activity_id for f in facts if f.activity_id})
     rows, events = [], []
     for (data, filled), fact in zip(new, facts, strict=True):
         course_iri = course_of(fact, set(courses), items)
@@ -272,6 +289,40 @@ def _rows(
             at = min(timestamp, now)
             events += statement_events(data, course_iri=course_iri, occurred_at=at)
     return rows, events
+
+
+_PG_PLACES = """
+WITH items AS (
+    SELECT i.external_id, c.iri FROM analytics_contentitem i
+    JOIN analytics_course c ON c.id = i.course_id
+    WHERE i.external_id = ANY(%(activities)s::text[]) AND c.iri IS NOT NULL
+)
+SELECT external_id, iri, NULL FROM items
+UNION ALL
+SELECT NULL, iri, id FROM analytics_course
+WHERE iri = ANY(%(candidates)s::text[]) OR iri IN (SELECT iri FROM items)
+"""
+
+
+def _places(candidates: set[str], activities: set[str]) -> tuple[dict[str, int], dict[str, str]]:
+    """({course IRI: run id} of the known candidates and item courses, {activity id: course
+    IRI} of the activities known in exactly one run with an IRI): one round trip on
+    PostgreSQL."""
+    if connection.vendor != "postgresql":
+        items = item_courses_by_iri(activities)
+        known = Course.objects.filter(iri__in=(candidates | set(items.values())) or [""])
+        return {str(iri): pk for iri, pk in known.values_list("iri", "pk")}, items
+    with pg_bulk.raw_cursor() as cursor:
+        cursor.execute(
+            _PG_PLACES, {"activities": sorted(activities), "candidates": sorted(candidates)}
+        )
+        found = cursor.fetchall()
+    courses = {iri: pk for external_id, iri, pk in found if external_id is None}
+    by_item: dict[str, set[str]] = defaultdict(set)
+    for external_id, iri, _ in found:
+        if external_id is not None:
+            by_item[external_id].add(iri)
+    return courses, {ext: next(iter(iris)) for ext, iris in by_item.items() if len(iris) == 1}
 
 
 def _void(targets: list[str]) -> None:

@@ -251,6 +251,14 @@ def test_json_too_deep_counts_depth_not_brackets() -> None:
     assert json_too_deep(b'"[{"', max_depth=0) is False
 
 
+def test_json_too_deep_escapes() -> None:
+    # An escaped backslash ends before the closing quote; an escaped quote does not close.
+    for strings in (["\\", "[[[[", "\\"], ['\\"', "[[[["], ['\\\\"[', "{{{{"]):
+        text = json.dumps([strings]).encode()
+        assert json_too_deep(text, max_depth=2) is False, text
+        assert json_too_deep(json.dumps([[strings]]).encode(), max_depth=2) is True, text
+
+
 def parse(body: bytes, **context) -> object:
     return BoundedJSONParser().parse(io.BytesIO(body), "application/json", context)
 
