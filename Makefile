@@ -7,7 +7,7 @@ export PYTHONPATH := $(CURDIR)
 PORT ?= 8000
 SERVE_ENV := DJANGO_SETTINGS_MODULE=$${DJANGO_SETTINGS_MODULE:-eduplatform.settings.production}
 
-.PHONY: install install-runtime demo serve test lint bench bench-quick mutate clean
+.PHONY: install install-runtime demo serve test lint bench bench-quick mutate clean pg-replica
 
 # Two stamps: the runtime set (requirements.txt) for demo and serve, the dev set
 # (requirements-dev.txt, which includes the runtime set) for test, lint and bench.
@@ -85,10 +85,15 @@ MUTATE_SCOPE = \
   'recommender.model.evaluate.x_train_view__*'
 MUTANTS ?= $(MUTATE_SCOPE)
 mutate: install
-	env -u DATABASE_URL -u REDIS_URL OMP_NUM_THREADS=1 timeout $(MUTATE_TIMEOUT) \
+	env -u DATABASE_URL -u DATABASE_REPLICA_URL -u REDIS_URL OMP_NUM_THREADS=1 timeout $(MUTATE_TIMEOUT) \
 	  $(BIN)/mutmut run --max-children 1 $(MUTANTS); \
 	  status=$$?; [ $$status -eq 0 ] || [ $$status -eq 124 ] || exit $$status
 	$(BIN)/python tools/mutation_report.py $(MUTANTS)
+
+# A streaming read replica of the local PostgreSQL on 127.0.0.1:5433 for DATABASE_REPLICA_URL
+# (idempotent; .ci/run calls it; `.ci/pg_replica.sh stop|destroy` to take it down).
+pg-replica:
+	.ci/pg_replica.sh
 
 clean:
 	rm -rf $(VENV) var db.sqlite3 test-output mutants

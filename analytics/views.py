@@ -3,6 +3,12 @@
 Every page requires a login and reads only what eduplatform.core.access allows;
 foreign ids are 404s. Responses are never cached by browsers or proxies:
 they carry learner data.
+
+The gate (the object the URL names, the viewer's role) is read on the primary; the
+page builder and the template then run inside `replica_reads()`, so with
+DATABASE_REPLICA_URL set their reads go to the read replica
+(eduplatform/core/db_router.py). The CSV export streams after the view returned,
+outside that scope: it reads the primary.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from analytics.pages.segments import segments_page
 from analytics.selectors.learner_table import LearnerTableQuery
 from analytics.services import intervention_record
 from eduplatform.core import access
+from eduplatform.core.db_router import replica_reads
 from eduplatform.core.inputs import ascii_int, storable_text
 
 
@@ -63,8 +70,9 @@ def _table_query(request: HttpRequest) -> LearnerTableQuery:
 @login_required
 def overview(request: HttpRequest) -> HttpResponse:
     courses = list(access.courses_for_user(request.user))
-    context = overview_page(request.user, courses, timezone.localdate())
-    return _render(request, "analytics/overview.html", context)
+    with replica_reads():
+        context = overview_page(request.user, courses, timezone.localdate())
+        return _render(request, "analytics/overview.html", context)
 
 
 @access.declare(access.COURSE_READERS)
@@ -74,10 +82,11 @@ def overview(request: HttpRequest) -> HttpResponse:
 def course_detail(request: HttpRequest, course_id: int) -> HttpResponse:
     course = access.get_course_for_user(request.user, course_id)
     query = _table_query(request)
-    context = course_page(
-        request.user, course, timezone.localdate(), query, request.GET.get("page")
-    )
-    return _render(request, "analytics/course.html", context)
+    with replica_reads():
+        context = course_page(
+            request.user, course, timezone.localdate(), query, request.GET.get("page")
+        )
+        return _render(request, "analytics/course.html", context)
 
 
 class _Echo:
@@ -124,8 +133,9 @@ def course_segments(request: HttpRequest, course_id: int) -> HttpResponse:
     k = ascii_int(request.GET.get("k"))
     if k is not None and not 2 <= k <= 6:
         k = None
-    context = segments_page(request.user, course, timezone.localdate(), k)
-    return _render(request, "analytics/segments.html", context)
+    with replica_reads():
+        context = segments_page(request.user, course, timezone.localdate(), k)
+        return _render(request, "analytics/segments.html", context)
 
 
 @access.declare(access.COURSE_READERS)
@@ -134,10 +144,10 @@ def course_segments(request: HttpRequest, course_id: int) -> HttpResponse:
 @login_required
 def learner_detail(request: HttpRequest, pseudonym: str) -> HttpResponse:
     learner = access.get_learner_for_user(request.user, pseudonym)
-    context = learner_page(
-        request.user, learner, access.courses_for_user(request.user), timezone.localdate()
-    )
-    return _render(request, "analytics/learner.html", context)
+    courses = access.courses_for_user(request.user)
+    with replica_reads():
+        context = learner_page(request.user, learner, courses, timezone.localdate())
+        return _render(request, "analytics/learner.html", context)
 
 
 def _not_recorded(request: HttpRequest, errors: dict[str, list[str]]) -> None:
@@ -191,5 +201,6 @@ def learner_intervention_add(request: HttpRequest, pseudonym: str) -> HttpRespon
 @login_required
 def data_quality(request: HttpRequest) -> HttpResponse:
     courses = list(access.courses_for_user(request.user))
-    context = data_quality_page(request.user, courses, timezone.now())
-    return _render(request, "analytics/data_quality.html", context)
+    with replica_reads():
+        context = data_quality_page(request.user, courses, timezone.now())
+        return _render(request, "analytics/data_quality.html", context)

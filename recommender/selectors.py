@@ -17,6 +17,7 @@ from analytics import activity_stamps
 from analytics.models import ContentItem, Course, Learner, LearningEvent
 from eduplatform.core.caches import BoundedCache
 from eduplatform.core.clock import today
+from eduplatform.core.db_router import read_connection
 from eduplatform.registry.serving import get_served
 from recommender.models import NextItems
 from recommender.reasons import translate_reason
@@ -38,8 +39,9 @@ RECS_CACHE_SECONDS = 600
 def _history_rows(*, learner: Learner, course: Course) -> list[tuple[int, int, int]]:
     """(item id, day of run, clicks) per item and UTC day of the learner's events in the run."""
     if connection.vendor == "postgresql":
-        # One indexed read (learner, course, time); the day of run computed in SQL.
-        with connection.cursor() as cursor:
+        # One indexed read (learner, course, time); the day of run computed in SQL. On the
+        # read replica inside a dashboard page's scope (eduplatform/core/db_router.py).
+        with read_connection().cursor() as cursor:
             cursor.execute(
                 "SELECT item_id, ((occurred_at AT TIME ZONE 'UTC')::date - %s::date), SUM(count) "
                 f"FROM {LearningEvent._meta.db_table} "

@@ -7,7 +7,6 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection
 from django.db.models import F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
@@ -23,6 +22,7 @@ from analytics.models import (
     Submission,
 )
 from analytics.selectors.activity import DAY, withdrawn_q
+from eduplatform.core.db_router import read_connection
 
 LEARNER_STATUSES = {
     "current": _("Not withdrawn"),
@@ -164,7 +164,7 @@ def course_learner_table(course: Course, *, anchor: dt.date) -> list[dict[str, A
         "GROUP BY learner_id) a ON a.learner_id = e.learner_id "
         "WHERE e.course_id = %s ORDER BY l.pseudonym"
     )
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:
         cursor.execute(sql, [anchor - 14 * DAY, course.pk, anchor, course.pk])
         fetched = cursor.fetchall()
     rows = []
@@ -227,6 +227,10 @@ def data_version(course_id: int) -> tuple[Any, ...]:
     index-only count on the (course, learner) key) is part of it: an erased
     learner leaves the run's enrolments. In-place edits (admin) are not
     seen; caches keyed by this also expire.
+
+    Read where the rows it keys are read (the replica inside a page's scope,
+    eduplatform/core/db_router.py): a version from the primary over rows from a
+    lagging replica would cache old rows under the new version.
     """
     tables = (LearningEvent, DailyActivity, Enrollment, Submission, ContentItem, ImportRun)
     sql = "SELECT " + ", ".join(
@@ -235,6 +239,6 @@ def data_version(course_id: int) -> tuple[Any, ...]:
             f"(SELECT COUNT(*) FROM {Enrollment._meta.db_table} WHERE course_id = %s)",
         ]
     )
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:
         cursor.execute(sql, [course_id])
         return tuple(cursor.fetchone())

@@ -14,6 +14,7 @@ from eduplatform.settings.env import (
     env_list,
     env_str,
     parse_database_url,
+    parse_replica_url,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -85,6 +86,18 @@ DATABASES = {
         "DATABASE_URL", env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
     )
 }
+# A streaming read replica of that PostgreSQL (docs/architecture.md, "Read replica"): the
+# dashboard pages read there (eduplatform/core/db_router.py); everything else, and every
+# read after a write or inside a transaction, stays on the primary. Unset: no replica.
+DATABASE_REPLICA_URL = env_str("DATABASE_REPLICA_URL", "")
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = parse_replica_url(
+        "DATABASE_REPLICA_URL", DATABASE_REPLICA_URL, DATABASES["default"]
+    )
+    DATABASE_ROUTERS = ["eduplatform.core.db_router.ReplicaRouter"]
+# With a replica configured, `replica_reads()` scopes read there; the test settings turn
+# this off so that only the replica's own tests read behind the replication lag.
+DATABASE_REPLICA_READS = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # REDIS_URL switches Celery to a real broker and the cache to Redis; without it

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import parse_qs, quote, unquote, urlparse, urlunparse
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -124,3 +124,28 @@ def parse_database_url(name: str, url: str) -> dict[str, object]:
         "CONN_MAX_AGE": 60,
         "CONN_HEALTH_CHECKS": True,
     }
+
+
+def parse_replica_url(name: str, url: str, primary: dict[str, object]) -> dict[str, object]:
+    """The read replica's DATABASES entry: a physical copy of ``primary`` on another server.
+
+    ``postgres://user@host:port`` (no database) reads the primary's database there.
+
+    In tests it mirrors the primary's test database (same NAME, never created or flushed on
+    its own): PostgreSQL streaming replication brings the test database and its rows over.
+    """
+    if primary["ENGINE"] != _ENGINES["postgres"]:
+        raise ImproperlyConfigured(
+            f"{name} needs DATABASE_URL on PostgreSQL too (a replica is a copy of the primary)"
+        )
+    parsed = urlparse(url)
+    if not parsed.path.strip("/"):
+        # A physical replica holds the primary's databases under the same names.
+        url = urlunparse(parsed._replace(path="/" + quote(str(primary["NAME"]))))
+    replica = parse_database_url(name, url)
+    if replica["NAME"] != primary["NAME"]:
+        raise ImproperlyConfigured(
+            f"{name} must name the same database as DATABASE_URL ({primary['NAME']!r}) or none"
+        )
+    replica["TEST"] = {"MIRROR": "default"}
+    return replica

@@ -15,3 +15,6 @@ CAPTCHA_TEST_MODE = True
 COMPRESSION_TIMING_SECONDS = 0.3
 # Every get_served() asks the cache, so a test sees another process's promotion at once.
 SERVING_RECHECK_SECONDS = 0.0
+# With DATABASE_REPLICA_URL set (CI), only the replica's own tests read there: elsewhere a
+# transactional test would read its fresh rows behind the replication lag.
+DATABASE_REPLICA_READS = False

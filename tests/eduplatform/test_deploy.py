@@ -9,7 +9,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def production_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DEBUG")}
+    unset = ("DATABASE_URL", "DATABASE_REPLICA_URL", "REDIS_URL", "DEBUG")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     env.update(
         DJANGO_SETTINGS_MODULE="eduplatform.settings.production",
         SECRET_KEY="k" * 20 + "-production-secret-with-enough-entropy-0123456789",
