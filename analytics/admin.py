@@ -23,6 +23,7 @@ from analytics.models import (
     Course,
     DailyActivity,
     Enrollment,
+    EventClientId,
     ImportRun,
     Intervention,
     Learner,
@@ -324,6 +325,16 @@ class LearningEventAdmin(ReadOnlyAdmin):
     search_fields = ["=learner__pseudonym"]
     list_select_related = ["learner", "course", "item"]
     date_hierarchy = "occurred_at"
+
+
+@admin.register(EventClientId)
+class EventClientIdAdmin(ReadOnlyAdmin):
+    """The events API's stored client ids (its dedup), for looking one up."""
+
+    list_display = ["source", "client_event_id", "occurred_at"]
+    list_filter = ["source"]
+    search_fields = ["=client_event_id"]
+    show_full_result_count = False
 
 
 @admin.register(DailyActivity)

@@ -185,7 +185,8 @@ class LearningEvent(models.Model):
     duration_seconds = models.FloatField(null=True, blank=True)
     score = models.FloatField(null=True, blank=True)
     source = models.CharField(max_length=8, choices=EventSource.choices)
-    # NULL (not "") for "no id": the partial unique index skips NULLs.
+    # NULL (not "") for "no id": the partial index skips NULLs. Unique per source through
+    # EventClientId, not here: see that model.
     client_event_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     ingested_at = models.DateTimeField(db_default=Now())
 
@@ -194,17 +195,43 @@ class LearningEvent(models.Model):
         # events arrive in time order and bulk imports arrive course by course,
         # so block ranges are tight, and BRIN costs almost nothing on COPY where
         # a second B-tree doubled the import time.
+        # On PostgreSQL the table is partitioned by month of occurred_at (migration
+        # 0009, analytics.partitions); its primary key there is (id, occurred_at), as a
+        # partitioned table requires. `id` stays unique (one identity sequence) and is
+        # what Django uses as pk.
         indexes = [
             models.Index(
                 fields=["learner", "course", "occurred_at"], name="event_learner_time_idx"
             ),
-        ]
-        constraints = [
-            models.UniqueConstraint(
+            # Finds a client's events (xAPI voiding withdraws them by statement id).
+            models.Index(
                 fields=["source", "client_event_id"],
                 condition=Q(client_event_id__isnull=False),
-                name="event_client_id_unique",
-            )
+                name="event_client_id_idx",
+            ),
+        ]
+
+
+class EventClientId(models.Model):
+    """Every stored (source, client_event_id): the events API's "never stored twice".
+
+    A unique index on a partitioned table must contain the partition key, and a
+    unique (source, client_event_id, occurred_at) would store a retry sent with
+    another timestamp twice. So ingestion claims the id here first (ON CONFLICT DO
+    NOTHING, same statement and transaction) and stores only the events it claimed.
+    `occurred_at` lets retention forget the ids of the months it drops.
+    """
+
+    # Not a CompositePrimaryKey(source, client_event_id): Django 5.2's admin refuses
+    # models with one, and every model of ours is in the admin.
+    id = models.BigAutoField(primary_key=True)
+    source = models.CharField(max_length=8, choices=EventSource.choices)
+    client_event_id = models.CharField(max_length=64)
+    occurred_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "client_event_id"], name="client_id_unique")
         ]
 
 

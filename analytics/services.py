@@ -27,6 +27,7 @@ from analytics.models import (
     LearningEvent,
     Submission,
 )
+from analytics.partitions import retention_cutoff
 from analytics.risk_bands import band_history
 from analytics.selectors.statements import statements_about
 from eduplatform.core import access
@@ -37,8 +38,20 @@ logger = logging.getLogger(__name__)
 
 @transaction.atomic
 def rollups_rebuild(*, course_id: int) -> int:
-    """Recompute a course run's daily rollup from its raw events (repair / after erasure)."""
-    DailyActivity.objects.filter(course_id=course_id).delete()
+    """Recompute a course run's daily rollup from its raw events (repair / after erasure).
+
+    With EVENT_RETENTION_MONTHS set, only the days still covered by raw events: the
+    rollup of the dropped months is all that is left of them.
+    """
+    rollup = DailyActivity.objects.filter(course_id=course_id)
+    where = "e.course_id = %s"
+    params: list[int | dt.datetime] = [course_id]
+    cutoff = retention_cutoff()
+    if cutoff is not None:
+        rollup = rollup.filter(date__gte=cutoff)
+        where += " AND e.occurred_at >= %s"
+        params.append(dt.datetime.combine(cutoff, dt.time.min, tzinfo=dt.UTC))
+    rollup.delete()
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO analytics_dailyactivity "
@@ -49,11 +62,11 @@ def rollups_rebuild(*, course_id: int) -> int:
             "COALESCE(SUM(e.duration_seconds), 0) "
             "FROM analytics_learningevent e "
             "LEFT JOIN analytics_contentitem i ON i.id = e.item_id "
-            "WHERE e.course_id = %s "
+            f"WHERE {where} "
             "GROUP BY e.course_id, e.learner_id, "
             + _date_sql("e.occurred_at")
             + ", COALESCE(i.activity_type, e.verb)",
-            [course_id],
+            params,
         )
         return cursor.rowcount
 

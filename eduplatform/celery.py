@@ -28,6 +28,8 @@ app.conf.task_routes = {
     "registry.score_batch": {"queue": Queue.SCORING.value},
     "registry.score_all": {"queue": Queue.SCORING.value},
     "analytics.refresh_rollups": {"queue": Queue.DEFAULT.value},
+    "analytics.ensure_event_partitions": {"queue": Queue.DEFAULT.value},
+    "analytics.expire_event_partitions": {"queue": Queue.DEFAULT.value},
 }
 app.autodiscover_tasks()
 

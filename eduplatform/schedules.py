@@ -19,6 +19,12 @@ class Schedule:
 
 
 SCHEDULES: list[Schedule] = [
+    # Event partitions (PostgreSQL): three months ahead and DEFAULT swept, then retention,
+    # both before the rollup refresh.
+    Schedule(
+        "ensure event partitions", "analytics.ensure_event_partitions", hour=0, minute=30, args=(3,)
+    ),
+    Schedule("expire event partitions", "analytics.expire_event_partitions", hour=0, minute=45),
     Schedule("refresh rollups", "analytics.refresh_rollups", hour=1, minute=0),
     Schedule("retrain churn", "registry.scheduled_retrain", hour=2, minute=0, args=("churn",)),
     Schedule(

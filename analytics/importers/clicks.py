@@ -9,6 +9,7 @@ databases Arrow tables written by batched INSERTs.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import queue
 import threading
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 from django.utils import timezone
 
+from analytics import partitions
 from analytics.importers import pg_bulk
 from analytics.models import Course, DailyActivity
 
@@ -227,6 +229,11 @@ def events_write(prepared: Prepared, course: Course, source: str, deferred: set[
     if not prepared.n:
         return
     if prepared.events is not None:
+        # The run's months get their partitions first (PostgreSQL): a bulk load
+        # never lands in the DEFAULT partition.
+        _, low, n_days = prepared.rollup[:3]
+        first = course.start_date + dt.timedelta(days=low)
+        partitions.event_partitions_cover(first=first, last=first + dt.timedelta(days=n_days - 1))
         columns = EVENT_COLUMNS
         if "id" in (prepared.events.dtype.names or ()):
             pg_bulk.ids_assign(EVENT_TABLE, [prepared.events])

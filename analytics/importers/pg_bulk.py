@@ -221,7 +221,9 @@ def _indexes_drop(cursor, table: str) -> list[str]:
         rebuild.append(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
     for name, definition in indexes:
         cursor.execute(f'DROP INDEX "{name}"')
-        rebuild.append(definition)
+        # A partitioned table's index reads "ON ONLY <table>": rebuilt like that it
+        # would cover no partition (and stay invalid).
+        rebuild.append(definition.replace(" ON ONLY ", " ON ", 1))
     return rebuild
 
 

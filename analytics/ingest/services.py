@@ -44,9 +44,9 @@ def events_ingest(*, events: list[NormalizedEvent], source: str) -> IngestResult
     """Store a batch all-or-nothing; events whose client id was already stored are skipped.
 
     Duplicates (a retried request, or a concurrent one with the same ids) are
-    dropped by the database itself: INSERT ... ON CONFLICT DO NOTHING on the
-    partial unique index, RETURNING the rows really inserted, and only those
-    reach the rollup.
+    dropped by the database itself: the ids are claimed in analytics_eventclientid
+    with INSERT ... ON CONFLICT DO NOTHING, RETURNING the ids really claimed; only
+    their events are stored and reach the rollup.
     """
     return _events_ingest_once(events=events, source=source)
 
@@ -136,7 +136,7 @@ WITH input AS (
            (r->>2)::bigint AS item_id, r->>3 AS verb, (r->>4)::timestamptz AS occurred_at,
            (r->>5)::int AS count, (r->>6)::float8 AS duration_seconds, (r->>7)::float8 AS score,
            r->>8 AS client_event_id, r->>9 AS activity_type
-    FROM jsonb_array_elements(%s::jsonb) AS r
+    FROM jsonb_array_elements(%(rows)s::jsonb) AS r
 ), days AS (
     -- Rollup days are UTC calendar days.
     SELECT *, (occurred_at AT TIME ZONE 'UTC')::date AS day FROM input
@@ -150,14 +150,21 @@ WITH input AS (
     )
     GROUP BY course_id, learner_id ORDER BY course_id, learner_id
     ON CONFLICT (course_id, learner_id) DO NOTHING
+), claimed AS (
+    -- The client ids' side table is the dedup (the event table is partitioned by
+    -- time and cannot hold a unique index without occurred_at): an id already
+    -- claimed, by an earlier batch or a concurrent one, is not stored again.
+    INSERT INTO analytics_eventclientid (source, client_event_id, occurred_at)
+    SELECT %(source)s, client_event_id, occurred_at FROM input ORDER BY client_event_id
+    ON CONFLICT (source, client_event_id) DO NOTHING
+    RETURNING client_event_id
 ), inserted AS (
     INSERT INTO analytics_learningevent
         (learner_id, course_id, item_id, verb, occurred_at, count, duration_seconds, score,
          source, client_event_id)
     SELECT learner_id, course_id, item_id, verb, occurred_at, count, duration_seconds, score,
-           %s, client_event_id
-    FROM input
-    ON CONFLICT (source, client_event_id) WHERE client_event_id IS NOT NULL DO NOTHING
+           %(source)s, client_event_id
+    FROM input JOIN claimed USING (client_event_id)
     RETURNING client_event_id
 ), rolled AS (
     INSERT INTO analytics_dailyactivity
@@ -194,7 +201,7 @@ def _pg_events_store(
     # text (ten fields x 1,000 rows; jsonb took about 1 ms less per batch).
     payload = json.dumps(rows, allow_nan=False)
     with pg_bulk.raw_cursor() as cursor:
-        cursor.execute(_PG_STORE, [payload, source])
+        cursor.execute(_PG_STORE, {"rows": payload, "source": source})
         return {row[0] for row in cursor.fetchall()}
 
 
@@ -255,24 +262,28 @@ _EVENT_COLUMNS = (
 
 
 def _events_insert(rows: list[tuple], source: str) -> set[str]:
-    """Insert events (rows of _event_rows, all with client ids) with one statement per
-    90 rows (SQLite binds at most 999 parameters); return the client ids inserted."""
-    conflict = (
-        " ON CONFLICT (source, client_event_id) WHERE client_event_id IS NOT NULL "
-        "DO NOTHING RETURNING client_event_id"
-    )
-    inserted: set[str] = set()
-    placeholder = "(" + ", ".join(["%s"] * 10) + ")"
+    """Claim the client ids (rows of _event_rows, all with one), then insert the events
+    of the ids claimed, one statement per 90 rows (SQLite binds at most 999
+    parameters); return the client ids inserted. The same dedup as _PG_STORE's."""
+    claimed: set[str] = set()
     with connection.cursor() as cursor:
-        for chunk in chunks(rows, 90):
+        for chunk in chunks(rows, 300):
+            cursor.execute(
+                "INSERT INTO analytics_eventclientid (source, client_event_id, occurred_at) "
+                "VALUES "
+                + ", ".join(["(%s, %s, %s)"] * len(chunk))
+                + " ON CONFLICT (source, client_event_id) DO NOTHING RETURNING client_event_id",
+                [value for row in chunk for value in (source, row[8], row[4])],
+            )
+            claimed.update(r[0] for r in cursor.fetchall())
+        placeholder = "(" + ", ".join(["%s"] * 10) + ")"
+        for chunk in chunks([row for row in rows if row[8] in claimed], 90):
             cursor.execute(
                 f"INSERT INTO analytics_learningevent ({_EVENT_COLUMNS}) VALUES "
-                + ", ".join([placeholder] * len(chunk))
-                + conflict,
+                + ", ".join([placeholder] * len(chunk)),
                 [value for row in chunk for value in (*row[:8], source, row[8])],
             )
-            inserted.update(r[0] for r in cursor.fetchall())
-    return inserted
+    return claimed
 
 
 def _original_index(errors: list[dict[str, list[str]] | None], resolved_index: int) -> int:

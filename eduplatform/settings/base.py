@@ -214,6 +214,9 @@ EVENTS_MAX_BATCH = env_int("EVENTS_MAX_BATCH", 5000)
 # Plausible event times: none before this date, none more than this far ahead of now.
 EVENT_EARLIEST_DATE = env_date("EVENT_EARLIEST_DATE", dt.date(1990, 1, 1))
 EVENT_MAX_FUTURE_SECONDS = env_int("EVENT_MAX_FUTURE_SECONDS", 300)
+# Raw events kept: the current month and this many before it (PostgreSQL drops whole
+# monthly partitions, analytics.partitions; the daily rollup stays). 0: keep everything.
+EVENT_RETENTION_MONTHS = env_int("EVENT_RETENTION_MONTHS", 0)
 # Browser origins allowed to call the xAPI routes (CORS), e.g.
 # "https://moodle.example.edu,https://lms.example.org"; none by default.
 XAPI_CORS_ORIGINS = env_list("XAPI_CORS_ORIGINS", [])

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.django_db
 OUR_APPS = ("analytics", "registry", "churn", "recommender")
 # Rows only ingestion and scoring write: browsable, never added, changed or deleted by hand.
 SYSTEM_WRITTEN = ("LearningEvent", "DailyActivity", "ImportRun", "RiskScore", "RiskHistory")
-SYSTEM_WRITTEN += ("NextItems", "Statement")
+SYSTEM_WRITTEN += ("NextItems", "Statement", "EventClientId")
 
 
 def our_models():
