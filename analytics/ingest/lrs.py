@@ -95,7 +95,7 @@ def _validated(statements: list[Any]) -> None:
         raise ValidationFailure(errors=errors, message="invalid statements")
 
 
-def _normalised(statement: dict[str, Any]) -> dict[str, Any]:
+def normalised(statement: dict[str, Any]) -> dict[str, Any]:
     """The statement with each context activity list as a list (the spec's canonical form,
     which GET answers), in the statement and in a SubStatement object."""
     data = dict(statement)
@@ -159,7 +159,7 @@ def statements_store(
     stamp = now.isoformat()
     prepared: list[tuple[dict[str, Any], list[str]]] = []
     for sent in statements:
-        data = _normalised(sent)
+        data = normalised(sent)
         filled = [k for k in ("id", "timestamp", "version") if k not in sent]
         data["id"] = str(sent["id"]).lower() if "id" in sent else str(uuid.uuid4())
         data.setdefault("timestamp", stamp)

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -48,6 +49,7 @@ from analytics.ingest.statement_attachments import (
 )
 from analytics.ingest.statement_formats import FORMATS, accepted_languages, formatted
 from analytics.ingest.statement_rules import agent_errors, iri_ok
+from analytics.ingest.statement_signature import signature_errors
 from analytics.ingest.validation import ValidationFailure
 from analytics.ingest.xapi import agent_key
 from analytics.ingest.xapi_schema import STATEMENT_REQUEST, STATEMENT_SCHEMA
@@ -165,6 +167,11 @@ class XapiStatementsView(APIView):
         client = request.auth if isinstance(request.auth, LrsClient) else None
         if (problem := attachment_errors(statements, parts)) is not None:
             raise _bad(problem)
+        for index, statement in enumerate(statements):
+            if (problem := signature_errors(statement, parts)) is not None:
+                raise _bad(
+                    _("Statement %(index)d: %(problem)s") % {"index": index, "problem": problem}
+                )
         try:
             result = statements_store(
                 statements=statements,
