@@ -19,10 +19,20 @@ from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, connections, transaction
+from django.http import HttpResponse
+from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 
 from analytics.models import Course
-from eduplatform.core.db_router import PRIMARY, REPLICA, read_alias, replica_reads
+from eduplatform.core.db_router import (
+    PIN_COOKIE,
+    PIN_SECONDS,
+    PRIMARY,
+    REPLICA,
+    ReadYourWritesMiddleware,
+    read_alias,
+    replica_reads,
+)
 from eduplatform.settings.env import parse_database_url, parse_replica_url
 from tests.conftest import REPLICA_CATCH_UP_SECONDS, wait_for_replica
 from tests.factories import CourseFactory
@@ -163,3 +173,37 @@ def test_an_unreachable_replica_sends_the_scope_to_the_primary(replica, caplog) 
         standby.settings_dict["PORT"] = port
         standby.close()
     assert "read replica unreachable" in caplog.text
+
+
+def _through_middleware(request) -> tuple[str, object]:
+    """(the alias a page's read takes, the response) for a request through the middleware."""
+    seen: list[str] = []
+
+    def page(req):
+        with replica_reads():
+            seen.append(read_alias(Course))
+        return HttpResponse("ok")
+
+    response = ReadYourWritesMiddleware(page)(request)
+    return seen[0], response
+
+
+def test_without_a_replica_the_middleware_sets_no_cookie(settings) -> None:
+    settings.DATABASE_REPLICA_READS = False
+    alias, response = _through_middleware(RequestFactory().post("/anything"))
+    assert alias == PRIMARY and PIN_COOKIE not in response.cookies
+
+
+@pg_replica
+def test_a_write_pins_the_browser_to_the_primary_for_its_next_pages(replica) -> None:
+    """The redirect after a form post renders from the primary: the replica may not have
+    replayed the post's row yet. Other browsers keep reading the replica."""
+    factory = RequestFactory()
+    alias, response = _through_middleware(factory.post("/learners/1/actions"))
+    pin = response.cookies[PIN_COOKIE]
+    assert pin["max-age"] == PIN_SECONDS and pin["httponly"] and pin["samesite"] == "Lax"
+    follow = factory.get("/learners/1")
+    follow.COOKIES[PIN_COOKIE] = pin.value
+    assert _through_middleware(follow)[0] == PRIMARY
+    alias, response = _through_middleware(factory.get("/learners/1"))
+    assert alias == REPLICA and PIN_COOKIE not in response.cookies
