@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -35,6 +36,7 @@ from analytics.ingest.lrs import (
     authority_of,
     statements_store,
 )
+from analytics.ingest.lrs_alternate import AlternateRequestError, intended_request, is_alternate
 from analytics.ingest.lrs_auth import (
     HasXapiScope,
     LrsClientAuthentication,
@@ -125,7 +127,23 @@ class XapiStatementsView(APIView):
     content_negotiation_class = JsonOnly
     parser_classes = [BoundedJSONParser, MultipartMixedParser]
 
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        # The alternate request syntax (?method=) is served as the request it stands for.
+        if is_alternate(request):
+            try:
+                request = intended_request(request)
+            except AlternateRequestError as problem:
+                request.xapi_alternate_problem = problem  # refused in initial (a 400)
+        return super().dispatch(request, *args, **kwargs)
+
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        problem = getattr(request, "xapi_alternate_problem", None)
+        if problem is not None:  # a body over the size limit stays a 413
+            raise (
+                problem.cause
+                if isinstance(problem.cause, RequestDataTooBig)
+                else _bad(problem.message)
+            )
         preflight = request.method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in (
             request.META
         )
@@ -203,7 +221,7 @@ class XapiStatementsView(APIView):
     )
     def post(self, request: Request) -> Response:
         if request.query_params:
-            raise _bad("POST takes no parameters (the alternate request syntax is unsupported).")
+            raise _bad("POST takes no parameters but method (the alternate request syntax).")
         data, parts = _body(request)
         stored = self._store(request, data if isinstance(data, list) else [data], parts)
         if isinstance(stored, Response):
