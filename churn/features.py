@@ -13,10 +13,13 @@ from analytics.learning_data import learning_data
 from analytics.models import Course
 from churn.model.features import ChurnFeatures, build_dataset, build_features
 from eduplatform.core.caches import BoundedCache
+from eduplatform.registry.kinds import FeatureChunk, TrainingFeatures
 
 # Course runs whose serving frame one web process keeps (a frame is ~1 MB per
 # 1,000 learners); the least recently read run goes first.
 SERVING_FRAMES_MAX_RUNS = 64
+# The label's column in a stored chunk of training rows.
+LABEL = "__label__"
 
 
 @dataclass
@@ -77,6 +80,63 @@ def labelled_runs(courses: list[Course], as_of: dt.date) -> ChurnFeatures | None
             ).labelled()
         )
     return ChurnFeatures.concat(parts) if parts else None
+
+
+# --------------------------------------------------------- the training's fan-out
+
+
+def training_runs(as_of: dt.date) -> list[int]:
+    """The runs a training as of that day reads, in start order (how `training_sets` orders)."""
+    return list(
+        Course.objects.filter(start_date__lt=as_of)
+        .order_by("start_date", "id")
+        .values_list("id", flat=True)
+    )
+
+
+def training_chunk(course_ids: list[int], as_of: dt.date) -> FeatureChunk:
+    """`labelled_runs` of some runs as one stored chunk: the rows with their label, and
+    the column lists (no rows when none of the runs has a cut-off yet)."""
+    courses = list(Course.objects.filter(id__in=course_ids).order_by("start_date", "id"))
+    features = labelled_runs(courses, as_of) if courses else None
+    if features is None:
+        return FeatureChunk(frames={}, meta={})
+    return FeatureChunk(
+        frames={"rows": features.frame.assign(**{LABEL: features.labels})},
+        meta={
+            "flat_columns": features.flat_columns,
+            "seq_columns": features.seq_columns,
+            "kinds": features.kinds,
+            "n_weeks": features.n_weeks,
+            "channels": features.channels,
+        },
+    )
+
+
+def training_sets_from_chunks(gathered: TrainingFeatures) -> TrainingSets | None:
+    """`training_sets` from the gathered chunks: the plan's runs, in plan (start) order,
+    so the rows come in the order one process builds them chunk by chunk."""
+    courses = list(Course.objects.filter(id__in=gathered.course_ids).order_by("start_date", "id"))
+    parts = []
+    for chunk in gathered.chunks:
+        if "rows" not in chunk.frames:
+            continue
+        rows = chunk.frames["rows"]
+        meta = chunk.meta
+        parts.append(
+            ChurnFeatures(
+                frame=rows.drop(columns=[LABEL]),
+                labels=rows[LABEL].to_numpy(dtype=float),
+                flat_columns=list(meta["flat_columns"]),
+                seq_columns=list(meta["seq_columns"]),
+                kinds=dict(meta["kinds"]),
+                n_weeks=int(meta["n_weeks"]),
+                channels=list(meta["channels"]),
+            )
+        )
+    if len(courses) < 2 or not parts:
+        return None
+    return split_in_time(ChurnFeatures.concat(parts), courses, gathered.as_of)
 
 
 def split_in_time(

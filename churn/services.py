@@ -14,7 +14,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from analytics.models import Course
-from churn.features import serving_frames, training_sets
+from churn.features import (
+    serving_frames,
+    training_chunk,
+    training_runs,
+    training_sets,
+    training_sets_from_chunks,
+)
 from churn.model.compression import churn_serving_state, compress_churn, load_churn_predictor
 from churn.model.importance import permutation_ranking
 from churn.model.predictor import ChurnPredictor
@@ -31,6 +37,7 @@ from eduplatform.registry.compression import (
 )
 from eduplatform.registry.kinds import (
     CompressionRequest,
+    FeatureFanout,
     ModelKind,
     TrainContext,
     TrainingRejected,
@@ -65,11 +72,14 @@ def train(context: TrainContext) -> TrainOutcome:
     Long because the retrain stages (features, train, compress, evaluate against the champion)
     share their state and read best in order.
     """
-    as_of = today()
+    as_of = context.features.as_of if context.features is not None else today()
     stages: dict[str, float] = {}
     started = time.perf_counter()
     context.progress("features", 5)
-    sets = training_sets(as_of=as_of)
+    if context.features is not None:  # built chunk by chunk, by any worker
+        sets = training_sets_from_chunks(context.features)
+    else:
+        sets = training_sets(as_of=as_of)
     if sets is None:
         raise TrainingRejected("not enough labelled learners in at least two course runs yet")
     stages["features"] = time.perf_counter() - started
@@ -313,4 +323,5 @@ KIND = ModelKind(
     load=load,
     score_batch=score_batch,
     compression_report=compression_report,
+    features=FeatureFanout(runs=training_runs, build=training_chunk),
 )

@@ -24,6 +24,8 @@ app.conf.task_default_queue = Queue.DEFAULT.value
 app.conf.task_routes = {
     "registry.retrain_model": {"queue": Queue.TRAINING.value},
     "registry.scheduled_retrain": {"queue": Queue.TRAINING.value},
+    "registry.train_features_chunk": {"queue": Queue.TRAINING.value},
+    "registry.fail_training": {"queue": Queue.DEFAULT.value},
     "registry.reclaim_lost_trainings": {"queue": Queue.DEFAULT.value},
     "registry.score_batch": {"queue": Queue.SCORING.value},
     "registry.score_all": {"queue": Queue.SCORING.value},

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -24,6 +25,7 @@ from eduplatform.ml.compress import (
     build_variant,
     variant_state,
 )
+from eduplatform.ml.data import LearningData
 from eduplatform.registry.compression import (
     compression_wanted,
     retrain_settings,
@@ -31,8 +33,11 @@ from eduplatform.registry.compression import (
 )
 from eduplatform.registry.kinds import (
     CompressionRequest,
+    FeatureChunk,
+    FeatureFanout,
     ModelKind,
     TrainContext,
+    TrainingFeatures,
     TrainingRejected,
     TrainOutcome,
 )
@@ -81,17 +86,23 @@ def train(context: TrainContext) -> TrainOutcome:
     Long because the retrain stages (features, validate, compress, refit, apply recipe, report)
     share their state and read best in order.
     """
-    as_of = today()
+    as_of = context.features.as_of if context.features is not None else today()
     config = _config(context.parameters)
     stages: dict[str, float] = {}
     started = time.perf_counter()
     context.progress("features", 5)
-    courses = list(Course.objects.filter(start_date__lt=as_of).order_by("start_date", "id"))
+    runs = Course.objects.filter(start_date__lt=as_of)
+    if context.features is not None:  # the plan's runs, read chunk by chunk by any worker
+        runs = Course.objects.filter(id__in=context.features.course_ids)
+    courses = list(runs.order_by("start_date", "id"))
     if not courses:
         raise TrainingRejected("no course run has started yet")
-    data = learning_data(
-        course_ids=[c.id for c in courses], until=as_of, with_items=True, with_activity=False
-    )
+    if context.features is not None:
+        data = frames_from_chunks(context.features)
+    else:
+        data = learning_data(
+            course_ids=[c.id for c in courses], until=as_of, with_items=True, with_activity=False
+        )
     if data.item_activity.empty:
         raise TrainingRejected("no item clicks yet")
     days = _as_of_days(courses, as_of)
@@ -208,6 +219,31 @@ def train(context: TrainContext) -> TrainOutcome:
     )
 
 
+def training_runs(as_of: dt.date) -> list[int]:
+    """The runs a training as of that day reads, by id (the order one read returns them)."""
+    return list(
+        Course.objects.filter(start_date__lt=as_of).order_by("id").values_list("id", flat=True)
+    )
+
+
+def training_chunk(course_ids: list[int], as_of: dt.date) -> FeatureChunk:
+    """The frames of some runs, as `train` reads them (item clicks, no daily rollup)."""
+    data = learning_data(course_ids=course_ids, until=as_of, with_items=True, with_activity=False)
+    return FeatureChunk(frames={name: getattr(data, name) for name in LearningData.frame_names()})
+
+
+def frames_from_chunks(gathered: TrainingFeatures) -> LearningData:
+    """The chunks' frames put together in plan order. Every frame is keyed by course run,
+    so this is one read's frames; a chunk's empty frame is left out, so that its column
+    types (unknown without rows) do not widen the others'."""
+    frames = {}
+    for name in LearningData.frame_names():
+        parts = [c.frames[name] for c in gathered.chunks if name in c.frames]
+        rows = [p for p in parts if len(p)] or parts[:1]
+        frames[name] = pd.concat(rows, ignore_index=True) if len(rows) > 1 else rows[0]
+    return LearningData(**frames)
+
+
 def _finetune(model: Recommender):
     # Distillation from the model's own fp32 network at the runs' as-of day: needs
     # no training rows. A sample of learners per run keeps it within the budget.
@@ -301,4 +337,5 @@ KIND = ModelKind(
     load=load,
     score_batch=score_batch,
     compression_report=compression_report,
+    features=FeatureFanout(runs=training_runs, build=training_chunk),
 )

@@ -39,6 +39,38 @@ class TrainContext:
     warm_start: Artifact | None
     # The active version's recorded metrics (for kinds that cannot re-score it).
     champion_metrics: dict[str, Any] | None = None
+    # A kind with a `features` fan-out: its chunks, built by any worker and gathered in
+    # plan order (eduplatform/registry/features.py); None for the other kinds.
+    features: TrainingFeatures | None = None
+
+
+@dataclass
+class FeatureChunk:
+    """One chunk of course runs' training features: named frames and plain JSON metadata."""
+
+    frames: dict[str, Any]  # name -> pandas DataFrame (stored as Parquet)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainingFeatures:
+    """Every chunk of a run's plan, in plan order, with the day the plan was made for."""
+
+    as_of: dt.date
+    course_ids: list[int]  # the plan's runs, in plan order
+    chunks: list[FeatureChunk]
+    digest: str  # sha256 of the gathered frames (recorded in the run's metrics)
+
+
+@dataclass(frozen=True)
+class FeatureFanout:
+    """A kind whose training features are built per course run (nothing crosses runs), so
+    chunks of runs can be built by workers on any machine and gathered in order."""
+
+    # The runs whose features a training as of that day reads, in the order to gather them.
+    runs: Callable[[dt.date], list[int]]
+    # One chunk's features: (course ids of the chunk, as_of) -> FeatureChunk.
+    build: Callable[[list[int], dt.date], FeatureChunk]
 
 
 @dataclass
@@ -84,6 +116,8 @@ class ModelKind:
     # Optional: train on a request's data, build every compressed variant, and
     # return (the variant table, its title) for `manage.py compression_report`.
     compression_report: Callable[[CompressionRequest], tuple[CompressionResult, str]] | None = None
+    # Optional: training features fanned out over chunks of course runs (a Celery chord).
+    features: FeatureFanout | None = None
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,9 @@ class ModelVersion(models.Model):
     data_window_start = models.DateTimeField(null=True, blank=True)
     data_window_end = models.DateTimeField(null=True, blank=True)
     parameters = models.JSONField(default=dict, blank=True)
+    # A kind whose training features fan out: {"as_of": day, "chunks": [[course ids]...]},
+    # fixed when the run is requested so every chunk task and the training agree on it.
+    feature_plan = models.JSONField(default=dict, blank=True)
     triggered_by = models.CharField(max_length=150, blank=True)
     warm_started_from = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

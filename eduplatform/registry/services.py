@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from celery import chord
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connections, transaction
 from django.db.models import DateTimeField, ExpressionWrapper, Max, Value
@@ -18,8 +19,9 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from eduplatform.celery import task_by_name
+from eduplatform.core.clock import today
 from eduplatform.ml.artifacts import Artifact, ArtifactError, load_artifact, save_artifact
-from eduplatform.registry import serving
+from eduplatform.registry import features, serving
 from eduplatform.registry.kinds import TrainContext, TrainingRejected, get_kind
 from eduplatform.registry.models import ModelVersion
 
@@ -90,6 +92,7 @@ def runs_reclaim_lost(*, kind: str | None = None) -> int:
     )
     if reclaimed:
         logger.warning("registry: reclaimed %d training run(s) whose worker was lost", reclaimed)
+    features.stale_features_sweep()
     return reclaimed
 
 
@@ -244,6 +247,9 @@ def model_version_train(*, version_id: int) -> ModelVersion:
         except RunReclaimed:
             logger.warning("registry: %s was reclaimed while training; stopped", version)
             return ModelVersion.objects.get(id=version_id)
+        finally:
+            # Kept while the run still trains: a retry (database blip) gathers them again.
+            features.training_features_discard(version_id=version_id)
 
 
 def _train(version: ModelVersion, heartbeat: Heartbeat) -> ModelVersion:
@@ -262,6 +268,13 @@ def _train(version: ModelVersion, heartbeat: Heartbeat) -> ModelVersion:
         ):
             raise RunReclaimed(f"{version} is no longer training")
 
+    gathered = None
+    if kind.features is not None:
+        progress("features", 2)
+        if not version.feature_plan:  # sent without a plan (an older message): make it now
+            features.training_features_plan(version_id=version_id, as_of=today())
+            version.refresh_from_db()
+        gathered = features.training_features_gather(version=version)
     context = TrainContext(
         version_id=version_id,
         parameters=version.parameters,
@@ -269,11 +282,14 @@ def _train(version: ModelVersion, heartbeat: Heartbeat) -> ModelVersion:
         champion=champion,
         warm_start=warm,
         champion_metrics=champion_row.metrics if champion_row else None,
+        features=gathered,
     )
     try:
         outcome = kind.train(context)
     except TrainingRejected as exc:
         return model_version_fail(version_id=version_id, reason=str(exc))
+    if gathered is not None:
+        outcome.metrics["features_sha256"] = gathered.digest
     progress("register", 95)
     path = artifact_path_for(version)
     sha256 = save_artifact(path, outcome.tensors, outcome.config)
@@ -363,6 +379,7 @@ def model_version_fail(*, version_id: int, reason: str) -> ModelVersion:
     ModelVersion.objects.filter(id=version_id, status=Status.TRAINING).update(
         status=Status.FAILED, status_reason=reason[:2000], finished_at=timezone.now()
     )
+    features.training_features_discard(version_id=version_id)
     return ModelVersion.objects.get(id=version_id)
 
 
@@ -401,8 +418,9 @@ def models_mark_retrain_due() -> int:
     return ModelVersion.objects.filter(status=Status.ACTIVE).update(retrain_due=True)
 
 
-# The task that trains a version (eduplatform/registry/tasks.py), sent by name.
+# The tasks that train a version and fail it (eduplatform/registry/tasks.py), sent by name.
 RETRAIN_TASK = "registry.retrain_model"
+FAIL_TASK = "registry.fail_training"
 
 
 class BrokerUnavailable(Exception):
@@ -418,16 +436,28 @@ def retrain_request(
 ) -> ModelVersion:
     """Open a run and enqueue it; the run is withdrawn if the broker cannot take it.
 
-    The version row is committed before the enqueue (model_version_start runs
-    its own transaction), so a worker never receives an id it cannot see.
+    A kind whose features fan out gets a chord: one task per chunk of course
+    runs (any worker), then the training, which gathers them
+    (eduplatform/registry/features.py). The version row and its plan are
+    committed before the enqueue (model_version_start runs its own transaction),
+    so a worker never receives an id it cannot see.
     """
     version = model_version_start(
         kind=kind,
         triggered_by=triggered_by,
         parameters={**(parameters or {}), "warm_start": warm_start},
     )
+    train = task_by_name(RETRAIN_TASK).si(version.id)
     try:
-        task_by_name(RETRAIN_TASK).apply_async(args=[version.id], retry=False)
+        chunks = []
+        if get_kind(kind).features is not None:
+            chunks = features.training_features_plan(version_id=version.id, as_of=today())
+        if chunks:
+            build = task_by_name(features.FEATURE_TASK)
+            header = [build.si(version.id, i) for i in range(len(chunks))]
+            chord(header)(train.set(link_error=_fail_signature(version.id)), retry=False)
+        else:
+            train.apply_async(retry=False)
     except Exception as exc:
         if settings.CELERY_TASK_ALWAYS_EAGER:
             raise
@@ -437,6 +467,12 @@ def retrain_request(
         raise BrokerUnavailable("the task broker is unavailable; try again later") from exc
     version.refresh_from_db()
     return version
+
+
+def _fail_signature(version_id: int) -> Any:
+    # A chunk that failed for good (after its retries) leaves the chord without its
+    # training: fail the run at once instead of leaving it queued until it is abandoned.
+    return task_by_name(FAIL_TASK).si(version_id, "a feature chunk failed")
 
 
 def retrain_request_scheduled(*, kind: str) -> ModelVersion | None:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import logging
 
-from celery import shared_task
+from celery import group, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import OperationalError
 
-from eduplatform.registry import services
+from eduplatform.registry import features, services
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,37 @@ def retrain_model(version_id: int) -> str:
             version_id=version_id, reason=f"{type(exc).__name__}: {exc}"
         )
     return version.status
+
+
+@shared_task(
+    name=features.FEATURE_TASK,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    # A chord counts its parts in the result backend: this task's result must be stored.
+    ignore_result=False,
+    soft_time_limit=settings.TRAINING_SOFT_TIME_LIMIT,
+    time_limit=settings.TRAINING_HARD_TIME_LIMIT,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=3,
+)
+def train_features_chunk(version_id: int, index: int) -> bool:
+    """One chunk of a training run's features (a chord part; the training gathers them)."""
+    try:
+        return features.training_features_build(version_id=version_id, index=index)
+    except OperationalError:
+        raise  # database blip: Celery retries with backoff
+    except Exception:
+        # Never stop the chord here: the training builds a missing chunk itself, and
+        # fails the run with the reason if it fails again.
+        logger.exception("registry: feature chunk %s of version id %s failed", index, version_id)
+        return False
+
+
+@shared_task(name=services.FAIL_TASK, time_limit=60)
+def fail_training(version_id: int, reason: str) -> str:
+    """A chord's error callback: its chunks failed for good, so its training never runs."""
+    return services.model_version_fail(version_id=version_id, reason=reason).status
 
 
 @shared_task(
@@ -83,18 +114,22 @@ def score_batch(kind: str, course_ids: list[int]) -> int:
     max_retries=3,
 )
 def score_all(chunk_size: int = 20) -> int:
-    """Fan out batch scoring: one task per kind and chunk of course runs.
+    """Fan out batch scoring and the recommendation refresh: a group of one task per kind
+    and chunk of course runs.
 
     Chunks go to the scoring queue, so any number of workers on any machines
-    sharing PostgreSQL and Redis score them in parallel.
+    sharing PostgreSQL and Redis score them in parallel; each chunk writes its own
+    runs' rows, so nothing is gathered.
     """
     from analytics.models import Course
     from eduplatform.registry.kinds import kind_names
 
     course_ids = list(Course.objects.order_by("id").values_list("id", flat=True))
-    sent = 0
-    for kind in kind_names():
-        for start in range(0, len(course_ids), chunk_size):
-            score_batch.delay(kind, course_ids[start : start + chunk_size])
-            sent += 1
-    return sent
+    chunks = [
+        score_batch.si(kind, course_ids[start : start + chunk_size])
+        for kind in kind_names()
+        for start in range(0, len(course_ids), chunk_size)
+    ]
+    if chunks:
+        group(chunks).apply_async()
+    return len(chunks)
