@@ -16,6 +16,7 @@ from bench.tools import missing
 
 SECTIONS = [
     "ingestion",
+    "partitions",
     "features",
     "quality",
     "churn_ceiling",
