@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
@@ -343,6 +344,15 @@ class LrsClient(models.Model):
         return self.name
 
 
+# JSON list columns of Statement matched by containment (selectors/statements.py).
+STATEMENT_GIN_COLUMNS = {
+    "agents": "statement_agents_gin",
+    "related_agents": "statement_rel_agents_gin",
+    "related_activities": "statement_rel_activities_gin",
+    "learners": "statement_learners_gin",
+}
+
+
 class Statement(models.Model):
     """An accepted xAPI statement, kept as sent with the properties the LRS fills.
 
@@ -395,6 +405,13 @@ class Statement(models.Model):
                 fields=["place_iri", "stored"],
                 condition=Q(course__isnull=True),
                 name="statement_unplaced_idx",
+            ),
+            # The agent / related filters, export and erasure match these JSON lists by
+            # containment (@>); GIN indexes on PostgreSQL only (migration 0010), so on
+            # SQLite they exist in the migration state alone.
+            *(
+                GinIndex(fields=[column], opclasses=["jsonb_path_ops"], name=name)
+                for column, name in STATEMENT_GIN_COLUMNS.items()
             ),
         ]
 

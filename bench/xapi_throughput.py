@@ -138,19 +138,18 @@ def served(
     return time.perf_counter() - started
 
 
-def _cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU seconds of the processes still running."""
-    total = 0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a running process (None once it has exited)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _server_pids(base: str, db: str) -> list[int]:
+def _gunicorn_pids(base: str) -> list[int]:
     """The gunicorn processes listening at `base` (found by the listening socket: gunicorn
-    rewrites its command line) and the backends of database `db`."""
+    rewrites its command line)."""
     port = int(base.rsplit(":", 1)[1])
     inodes = set()
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
@@ -164,19 +163,41 @@ def _server_pids(base: str, db: str) -> list[int]:
         with contextlib.suppress(OSError):
             if any(os.readlink(fd) in inodes for fd in (entry / "fd").iterdir()):
                 pids.append(int(entry.name))
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [db])
-        pids += [row[0] for row in rows]
     return pids
 
 
 def _measured(base: str, db: str, post: Callable[[], float]) -> tuple[float, float]:
-    """(seconds, server CPU seconds) of `post`. The processes are listed again after it: a
-    backend opened during the run counts from zero (one closed during it is lost; Django
-    keeps its connections for CONN_MAX_AGE, 60 s)."""
-    cpu_before = _cpu_seconds(_server_pids(base, db))
-    seconds = post()
-    return seconds, _cpu_seconds(_server_pids(base, db)) - cpu_before
+    """(seconds, server CPU seconds: gunicorn's processes and the database's backends) of
+    `post`. They are sampled every 0.25 s while it runs: Django reopens its database
+    connections (CONN_MAX_AGE, 60 s), so a backend may start (counted from zero) or exit
+    (counted to its last sample) meanwhile."""
+    workers = _gunicorn_pids(base)
+    first: dict[int, float] = {}
+    last: dict[int, float] = {}
+    done = threading.Event()
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+
+        def sample(start: bool) -> None:
+            rows = admin.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [db])
+            for pid in workers + [row[0] for row in rows]:
+                if (cpu := _cpu_seconds(pid)) is not None:
+                    first.setdefault(pid, cpu if start else 0.0)
+                    last[pid] = cpu
+
+        def sampler() -> None:
+            while not done.wait(0.25):
+                sample(start=False)
+
+        sample(start=True)
+        thread = threading.Thread(target=sampler)
+        thread.start()
+        try:
+            seconds = post()
+        finally:
+            done.set()
+            thread.join()
+        sample(start=False)
+    return seconds, sum(last[pid] - first[pid] for pid in last)
 
 
 def _commit(root: Path) -> str:
