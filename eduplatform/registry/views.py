@@ -10,6 +10,7 @@ checks that the user is a platform admin.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeGuard
@@ -26,6 +27,7 @@ from django.views.decorators.http import require_GET
 
 from eduplatform.core import access
 from eduplatform.core.charts import chart_card, chart_specs
+from eduplatform.ml.compress.pipeline import VariantRow
 from eduplatform.registry.headline import headline
 from eduplatform.registry.kinds import kind_title
 from eduplatform.registry.labels import label
@@ -351,6 +353,9 @@ def _curve_charts(kind: str, version: ModelVersion) -> list[dict[str, Any]]:
     ]
 
 
+_FIELD_ORDER = {f.name: i for i, f in enumerate(dataclasses.fields(VariantRow))}
+
+
 def _flatten(row: Mapping[str, Any]) -> dict[str, Any]:
     """One level of nesting becomes "parent.child" columns ({"quality": {"auc": ..}})."""
     out: dict[str, Any] = {}
@@ -386,11 +391,11 @@ def compression_section(kind: str, version: ModelVersion | None) -> dict[str, An
     if version is None or not rows:
         return {"empty": True, "chart": None}
     assert isinstance(report, Mapping)  # the rows come from its variants
-    columns: list[str] = []
-    for row in rows:
-        columns.extend(k for k in row if k not in columns)
-    # The variant's name is the row header, first whatever the report's order.
-    columns = ["name", *(c for c in columns if c != "name")]
+    # The report's key order cannot be trusted: PostgreSQL's jsonb stores keys shortest
+    # first, SQLite's JSON as written. So the kit's own field order (VariantRow), then any
+    # other key alphabetically; the variant's name is the row header, first.
+    keys = {k for row in rows for k in row} - {"name"}
+    columns = ["name", *sorted(keys, key=lambda c: (_FIELD_ORDER.get(c, len(_FIELD_ORDER)), c))]
     chosen = report.get("chosen") or report.get("served") or version.served_variant or ""
     chosen = chosen if isinstance(chosen, str) else str(chosen)
     size_key = _pick(columns, rows, BYTES_KEYS, ("bytes", "size"))
