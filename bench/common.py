@@ -226,14 +226,19 @@ def render_markdown() -> str:
     sections = [r for r in results if isinstance(r, dict) and "name" in r and "title" in r]
     order = [
         "ingestion",
+        "xapi",
+        "partitions",
+        "replica_lag",
         "features",
         "retraining",
         "churn_quality",
         "churn_ceiling",
         "recommender_quality",
+        "recommender_serving",
         "compression",
         "serving",
         "scale",
+        "scale_generator",
         "parallel",
         "fuzz",
     ]
