@@ -1,101 +1,28 @@
-import copy
-import dataclasses
+"""`churn.model.evaluate` on hand-made rows: no training, no synthetic dataset.
+
+These are `make mutate`'s selection for the module together with
+`test_evaluate_trained.py` (the end-to-end run on tiny synthetic data): each mutant runs in
+seconds. The leakage guards (`test_leakage.py`) stay in the suite, outside the selection.
+"""
+
 import json
 import math
+import re
+import time
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from churn.model.estimators import EvalSettings
-from churn.model.evaluate import MODELS, evaluate_churn, fit_and_score, score_rows, split_by_time
-from churn.model.features import ChurnFeatures, build_dataset
-from churn.model.teacher import HGBSettings
-from churn.model.training import ChurnSettings
-
-# 100 learners per run: the product's minimum leaf of 100 rows would leave HGB one leaf
-SMALL_HGB = HGBSettings(min_samples_leaf=10, max_iter=40)
-FAST = EvalSettings(
-    product=ChurnSettings(
-        hidden=16, seq_hidden=8, seeds=(0,), max_epochs=3, patience=2, teacher=SMALL_HGB
-    ),
-    hgb=SMALL_HGB,
+from churn.model.evaluate import (
+    ChurnEvaluation,
+    ModelScore,
+    clean_json,
+    fit_and_score,
+    score_rows,
+    split_by_time,
 )
-
-
-def _split(data, test_presentation="2014B"):
-    data = data.subset_courses([c for c in data.courses["course_id"] if c.startswith("AAA")])
-    pres = data.courses.set_index("course_id")["presentation"]
-    train_ids = [c for c in data.courses["course_id"] if pres[c] != test_presentation]
-    test_ids = [c for c in data.courses["course_id"] if pres[c] == test_presentation]
-    return data.subset_courses(train_ids), data.subset_courses(test_ids)
-
-
-@pytest.fixture(scope="module")
-def evaluated(synth_data):
-    train, test = _split(synth_data)
-    return evaluate_churn(train, test, [60, 30], settings=FAST)
-
-
-def test_evaluation_reports_every_model_and_cutoff(synth_data, evaluated):
-    _, test = _split(synth_data)
-    evaluation, predictor = evaluated
-    assert evaluation.cutoffs == [30, 60]
-    assert evaluation.val_presentations == ["2013J"]
-    assert {(s.model, s.cutoff) for s in evaluation.scores} == {
-        (m, c) for m in MODELS for c in (30, 60)
-    }
-    test_rows = build_dataset(test, [30, 60])
-    for s in evaluation.scores:
-        rows = test_rows.frame["cutoff"] == s.cutoff
-        assert s.n_learners == int(rows.sum())
-        assert s.positive_rate == np.mean(test_rows.labels[rows.to_numpy()])
-        assert 0.5 < s.auc <= 1.0  # the synthetic signal is strong
-        assert 0 <= s.brier <= 1 and 0 <= s.f1 <= 1 and 0 < s.pr_auc <= 1
-    product = evaluation.score("product", 30)
-    assert product.threshold == predictor.thresholds[1]
-    d = json.loads(json.dumps(evaluation.to_dict()))
-    assert len(d["scores"]) == 6
-    table = evaluation.table()
-    assert "product" in table and "hgb" in table and "logreg" in table
-    assert evaluation.seconds["product"] > 0
-
-
-def test_split_by_time_uses_latest_presentation(synth_data):
-    f = build_dataset(synth_data, [30])
-    is_val, names = split_by_time(f, synth_data.courses)
-    assert names == ["2014B"]
-    assert set(f.frame.loc[is_val, "course_id"].str[-5:]) == {"2014B"}
-    single = synth_data.subset_courses(["AAA_2013B", "BBB_2013B"])
-    f1 = build_dataset(single, [30])
-    is_val1, names1 = split_by_time(f1, single.courses)
-    assert names1 == ["BBB_2013B"]
-    assert 0 < is_val1.sum() < len(is_val1)
-
-
-def test_to_dict_turns_nan_into_none(evaluated):
-    evaluation = copy.deepcopy(evaluated[0])
-    evaluation.scores[0].auc = math.nan
-    assert evaluation.to_dict()["scores"][0]["auc"] is None
-    assert isinstance(pd.DataFrame(evaluation.to_dict()["scores"]), pd.DataFrame)
-
-
-@pytest.mark.parametrize("longer", ["train", "test"])
-def test_a_cutoff_past_every_run_is_refused_before_training(synth_data, longer):
-    """A cut-off day after the end of every run of one side stops with that side named."""
-    train, test = _split(synth_data)
-    day = int(synth_data.courses["length_days"].max()) + 10
-    # the other side's runs last past `day`, so only one side has no one enrolled then
-    if longer == "train":
-        train = dataclasses.replace(train, courses=train.courses.assign(length_days=day + 30))
-    else:
-        test = dataclasses.replace(test, courses=test.courses.assign(length_days=day + 30))
-    short = "test" if longer == "train" else "train"
-    with pytest.raises(ValueError, match=f"no {short} learner is enrolled on cut-off day {day}$"):
-        evaluate_churn(train, test, [30, day], settings=FAST)
-
-
-# -- the evaluation loop's parts on hand-made rows (no training: make mutate's fast tests) --
+from churn.model.features import ChurnFeatures
 
 
 def _rows(course_ids, cutoffs, labels) -> ChurnFeatures:
@@ -127,13 +54,21 @@ def test_score_rows_figures_and_notes():
     assert s.positive_rate == pytest.approx(0.5)
     assert s.f1 == pytest.approx(0.8)  # threshold 0.5: 2 of 3 positives, no false positive
     assert s.brier == pytest.approx(np.mean((p - y) ** 2))
-    assert s.threshold == 0.5 and s.ece >= 0
-    assert s.pr_auc > 0.5
+    assert s.threshold == 0.5
+    # one row per bin: (0.1 + 0.2 + 0.65 + 0.4 + 0.2 + 0.1) / 6
+    assert s.ece == pytest.approx(0.275)
+    assert s.pr_auc == pytest.approx(11 / 12)  # precision 1, 1, 3/4 at the three positives
+    assert isinstance(s.ece, float) and isinstance(s.threshold, float)
     none_pos = score_rows("hgb", 7, np.zeros(3), np.array([0.2, 0.3, 0.4]), 0.5)
     assert none_pos.note == "no positives" and math.isnan(none_pos.auc)
     assert none_pos.positive_rate == 0.0 and none_pos.n_learners == 3
+    assert none_pos.ece == pytest.approx(0.3)  # (0.2 + 0.3 + 0.4) / 3, one row per bin
+    assert none_pos.brier == pytest.approx((0.04 + 0.09 + 0.16) / 3)
     all_pos = score_rows("hgb", 7, np.ones(2), np.array([0.2, 0.9]), 0.5)
     assert all_pos.note == "no negatives" and math.isnan(all_pos.auc)
+    # the threshold reaches the F1: at 0.3, 0.35 and 0.4 are positive calls (3 TP, 1 FP)
+    low = score_rows("logreg", 30, y, p, 0.3)
+    assert low.f1 == pytest.approx(6 / 7) and low.threshold == 0.3
     empty = score_rows("hgb", 7, np.zeros(0), np.zeros(0), 0.5)
     assert empty.n_learners == 0 and math.isnan(empty.ece)
 
@@ -161,7 +96,9 @@ def test_fit_and_score_fits_on_the_given_parts_and_scores_each_cutoff():
     test = _rows(["C"] * 6, [30, 60, 30, 60, 30, 60], [0, 0, 1, 1, 0, 1])
     models = [_Recorder("a"), _Recorder("b", threshold=0.25)]
     said = []
+    started = time.perf_counter()
     scores, seconds, probs = fit_and_score(models, fit_part, val_part, test, [30, 60], said.append)
+    elapsed = time.perf_counter() - started
     for m in models:
         assert m.fitted_on == ([0.0, 1.0], [7.0, 8.0])
         assert m.predicted_on == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
@@ -173,7 +110,12 @@ def test_fit_and_score_fits_on_the_given_parts_and_scores_each_cutoff():
     assert at_30.auc == pytest.approx(0.5)
     assert scores[1].auc == pytest.approx(1.0)  # rows 1, 3, 5: 0, 1, 1 at 0.1, 0.3, 0.5
     assert [s.threshold for s in scores] == [0.5, 0.5, 0.25, 0.25]
-    assert len(said) == 2 and said[0].startswith("a fitted and scored in ")
+    assert len(said) == 2
+    assert re.fullmatch(r"a fitted and scored in \d+\.\d s", said[0]), said
+    assert re.fullmatch(r"b fitted and scored in \d+\.\d s", said[1]), said
+    assert set(seconds) == {"a", "b"} and set(probs) == {"a", "b"}
+    # bookkeeping, not speed: each model's seconds lie within the call that measured them
+    assert sum(seconds.values()) <= elapsed
 
 
 def test_fit_and_score_with_no_test_rows():
@@ -191,6 +133,8 @@ def test_split_by_time_on_hand_made_runs():
         {
             "course_id": ["A_2013J", "A_2014B", "B_2013J", "A_2013B", "A_2013B"],
             "presentation": ["2013J", "2014B", "2013J", "2013B", "2013B"],
+            # a run listed twice with different details: one presentation per run still
+            "length_days": [240, 240, 240, 240, 241],
         }
     )
     f = _rows(["A_2013B", "A_2014B", "B_2013J", "A_2014B", "A_2013J"], [30] * 5, [0] * 5)
@@ -215,3 +159,116 @@ def test_split_by_time_on_hand_made_runs():
     f1 = _rows(["A_2013J"] * 2, [30] * 2, [0] * 2)
     is_val1, names1 = split_by_time(f1, one)
     assert names1 == [] and not is_val1.any()
+
+
+# -- the report: clean_json, ChurnEvaluation's look-ups, JSON and table --
+
+
+def _score(model, cutoff, auc, note="", **kw) -> ModelScore:
+    figures = dict(pr_auc=0.5, f1=0.25, brier=0.125, n_learners=40, positive_rate=0.25)
+    figures.update(kw)
+    return ModelScore(
+        model=model, cutoff=cutoff, auc=auc, threshold=0.5, ece=0.0625, note=note, **figures
+    )
+
+
+def _evaluation() -> ChurnEvaluation:
+    return ChurnEvaluation(
+        cutoffs=[30, 60],
+        scores=[
+            _score("hgb", 30, 0.75),
+            _score("hgb", 60, 0.875, n_learners=38, positive_rate=0.5),
+            _score("product", 30, math.nan, note="no positives", positive_rate=0.0),
+            _score("product", 60, 0.625),
+            _score("logreg", 60, 0.5),  # no logreg row at 30: the table skips it
+        ],
+        seconds={"hgb": 1.5},
+        n_train=10,
+        n_val=4,
+        val_presentations=["2013J"],
+        product_info={"auc": math.nan, 3: (1.0, math.nan)},
+        chosen={"hgb": {"30": {"leaf": 7}}},
+    )
+
+
+def test_clean_json_turns_nan_into_none_at_any_depth():
+    value = {1: [math.nan, (2.5, math.nan)], "a": {"b": math.nan, "c": 0}, "d": "x", "e": 1.0}
+    cleaned = clean_json(value)
+    assert cleaned == {"1": [None, [2.5, None]], "a": {"b": None, "c": 0}, "d": "x", "e": 1.0}
+    assert isinstance(cleaned["1"][1], list)
+    assert clean_json(math.nan) is None and clean_json(0.5) == 0.5 and clean_json(None) is None
+    assert clean_json((1, 2)) == [1, 2] and clean_json("nan") == "nan"
+
+
+def test_score_models_and_mean_auc():
+    e = _evaluation()
+    assert e.score("hgb", 60) is e.scores[1]
+    assert e.score("product", 30) is e.scores[2]
+    with pytest.raises(KeyError) as err:
+        e.score("logreg", 30)
+    assert err.value.args == (("logreg", 30),)
+    assert e.models() == ["hgb", "product", "logreg"]
+    assert e.mean_auc("hgb") == pytest.approx(0.8125)
+    assert e.mean_auc("product") == pytest.approx(0.625)  # the NaN cut-off is left out
+    assert isinstance(e.mean_auc("hgb"), float)
+    assert math.isnan(e.mean_auc("nobody"))
+    only_nan = ChurnEvaluation(cutoffs=[30], scores=[_score("hgb", 30, math.nan, note="x")])
+    assert math.isnan(only_nan.mean_auc("hgb"))
+
+
+def test_to_dict_is_strict_json_with_nan_as_none():
+    d = _evaluation().to_dict()
+    text = json.dumps(d, allow_nan=False)  # no NaN left anywhere
+    back = json.loads(text)
+    assert back["scores"][2]["auc"] is None and back["scores"][2]["note"] == "no positives"
+    assert back["scores"][0] == {
+        "model": "hgb",
+        "cutoff": 30,
+        "auc": 0.75,
+        "pr_auc": 0.5,
+        "f1": 0.25,
+        "brier": 0.125,
+        "n_learners": 40,
+        "positive_rate": 0.25,
+        "threshold": 0.5,
+        "ece": 0.0625,
+        "note": "",
+    }
+    assert back["product_info"] == {"auc": None, "3": [1.0, None]}
+    assert {k: back[k] for k in ("cutoffs", "seconds", "n_train", "n_val")} == {
+        "cutoffs": [30, 60],
+        "seconds": {"hgb": 1.5},
+        "n_train": 10,
+        "n_val": 4,
+    }
+    assert back["val_presentations"] == ["2013J"] and back["chosen"] == {"hgb": {"30": {"leaf": 7}}}
+    assert isinstance(pd.DataFrame(back["scores"]), pd.DataFrame)
+
+
+def test_defaults_of_an_evaluation():
+    e = ChurnEvaluation(cutoffs=[30], scores=[])
+    assert (e.seconds, e.n_train, e.n_val, e.val_presentations) == ({}, 0, 0, [])
+    assert (e.product_info, e.chosen) == ({}, {})
+    assert e.models() == [] and e.table().endswith("mean AUC over cut-offs: ")
+    assert math.isnan(ModelScore("m", 1, 0.5, 0.5, 0.5, 0.5, 1, 0.5, 0.5).ece)
+    assert ModelScore("m", 1, 0.5, 0.5, 0.5, 0.5, 1, 0.5, 0.5).note == ""
+
+
+TABLE = """\
+cutoff  model       AUC PR-AUC     F1  Brier    ECE      n   pos%
+-----------------------------------------------------------------
+    30  hgb       0.750  0.500  0.250  0.125  0.062     40   25.0
+    30  product  no positives  0.500  0.250  0.125  0.062     40    0.0
+    60  hgb       0.875  0.500  0.250  0.125  0.062     38   50.0
+    60  product   0.625  0.500  0.250  0.125  0.062     40   25.0
+    60  logreg    0.500  0.500  0.250  0.125  0.062     40   25.0
+mean AUC over cut-offs: hgb 0.8125  product 0.6250  logreg 0.5000"""
+
+
+def test_table_rows_per_cutoff_and_model():
+    assert _evaluation().table() == TABLE
+    # a pair missing before the last model: that row is skipped, the next model still shown
+    gap = _evaluation()
+    gap.scores = [s for s in gap.scores if (s.model, s.cutoff) != ("product", 60)]
+    rows = [line.split()[:2] for line in gap.table().splitlines()[2:-1]]
+    assert rows == [["30", "hgb"], ["30", "product"], ["60", "hgb"], ["60", "logreg"]]
