@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import io
 import json
 import os
 import platform
@@ -279,3 +280,44 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+@dataclass
+class RawCopy:
+    seconds: float
+    rows: int
+    raw_bytes: int  # the unlogged table on disk
+    stream_bytes: int
+
+
+def raw_event_copy(conn: Any, where: str = "", fmt: str = "binary") -> RawCopy:
+    """COPY the event rows (every column, `where` to choose them) out in `fmt` and back into
+    an unlogged table of the same columns without indexes: writing exactly these rows, and
+    nothing else, as fast as PostgreSQL takes them (the limit imports are compared with).
+    `conn` is a psycopg connection to the bench database."""
+    exported = io.BytesIO()
+    with conn.cursor().copy(
+        f"COPY (SELECT * FROM analytics_learningevent {where}) TO STDOUT WITH (FORMAT {fmt})"
+    ) as copy:
+        for chunk in copy:
+            exported.write(chunk)
+    data = exported.getvalue()
+    del exported
+    conn.execute("DROP TABLE IF EXISTS bench_raw_events")
+    conn.execute(
+        "CREATE UNLOGGED TABLE bench_raw_events (LIKE analytics_learningevent INCLUDING DEFAULTS)"
+    )
+    conn.commit()
+    started = time.perf_counter()
+    cursor = conn.cursor()
+    with cursor.copy(f"COPY bench_raw_events FROM STDIN WITH (FORMAT {fmt})") as copy:
+        view = memoryview(data)
+        for offset in range(0, len(view), 1 << 20):
+            copy.write(view[offset : offset + (1 << 20)])
+    conn.commit()
+    seconds = time.perf_counter() - started
+    rows = cursor.rowcount
+    size = conn.execute("SELECT pg_total_relation_size('bench_raw_events')").fetchone()[0]
+    conn.execute("DROP TABLE bench_raw_events")
+    conn.commit()
+    return RawCopy(seconds, rows, int(size), len(data))

@@ -17,14 +17,20 @@ Results go to docs/bench/event_generator.json.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import re
 import time
 
 import psycopg
 
-from bench.common import RESULTS, database_url, machine, manage, recreate_database
+from bench.common import (
+    RESULTS,
+    database_url,
+    machine,
+    manage,
+    raw_event_copy,
+    recreate_database,
+)
 
 DB = "h3_bench_event_generator"
 TODAY = "2026-12-07"
@@ -48,34 +54,13 @@ def _table_bytes(conn: psycopg.Connection, table: str) -> int:
 def binary_copy(name: str) -> dict:
     """Seconds to COPY (binary) the event rows into an unlogged table without indexes."""
     with _connect(name) as conn:
-        exported = io.BytesIO()
-        with conn.cursor().copy(
-            "COPY (SELECT * FROM analytics_learningevent) TO STDOUT WITH (FORMAT binary)"
-        ) as copy:
-            for chunk in copy:
-                exported.write(chunk)
-        data = exported.getvalue()
-        del exported
-        conn.execute("DROP TABLE IF EXISTS bench_raw_events")
-        conn.execute(
-            "CREATE UNLOGGED TABLE bench_raw_events (LIKE analytics_learningevent INCLUDING DEFAULTS)"
-        )
-        conn.commit()
-        started = time.perf_counter()
-        cursor = conn.cursor()
-        with cursor.copy("COPY bench_raw_events FROM STDIN WITH (FORMAT binary)") as copy:
-            view = memoryview(data)
-            for offset in range(0, len(view), 1 << 20):
-                copy.write(view[offset : offset + (1 << 20)])
-        conn.commit()
-        seconds = time.perf_counter() - started
-        rows = cursor.rowcount
-        raw_bytes = int(
-            conn.execute("SELECT pg_total_relation_size('bench_raw_events')").fetchone()[0]
-        )
-        conn.execute("DROP TABLE bench_raw_events")
-        conn.commit()
-    return {"seconds": seconds, "rows": rows, "bytes": raw_bytes, "stream_bytes": len(data)}
+        done = raw_event_copy(conn)
+    return {
+        "seconds": done.seconds,
+        "rows": done.rows,
+        "bytes": done.raw_bytes,
+        "stream_bytes": done.stream_bytes,
+    }
 
 
 def measure(size: int, name: str) -> dict:

@@ -30,6 +30,7 @@ from bench.common import (
     django_env,
     gunicorn,
     manage,
+    raw_event_copy,
     recreate_database,
     table,
 )
@@ -92,32 +93,8 @@ def event_rows_copy(fmt: str) -> tuple[float, int]:
     without indexes: writing exactly these rows, and nothing else, as fast as
     PostgreSQL takes them."""
     with psycopg.connect(database_url().replace("postgres://", "postgresql://")) as conn:
-        exported = io.BytesIO()
-        with conn.cursor().copy(
-            "COPY (SELECT * FROM analytics_learningevent WHERE source = 'oulad') "
-            f"TO STDOUT WITH (FORMAT {fmt})"
-        ) as copy:
-            for chunk in copy:
-                exported.write(chunk)
-        data = exported.getvalue()
-        del exported
-        conn.execute("DROP TABLE IF EXISTS bench_raw_events")
-        conn.execute(
-            "CREATE UNLOGGED TABLE bench_raw_events (LIKE analytics_learningevent INCLUDING DEFAULTS)"
-        )
-        conn.commit()
-        started = time.perf_counter()
-        cursor = conn.cursor()
-        with cursor.copy(f"COPY bench_raw_events FROM STDIN WITH (FORMAT {fmt})") as copy:
-            view = memoryview(data)
-            for offset in range(0, len(view), 1 << 20):
-                copy.write(view[offset : offset + (1 << 20)])
-        conn.commit()
-        elapsed = time.perf_counter() - started
-        copied = cursor.rowcount
-        conn.execute("DROP TABLE bench_raw_events")
-        conn.commit()
-    return elapsed, copied
+        done = raw_event_copy(conn, "WHERE source = 'oulad'", fmt)
+    return done.seconds, done.rows
 
 
 # The batches both API measurements post: 1,000 events of 5,000 learners over
