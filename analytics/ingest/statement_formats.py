@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from analytics.ingest.statement_rules import IFIS
+from analytics.ingest.statement_terms import IFIS
 
 FORMATS = ("exact", "ids", "canonical")
 _LANGUAGE_MAPS = {"display", "name", "description"}

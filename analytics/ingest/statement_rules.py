@@ -22,6 +22,24 @@ from typing import Any
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from analytics.ingest.statement_terms import (
+    ACTIVITY_KEYS,
+    AGENT_KEYS,
+    ATTACHMENT_KEYS,
+    COMPONENT_LISTS,
+    CONTEXT_ACTIVITY_KEYS,
+    CONTEXT_KEYS,
+    DEFINITION_KEYS,
+    DURATION,
+    GROUP_KEYS,
+    IFIS,
+    INTERACTION_TYPES,
+    RESULT_KEYS,
+    SCORE_KEYS,
+    STATEMENT_KEYS,
+    SUBSTATEMENT_KEYS,
+    duration_seconds,
+)
 from analytics.ingest.validation import MAX_SCORE
 from eduplatform.core.inputs import (
     bounded_event_time,
@@ -48,15 +66,6 @@ _TIMESTAMP = re.compile(
 )
 # RFC 3339 reserves -00:00 for "offset unknown", which xAPI forbids.
 _UNKNOWN_OFFSET = re.compile(r"-00(?::?00)?$")
-# ISO 8601 durations: PnYnMnDTnHnMnS, or weeks alone (PnW).
-_DURATION = re.compile(
-    r"^P(?:\d+(?:\.\d+)?Y)?(?:\d+(?:\.\d+)?M)?(?:\d+(?:\.\d+)?D)?"
-    r"(?:T(?:\d+(?:\.\d+)?H)?(?:\d+(?:\.\d+)?M)?(?:\d+(?:\.\d+)?S)?)?$|^P\d+(?:\.\d+)?W$"
-)
-_DURATION_PARTS = re.compile(r"(\d+(?:\.\d+)?)([YMWDHS])")
-# Seconds per unit; M before T is months, after it minutes (an approximate year and month
-# are enough for a bound).
-_UNIT_SECONDS = {"Y": 365.25 * 86400, "W": 7 * 86400, "D": 86400, "H": 3600, "S": 1}
 _VERSION = re.compile(r"^1\.0(?:\.\d+)?$")
 # RFC 5646 (BCP 47) language tags: langtag, private use, the irregular grandfathered ones.
 _LANGTAG = re.compile(
@@ -68,37 +77,6 @@ _LANGTAG = re.compile(
     r"|en-GB-oed|i-(?:ami|bnn|default|enochian|hak|klingon|lux|mingo|navajo|pwn|tao|tay|tsu)"
     r"|sgn-(?:BE-FR|BE-NL|CH-DE))$"
 )
-
-STATEMENT_KEYS = {
-    "id", "actor", "verb", "object", "result", "context", "timestamp", "stored",
-    "authority", "version", "attachments",
-}  # fmt: skip
-SUBSTATEMENT_KEYS = {
-    "objectType", "actor", "verb", "object", "result", "context", "timestamp", "attachments",
-}  # fmt: skip
-AGENT_KEYS = {"objectType", "name", "mbox", "mbox_sha1sum", "openid", "account"}
-GROUP_KEYS = AGENT_KEYS | {"member"}
-IFIS = ("mbox", "mbox_sha1sum", "openid", "account")
-ACTIVITY_KEYS = {"objectType", "id", "definition"}
-DEFINITION_KEYS = {
-    "name", "description", "type", "moreInfo", "extensions", "interactionType",
-    "correctResponsesPattern", "choices", "scale", "source", "target", "steps",
-}  # fmt: skip
-INTERACTION_TYPES = {
-    "true-false", "choice", "fill-in", "long-fill-in", "matching", "performance",
-    "sequencing", "likert", "numeric", "other",
-}  # fmt: skip
-COMPONENT_LISTS = ("choices", "scale", "source", "target", "steps")
-RESULT_KEYS = {"score", "success", "completion", "response", "duration", "extensions"}
-SCORE_KEYS = {"scaled", "raw", "min", "max"}
-CONTEXT_KEYS = {
-    "registration", "instructor", "team", "contextActivities", "revision", "platform",
-    "language", "statement", "extensions",
-}  # fmt: skip
-CONTEXT_ACTIVITY_KEYS = {"parent", "grouping", "category", "other"}
-ATTACHMENT_KEYS = {
-    "usageType", "display", "description", "contentType", "length", "sha2", "fileUrl",
-}  # fmt: skip
 
 
 def statement_errors(statement: Any, *, now: dt.datetime | None = None) -> Errors:
@@ -472,16 +450,6 @@ def _common(value: dict[str, Any], path: str, errors: Errors, now: dt.datetime |
         _attachments(value["attachments"], _join(path, "attachments"), errors)
 
 
-def duration_seconds(value: str) -> float:
-    """Length in seconds of a duration `_DURATION` matched (months as 30 days)."""
-    date, _, time = value[1:].partition("T")
-    total = 0.0
-    for part, month in ((date, 30 * 86400), (time, 60)):
-        for number, unit in _DURATION_PARTS.findall(part):
-            total += float(number) * (month if unit == "M" else _UNIT_SECONDS[unit])
-    return total
-
-
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -498,7 +466,7 @@ def _result(value: Any, path: str, errors: Errors) -> None:
     duration = result.get("duration")
     if "duration" in result and not (
         isinstance(duration, str)
-        and _DURATION.match(duration)
+        and DURATION.match(duration)
         and duration not in ("P", "PT")
         and not duration.endswith("T")
     ):
